@@ -1,0 +1,205 @@
+"""YAML configuration: loading and checking against the schema of the 2021 recipe's keys.
+
+A config with an unknown key, a missing required key or a value of the wrong type is refused
+with the key's dotted name, before any data is read or any model is built.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """The configuration is not usable; the message names the file and the key."""
+
+
+# type spec: a type, a tuple of accepted types, or ("list", item_spec); None in a tuple = nullable
+_NUM = (int, float)
+_OPT_STR = (str, type(None))
+_INT_LIST = ("list", int)
+_NUM_LIST = ("list", _NUM)
+
+# (spec, required)
+SCHEMA: dict[str, dict[str, tuple[Any, bool]]] = {
+    "training": {
+        "batch_size": (_INT_LIST, True),
+        "batch_size_val": (int, True),
+        "const_max": (_NUM, True),
+        "n_epochs_warmup": (int, True),
+        "num_workers": (int, False),
+        "n_epochs": (int, True),
+        "early_stop_patience": (int, True),
+        "accumulate_batches": (int, False),
+        "gradient_clip": (_NUM, False),
+        "median_window": (int, True),
+        "val_thresholds": (_NUM_LIST, False),
+        "n_test_thresholds": (int, True),
+        "ema_factor": (_NUM, True),
+        "self_sup_loss": (str, True),
+        "backend": (_OPT_STR, False),
+        "validation_interval": (int, False),
+        "weak_split": (_NUM, True),
+        "seed": (int, True),
+        "mixup": (_OPT_STR, False),
+        "obj_metric_synth_type": (_OPT_STR, False),
+        "max_steps_per_epoch": ((int, type(None)), False),
+        "precision": ((str, int, type(None)), False),
+        "num_nodes": (int, False),
+        # SSEP + SED fine-tuning
+        "sed_yaml": (_OPT_STR, False),
+        "sed_checkpoint": (_OPT_STR, False),
+        "sed_model": (_OPT_STR, False),
+        "sep_checkpoint": (_OPT_STR, False),
+        "sep_graph": (_OPT_STR, False),
+    },
+    "scaler": {
+        "statistic": (str, True),
+        "normtype": (str, True),
+        "dims": (_INT_LIST, True),
+        "savepath": (_OPT_STR, False),
+    },
+    "data": {
+        "audio_max_len": (_NUM, True),
+        "fs": (int, True),
+        "net_subsample": (int, True),
+        "check_audio": (bool, False),
+        **{
+            f"{name}{suffix}": (_OPT_STR, False)
+            for name in ("synth", "weak", "unlabeled", "synth_val", "test", "eval")
+            for suffix in ("_folder", "_folder_16k", "_folder_44k", "_folder_sep")
+        },
+        "synth_tsv": (_OPT_STR, False),
+        "weak_tsv": (_OPT_STR, False),
+        "synth_val_tsv": (_OPT_STR, False),
+        "synth_val_dur": (_OPT_STR, False),
+        "test_tsv": (_OPT_STR, False),
+        "test_dur": (_OPT_STR, False),
+    },
+    "opt": {"lr": (_NUM, True)},
+    "feats": {
+        "n_mels": (int, True),
+        "n_filters": (int, True),
+        "hop_length": (int, True),
+        "n_window": (int, True),
+        "sample_rate": (int, True),
+        "f_min": (_NUM, True),
+        "f_max": (_NUM, True),
+    },
+    "net": {
+        "dropout": (_NUM, False),
+        "rnn_layers": (int, False),
+        "n_in_channel": (int, False),
+        "nclass": (int, False),
+        "attention": (bool, False),
+        "n_RNN_cell": (int, False),
+        "activation": (str, False),
+        "rnn_type": (str, False),
+        "kernel_size": (_INT_LIST, False),
+        "padding": (_INT_LIST, False),
+        "stride": (_INT_LIST, False),
+        "nb_filters": (_INT_LIST, False),
+        "pooling": (("list", ("list", int)), False),
+        "dropout_recurrent": (_NUM, False),
+    },
+    "demo": {
+        "root": (str, True),
+        "seed": (int, False),
+        "scale": (_NUM, False),
+    },
+}
+REQUIRED_SECTIONS = ("training", "scaler", "data", "opt", "feats", "net")
+
+_SET_NAMES = ("synth", "weak", "unlabeled", "synth_val", "test", "eval")
+
+
+def _type_name(spec: Any) -> str:
+    if isinstance(spec, tuple) and spec and spec[0] == "list":
+        return f"list of {_type_name(spec[1])}"
+    if isinstance(spec, tuple):
+        return " or ".join("null" if t is type(None) else t.__name__ for t in spec)
+    return spec.__name__
+
+
+def _matches(value: Any, spec: Any) -> bool:
+    if isinstance(spec, tuple) and spec and spec[0] == "list":
+        return isinstance(value, list) and all(_matches(v, spec[1]) for v in value)
+    types = spec if isinstance(spec, tuple) else (spec,)
+    if isinstance(value, bool) and bool not in types:
+        return False  # yaml `yes` must not pass for a number
+    return isinstance(value, types)
+
+
+def validate_config(config: dict, source: str = "<config>") -> dict:
+    """Check `config` against `SCHEMA`; returns it with `X_folder_16k` folded into `X_folder`."""
+    if not isinstance(config, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections")
+    for section in config:
+        if section not in SCHEMA:
+            raise ConfigError(
+                f"{source}: unknown section '{section}' (known: {', '.join(SCHEMA)})"
+            )
+    for section in REQUIRED_SECTIONS:
+        if section not in config:
+            raise ConfigError(f"{source}: missing section '{section}'")
+    for section, values in config.items():
+        if values is None:
+            values = config[section] = {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: section '{section}' must be a mapping")
+        schema = SCHEMA[section]
+        for key, value in values.items():
+            if key not in schema:
+                raise ConfigError(f"{source}: unknown key '{section}.{key}'")
+            spec, _ = schema[key]
+            if not _matches(value, spec):
+                raise ConfigError(
+                    f"{source}: '{section}.{key}' must be {_type_name(spec)}, "
+                    f"got {type(value).__name__} {value!r}"
+                )
+        for key, (_, required) in schema.items():
+            if required and key not in values:
+                raise ConfigError(f"{source}: missing key '{section}.{key}'")
+    data = config["data"]
+    for name in _SET_NAMES:
+        alias = data.pop(f"{name}_folder_16k", None)
+        if data.get(f"{name}_folder") is None and alias is not None:
+            data[f"{name}_folder"] = alias
+    training = config["training"]
+    if len(training["batch_size"]) != 3:
+        raise ConfigError(f"{source}: 'training.batch_size' must be [synth, weak, unlabeled]")
+    if training["self_sup_loss"] not in ("mse", "bce"):
+        raise ConfigError(f"{source}: 'training.self_sup_loss' must be mse or bce")
+    if training.get("mixup") not in (None, "soft", "hard"):
+        raise ConfigError(f"{source}: 'training.mixup' must be soft, hard or null")
+    if training.get("obj_metric_synth_type") not in (None, "intersection", "event", "psds"):
+        raise ConfigError(
+            f"{source}: 'training.obj_metric_synth_type' must be intersection, event or psds"
+        )
+    return config
+
+
+def load_config(path: str | Path) -> dict:
+    """Read and check a YAML config; relative data paths stay relative to the working folder,
+    as in the 2021 recipe."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from err
+    return validate_config(config, str(path))
+
+
+def merge_for_test(checkpoint_config: dict, current: dict) -> dict:
+    """The 2021 rule for testing a checkpoint: network and training settings from the
+    checkpoint, data paths (and demo settings) from the current config."""
+    merged = copy.deepcopy(checkpoint_config)
+    merged["data"] = copy.deepcopy(current["data"])
+    if "demo" in current:
+        merged["demo"] = copy.deepcopy(current["demo"])
+    return merged

@@ -1,0 +1,10 @@
+"""The one exception type raised for bad evaluation input."""
+
+
+class EvaluationInputError(ValueError):
+    """Raised when an input table or array cannot be evaluated.
+
+    The message always names the source (a file path, or a description of the
+    in-memory table) and the problem, e.g. ``"predictions.tsv: 3 rows have
+    offset < onset (first: row 7)"``.
+    """

@@ -1,0 +1,163 @@
+"""Intersection-based detection counts (psds_eval 0.5.3 semantics) for many operating points at once.
+
+For each operating point (a table of detections) psds_eval counts, per class:
+- true positives: ground-truth events covered (gt_coverage summed over the detections
+  that pass the DTC) by at least ``gtc``;
+- cross-triggers towards class k: detections failing the DTC whose duration overlaps
+  events of class k by at least ``cttc`` (summed over those events);
+- false positives: detections failing the DTC that overlap their clip at all (psds_eval's
+  injected "world" event spanning [0, duration]).
+A detection passes the DTC when the fraction of it that overlaps same-class ground
+truth (summed over those events) is at least ``dtc``. Overlaps are strict
+(onset_a < offset_b and onset_b < offset_a); zero-length events are ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from desed_task.evaluation.encoding import EncodedEvents, same_key_pairs
+
+
+@dataclass(frozen=True)
+class ReferenceEvents:
+    """Ground truth plus one "world" event per clip, the form the counting needs.
+
+    Attributes:
+        events: ground-truth events (zero-length removed) followed by one world event
+            [0, duration] per clip of positive duration; world events have label n_classes.
+        n_classes: number of real classes.
+        events_per_class: (n_classes,) number of ground-truth events.
+        seconds_per_class: (n_classes,) total ground-truth event duration, seconds.
+        total_seconds: total duration of the clips, seconds.
+    """
+
+    events: EncodedEvents
+    n_classes: int
+    events_per_class: np.ndarray
+    seconds_per_class: np.ndarray
+    total_seconds: float
+
+
+def build_reference(ground_truth: EncodedEvents, clip_durations: np.ndarray, n_classes: int) -> ReferenceEvents:
+    """Reference events from encoded ground truth and (n_clips,) clip durations in seconds."""
+    ground_truth = ground_truth.select(ground_truth.offset > ground_truth.onset)
+    with_world = np.flatnonzero(clip_durations > 0)
+    events = EncodedEvents(
+        clip=np.concatenate([ground_truth.clip, with_world]),
+        label=np.concatenate([ground_truth.label, np.full(with_world.size, n_classes)]),
+        onset=np.concatenate([ground_truth.onset, np.zeros(with_world.size)]),
+        offset=np.concatenate([ground_truth.offset, clip_durations[with_world]]),
+    )
+    return ReferenceEvents(
+        events=events,
+        n_classes=n_classes,
+        events_per_class=np.bincount(ground_truth.label, minlength=n_classes),
+        seconds_per_class=np.bincount(
+            ground_truth.label, weights=ground_truth.offset - ground_truth.onset, minlength=n_classes
+        ),
+        total_seconds=float(clip_durations[with_world].sum()),
+    )
+
+
+@dataclass(frozen=True)
+class IntersectionCounts:
+    """Counts per operating point.
+
+    Attributes:
+        true_positives: (n_ops, n_classes) ground-truth events detected.
+        false_positives: (n_ops, n_classes) detections failing the DTC.
+        cross_triggers: (n_ops, n_classes, n_classes) [op, detected class, gt class].
+    """
+
+    true_positives: np.ndarray
+    false_positives: np.ndarray
+    cross_triggers: np.ndarray
+
+
+def _group_sums(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unique keys, the sum of values per key and the inverse index of each row."""
+    unique, inverse = np.unique(keys, return_inverse=True)
+    return unique, np.bincount(inverse, weights=values, minlength=unique.size), inverse
+
+
+def count_intersections(
+    detections: EncodedEvents,
+    operating_point: np.ndarray,
+    n_operating_points: int,
+    reference: ReferenceEvents,
+    dtc: float,
+    gtc: float,
+    cttc: float,
+) -> IntersectionCounts:
+    """Count TPs, FPs and cross-triggers for all operating points in one pass.
+
+    Args:
+        detections: detections of all operating points, concatenated.
+        operating_point: (n_detections,) int64 index of each detection's operating point.
+        n_operating_points: number of operating points.
+        reference: ground truth with world events (``build_reference``).
+        dtc, gtc, cttc: the detection tolerance, ground-truth intersection and
+            cross-trigger tolerance criteria, fractions in [0, 1].
+    """
+    n_classes = reference.n_classes
+    n_labels = n_classes + 1  # real classes and the world label
+    kept = detections.offset > detections.onset
+    detections, operating_point = detections.select(kept), operating_point[kept]
+    ref = reference.events
+
+    det_index, ref_index = same_key_pairs(detections.clip, ref.clip)
+    det_onset, det_offset = detections.onset[det_index], detections.offset[det_index]
+    ref_onset, ref_offset = ref.onset[ref_index], ref.offset[ref_index]
+    overlapping = (det_onset < ref_offset) & (ref_onset < det_offset)
+    det_index, ref_index = det_index[overlapping], ref_index[overlapping]
+    det_onset, det_offset = det_onset[overlapping], det_offset[overlapping]
+    ref_onset, ref_offset = ref_onset[overlapping], ref_offset[overlapping]
+
+    overlap = np.minimum(det_offset, ref_offset) - np.maximum(det_onset, ref_onset)
+    det_precision = overlap / (det_offset - det_onset)
+    gt_coverage = overlap / (ref_offset - ref_onset)
+    det_label = detections.label[det_index]
+    ref_label = ref.label[ref_index]
+    same_class = det_label == ref_label
+
+    n_detections = len(detections)
+    has_same_class = np.bincount(det_index[same_class], minlength=n_detections) > 0
+    precision_sum = np.bincount(
+        det_index[same_class], weights=det_precision[same_class], minlength=n_detections
+    )
+    passes_dtc = has_same_class & (precision_sum >= dtc)
+
+    # true positives: ground-truth events covered enough by DTC-passing detections
+    tp_pair = same_class & passes_dtc[det_index]
+    tp_key = operating_point[det_index[tp_pair]] * len(ref) + ref_index[tp_pair]
+    covered_key, coverage_sum, _ = _group_sums(tp_key, gt_coverage[tp_pair])
+    detected_key = covered_key[coverage_sum >= gtc]
+    detected_op, detected_ref = np.divmod(detected_key, len(ref))
+    true_positives = np.bincount(
+        detected_op * n_classes + ref.label[detected_ref], minlength=n_operating_points * n_classes
+    ).reshape(n_operating_points, n_classes)
+
+    # cross-triggers and false positives: detections failing the DTC, per other label
+    ct_pair = ~same_class & ~passes_dtc[det_index]
+    ct_key = det_index[ct_pair] * n_labels + ref_label[ct_pair]
+    crossed_key, crossed_sum, _ = _group_sums(ct_key, det_precision[ct_pair])
+    crossed_det, crossed_label = np.divmod(crossed_key, n_labels)
+    counted = (crossed_sum >= cttc) | (crossed_label == n_classes)
+    crossed_det, crossed_label = crossed_det[counted], crossed_label[counted]
+    flat = (
+        operating_point[crossed_det] * n_labels + detections.label[crossed_det]
+    ) * n_labels + crossed_label
+    confusion = np.bincount(flat, minlength=n_operating_points * n_labels * n_labels).reshape(
+        n_operating_points, n_labels, n_labels
+    )
+    cross_triggers = confusion[:, :n_classes, :n_classes].copy()
+    diagonal = np.arange(n_classes)
+    cross_triggers[:, diagonal, diagonal] = 0
+    return IntersectionCounts(
+        true_positives=true_positives,
+        false_positives=confusion[:, :n_classes, n_classes],
+        cross_triggers=cross_triggers,
+    )

@@ -1,0 +1,168 @@
+"""Reading and checking event tables (ground truth, predictions) and duration tables.
+
+An event table is a ``pd.DataFrame`` with the columns ``filename`` (str), ``onset``
+and ``offset`` (float, seconds) and ``event_label`` (str; NaN for a clip without
+events). A durations table has the columns ``filename`` and ``duration`` (seconds).
+The name of the file a table was read from is kept in ``table.attrs["source"]`` so
+that later errors can name it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from desed_task.evaluation.errors import EvaluationInputError
+
+EVENT_COLUMNS = ["filename", "onset", "offset", "event_label"]
+DURATION_COLUMNS = ["filename", "duration"]
+
+
+def source_of(table: pd.DataFrame, default: str) -> str:
+    """The name of the file ``table`` was read from, or ``default``."""
+    return str(table.attrs.get("source", default))
+
+
+def _read_delimited(path: Path) -> pd.DataFrame:
+    """Read a tab- or comma-separated file, guessing the separator from its header."""
+    if not path.is_file():
+        raise EvaluationInputError(f"{path}: no such file")
+    with path.open() as handle:
+        header = handle.readline()
+    separator = "\t" if "\t" in header else ","
+    try:
+        table = pd.read_csv(path, sep=separator, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise EvaluationInputError(f"{path}: cannot be parsed ({error})") from error
+    table.columns = [str(column).strip() for column in table.columns]
+    return table
+
+
+def _require_columns(table: pd.DataFrame, columns: Iterable[str], source: str) -> None:
+    missing = [column for column in columns if column not in table.columns]
+    if missing:
+        raise EvaluationInputError(
+            f"{source}: missing column(s) {missing}; found {list(table.columns)}"
+        )
+
+
+def _as_seconds(values: pd.Series, column: str, source: str, allow_missing: np.ndarray) -> np.ndarray:
+    """Numeric seconds from a column; ``allow_missing`` marks rows that may be empty."""
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        seconds = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        seconds = pd.to_numeric(
+            values.astype(object).where(values.notna(), "").astype(str).str.strip().replace("", "nan"),
+            errors="coerce",
+        ).to_numpy(dtype=np.float64)
+    bad = np.isnan(seconds) & ~allow_missing
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise EvaluationInputError(
+            f"{source}: {rows.size} row(s) have a missing or non-numeric {column} "
+            f"(first: row {rows[0]}, value {values.iloc[rows[0]]!r})"
+        )
+    return seconds
+
+
+def clean_event_table(table: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
+    """Check and normalise an event table.
+
+    Keeps only ``filename, onset, offset, event_label`` (any order and extra columns
+    accepted), turns empty labels into NaN, times into float seconds.
+
+    Raises:
+        EvaluationInputError: a missing column, a non-numeric time, or offset < onset.
+    """
+    source = source or source_of(table, "event table")
+    if table.attrs.get("clean"):
+        return table
+    _require_columns(table, EVENT_COLUMNS, source)
+    labels = table["event_label"].astype(object)
+    labels = labels.where(labels.notna(), "").astype(str).str.strip()
+    no_event = (labels == "").to_numpy()
+    onset = _as_seconds(table["onset"], "onset", source, no_event)
+    offset = _as_seconds(table["offset"], "offset", source, no_event)
+    reversed_rows = np.flatnonzero(offset < onset)
+    if reversed_rows.size:
+        row = reversed_rows[0]
+        raise EvaluationInputError(
+            f"{source}: {reversed_rows.size} row(s) have offset < onset "
+            f"(first: row {row}, onset {onset[row]}, offset {offset[row]})"
+        )
+    filenames = table["filename"].astype(object).astype(str).str.strip()
+    if (filenames == "").any():
+        raise EvaluationInputError(f"{source}: rows with an empty filename")
+    cleaned = pd.DataFrame(
+        {
+            "filename": filenames.to_numpy(dtype=object),
+            "onset": onset,
+            "offset": offset,
+            "event_label": np.where(no_event, None, labels.to_numpy(dtype=object)),
+        }
+    )
+    cleaned.attrs.update(source=source, clean=True)
+    return cleaned
+
+
+def clean_durations(table: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
+    """Check and normalise a durations table (first row kept for a repeated filename)."""
+    source = source or source_of(table, "durations table")
+    if table.attrs.get("clean"):
+        return table
+    _require_columns(table, DURATION_COLUMNS, source)
+    filenames = table["filename"].astype(object).astype(str).str.strip()
+    durations = _as_seconds(table["duration"], "duration", source, np.zeros(len(table), bool))
+    if (durations < 0).any():
+        raise EvaluationInputError(f"{source}: negative durations")
+    cleaned = pd.DataFrame({"filename": filenames.to_numpy(dtype=object), "duration": durations})
+    cleaned = cleaned.drop_duplicates("filename", keep="first").reset_index(drop=True)
+    cleaned.attrs.update(source=source, clean=True)
+    return cleaned
+
+
+def read_event_table(path: str | Path) -> pd.DataFrame:
+    """Read a ground-truth or prediction file (TSV or CSV, columns in any order)."""
+    path = Path(path)
+    return clean_event_table(_read_delimited(path), source=str(path))
+
+
+def read_durations(path: str | Path) -> pd.DataFrame:
+    """Read a durations file (``filename``, ``duration`` in seconds; TSV or CSV)."""
+    path = Path(path)
+    return clean_durations(_read_delimited(path), source=str(path))
+
+
+def events_only(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of an event table that hold an event (not the empty-clip rows)."""
+    return table[table["event_label"].notna()]
+
+
+def check_ground_truth(ground_truth: pd.DataFrame, durations: pd.DataFrame) -> None:
+    """Every ground-truth clip must have a duration."""
+    missing = sorted(set(ground_truth["filename"]) - set(durations["filename"]))
+    if missing:
+        raise EvaluationInputError(
+            f"{source_of(ground_truth, 'ground truth')}: {len(missing)} clip(s) missing from "
+            f"{source_of(durations, 'the durations table')} (first: {missing[0]})"
+        )
+
+
+def check_predictions(predictions: pd.DataFrame, ground_truth: pd.DataFrame) -> None:
+    """Predictions may only name clips and classes of the ground truth."""
+    source = source_of(predictions, "predictions")
+    unknown_clips = sorted(set(predictions["filename"]) - set(ground_truth["filename"]))
+    if unknown_clips:
+        raise EvaluationInputError(
+            f"{source}: {len(unknown_clips)} clip(s) not in the ground truth "
+            f"(first: {unknown_clips[0]})"
+        )
+    known_classes = set(events_only(ground_truth)["event_label"])
+    unknown_classes = sorted(set(events_only(predictions)["event_label"]) - known_classes)
+    if unknown_classes:
+        raise EvaluationInputError(
+            f"{source}: class(es) not in the ground truth: {unknown_classes}"
+        )

@@ -1,0 +1,227 @@
+"""Log-mel features of the 2021 baseline, in plain torch (no torchaudio).
+
+Numerically this is ``torchaudio.transforms.MelSpectrogram(..., window_fn=torch.hamming_window,
+wkwargs={"periodic": False}, power=1)`` followed by ``AmplitudeToDB(stype="amplitude")`` with
+``amin=1e-5`` and the 2021 clamp to [-50, 80] dB.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# 2021 clamped the dB values "to reproduce old code"
+DB_CLAMP_MIN = -50.0
+DB_CLAMP_MAX = 80.0
+
+
+def hz_to_mel_htk(freq_hz: torch.Tensor) -> torch.Tensor:
+    """HTK mel scale: 2595 * log10(1 + f / 700)."""
+    return 2595.0 * torch.log10(1.0 + freq_hz / 700.0)
+
+
+def mel_to_hz_htk(mel: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`hz_to_mel_htk`."""
+    return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+
+
+def mel_filterbank(
+    n_freqs: int, f_min: float, f_max: float, n_mels: int, sample_rate: int
+) -> torch.Tensor:
+    """Triangular HTK-mel filterbank without area normalisation (torchaudio's default).
+
+    Filter ``m`` rises linearly from mel point ``m`` to ``m + 1`` and falls to ``m + 2``,
+    with ``n_mels + 2`` points equally spaced on the HTK mel scale over [f_min, f_max].
+    Computed in float64 and returned as float32.
+
+    Args:
+        n_freqs: number of STFT bins, n_fft // 2 + 1, spanning 0 .. sample_rate / 2 Hz.
+        f_min, f_max: band edges in Hz.
+        n_mels: number of filters.
+        sample_rate: in Hz.
+
+    Returns:
+        (n_freqs, n_mels) weights.
+    """
+    bin_freqs = torch.linspace(0.0, sample_rate // 2, n_freqs, dtype=torch.float64)
+    mel_points = torch.linspace(
+        float(hz_to_mel_htk(torch.tensor(float(f_min), dtype=torch.float64))),
+        float(hz_to_mel_htk(torch.tensor(float(f_max), dtype=torch.float64))),
+        n_mels + 2,
+        dtype=torch.float64,
+    )
+    hz_points = mel_to_hz_htk(mel_points)
+    widths = hz_points[1:] - hz_points[:-1]  # (n_mels + 1,)
+    offsets = hz_points[None, :] - bin_freqs[:, None]  # (n_freqs, n_mels + 2)
+    rising = -offsets[:, :-2] / widths[:-1]
+    falling = offsets[:, 2:] / widths[1:]
+    weights = torch.clamp(torch.minimum(rising, falling), min=0.0)
+    return weights.to(torch.float32)
+
+
+class MelSpectrogram(nn.Module):
+    """Magnitude (power 1) mel spectrogram, torchaudio-compatible.
+
+    STFT with a symmetric Hamming window, ``center=True`` and reflect padding, so a clip
+    of ``n`` samples gives ``1 + n // hop_length`` frames (626 for 10 s at 16 kHz). The
+    window and the filterbank are non-persistent buffers: they follow ``.to(device)`` but
+    stay out of checkpoints.
+
+    Args:
+        sample_rate: in Hz.
+        n_fft: FFT size.
+        win_length: window length in samples (<= n_fft), defaults to n_fft.
+        hop_length: frame hop in samples.
+        f_min, f_max: mel band edges in Hz; f_max defaults to sample_rate / 2.
+        n_mels: number of mel bands.
+
+    Shapes:
+        waveform: (..., samples) -> (..., n_mels, frames)
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        n_fft: int = 2048,
+        win_length: int | None = None,
+        hop_length: int = 256,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        n_mels: int = 128,
+    ):
+        super().__init__()
+        win_length = n_fft if win_length is None else win_length
+        f_max = sample_rate / 2 if f_max is None else f_max
+        if win_length > n_fft:
+            raise ValueError(f"MelSpectrogram: win_length {win_length} > n_fft {n_fft}")
+        if not 0 <= f_min < f_max <= sample_rate / 2:
+            raise ValueError(
+                f"MelSpectrogram: need 0 <= f_min < f_max <= sample_rate / 2, got "
+                f"f_min={f_min}, f_max={f_max}, sample_rate={sample_rate}"
+            )
+        self.sample_rate = sample_rate
+        self.n_fft = n_fft
+        self.win_length = win_length
+        self.hop_length = hop_length
+        self.f_min = f_min
+        self.f_max = f_max
+        self.n_mels = n_mels
+        self.register_buffer(
+            "window", torch.hamming_window(win_length, periodic=False), persistent=False
+        )
+        self.register_buffer(
+            "filterbank",
+            mel_filterbank(n_fft // 2 + 1, f_min, f_max, n_mels, sample_rate),
+            persistent=False,
+        )
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        leading = waveform.shape[:-1]
+        spec = torch.stft(
+            waveform.reshape(-1, waveform.shape[-1]),
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            win_length=self.win_length,
+            window=self.window,
+            center=True,
+            pad_mode="reflect",
+            normalized=False,
+            onesided=True,
+            return_complex=True,
+        ).abs()  # (batch, n_freqs, frames)
+        mel = torch.matmul(self.filterbank.T, spec)  # (batch, n_mels, frames)
+        return mel.reshape(*leading, self.n_mels, mel.shape[-1])
+
+
+def amplitude_to_db(
+    amplitude: torch.Tensor, amin: float = 1e-5, top_db: float | None = None
+) -> torch.Tensor:
+    """Magnitude to decibels: ``20 * log10(max(amplitude, amin))`` (reference 1.0).
+
+    Args:
+        amplitude: non-negative magnitudes, (..., n_mels, frames).
+        amin: floor before the log (2021 used 1e-5, "as in librosa").
+        top_db: if given, floor each spectrogram (last two dims) at its maximum minus
+            ``top_db``. torchaudio instead takes the maximum over the last three dims,
+            which for a (batch, n_mels, frames) input mixes clips; the baseline uses None.
+
+    Returns:
+        dB values, same shape.
+    """
+    db = 20.0 * torch.log10(torch.clamp(amplitude, min=amin))
+    if top_db is not None:
+        peak = db.amax(dim=(-2, -1), keepdim=True)
+        db = torch.maximum(db, peak - top_db)
+    return db
+
+
+class LogMelFeatures(nn.Module):
+    """Waveform -> clamped log-mel features of the 2021 baseline.
+
+    ``LogMelFeatures(**config["feats"])`` with the ``feats:`` section of ``sed.yaml``.
+    As in 2021 the FFT size is ``n_window``; ``n_filters`` is accepted for the yaml but
+    must equal ``n_window`` (2021 ignored it silently).
+
+    Args:
+        n_mels: mel bands.
+        n_filters: FFT size in the yaml, must equal n_window.
+        hop_length: frame hop in samples.
+        n_window: FFT size and window length in samples.
+        sample_rate: in Hz.
+        f_min, f_max: mel band edges in Hz.
+        amin: magnitude floor before the log.
+        db_range: (min, max) clamp of the dB values, (-50, 80) in 2021; None: no clamp.
+
+    Shapes:
+        waveform: (..., samples) -> (..., n_mels, 1 + samples // hop_length), in dB.
+    """
+
+    def __init__(
+        self,
+        n_mels: int = 128,
+        n_filters: int | None = None,
+        hop_length: int = 256,
+        n_window: int = 2048,
+        sample_rate: int = 16000,
+        f_min: float = 0.0,
+        f_max: float = 8000.0,
+        amin: float = 1e-5,
+        db_range: tuple[float, float] | None = (DB_CLAMP_MIN, DB_CLAMP_MAX),
+    ):
+        super().__init__()
+        if n_filters is not None and n_filters != n_window:
+            raise ValueError(
+                f"LogMelFeatures: n_filters={n_filters} differs from n_window={n_window}; "
+                "the baseline uses n_window as FFT size and window length"
+            )
+        self.mel = MelSpectrogram(
+            sample_rate=sample_rate,
+            n_fft=n_window,
+            win_length=n_window,
+            hop_length=hop_length,
+            f_min=f_min,
+            f_max=f_max,
+            n_mels=n_mels,
+        )
+        self.amin = amin
+        self.db_range = None if db_range is None else tuple(db_range)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        db = amplitude_to_db(self.mel(waveform), amin=self.amin)
+        if self.db_range is not None:
+            db = db.clamp(min=self.db_range[0], max=self.db_range[1])
+        return db
+
+    def n_frames(self, n_samples: int) -> int:
+        """Frames produced for ``n_samples`` samples (centred STFT)."""
+        return 1 + n_samples // self.mel.hop_length
+
+
+__all__ = [
+    "MelSpectrogram",
+    "LogMelFeatures",
+    "amplitude_to_db",
+    "mel_filterbank",
+    "hz_to_mel_htk",
+    "mel_to_hz_htk",
+]

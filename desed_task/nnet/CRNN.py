@@ -1,0 +1,222 @@
+"""The 2021 baseline CRNN: CNN front end, bidirectional GRU, frame and attention-pooled clip heads.
+
+Build it from the ``net:`` section of the 2021 ``sed.yaml`` with ``CRNN(**config["net"])``.
+Parameter names follow the official layout, so official checkpoints (the ``sed_student.`` /
+``sed_teacher.`` sub-dicts) load with ``strict=True``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from .CNN import CNN
+from .RNN import BidirectionalGRU
+
+# the 2021 sed.yaml ``net:`` section, used as defaults so that ``CRNN()`` is the baseline
+DEFAULT_KERNEL_SIZE = (3, 3, 3, 3, 3, 3, 3)
+DEFAULT_PADDING = (1, 1, 1, 1, 1, 1, 1)
+DEFAULT_STRIDE = (1, 1, 1, 1, 1, 1, 1)
+DEFAULT_NB_FILTERS = (16, 32, 64, 128, 128, 128, 128)
+DEFAULT_POOLING = ((2, 2), (2, 2), (1, 2), (1, 2), (1, 2), (1, 2), (1, 2))
+DEFAULT_RNN_LAYERS = 2
+
+SUPPORTED_RNN_TYPES = ("BGRU",)
+
+
+class CRNN(nn.Module):
+    """Convolutional recurrent network for sound event detection (DCASE 2021 Task 4 baseline).
+
+    Args:
+        n_in_channel: input channels (1: one log-mel spectrogram).
+        nclass: number of event classes.
+        attention: clip-level output by attention pooling over frames (2021 default) instead
+            of the mean over frames.
+        activation: CNN activation, "glu" | "cg" | "relu" | "leakyrelu".
+        dropout: dropout after each CNN block and before the dense heads.
+        train_cnn: if False the CNN parameters are not trained.
+        rnn_type: only "BGRU" (bidirectional GRU) exists.
+        n_RNN_cell: GRU hidden units per direction.
+        n_layers_RNN: number of GRU layers (name of the 2021 Python argument).
+        rnn_layers: number of GRU layers (name of the 2021 yaml key, which 2021 silently
+            ignored; its value there, 2, equals the default). Give one or the other; if both
+            are given they must agree.
+        dropout_recurrent: dropout between GRU layers.
+        cnn_integration: with several input channels, run each channel through the CNN
+            separately and concatenate their features before the GRU.
+        kernel_size, padding, stride, nb_filters, pooling, batch_norm: CNN blocks, see
+            :class:`desed_task.nnet.CNN.CNN`. The pooling must reduce the frequency axis to 1.
+        frozen_batchnorm: freeze the batch-norm layers at construction, see
+            :meth:`freeze_batchnorm`.
+
+    Raises:
+        ValueError: on an unknown keyword or an unsupported value.
+
+    Shapes:
+        x: (batch, n_mels, frames) or (batch, n_in_channel, n_mels, frames), scaled log-mels.
+        returns strong: (batch, nclass, frames_out) frame probabilities in [0, 1],
+            frames_out = frames // prod(time pooling) (156 for 626 input frames);
+            weak: (batch, nclass) clip probabilities.
+    """
+
+    def __init__(
+        self,
+        n_in_channel: int = 1,
+        nclass: int = 10,
+        attention: bool = True,
+        activation: str = "glu",
+        dropout: float = 0.5,
+        train_cnn: bool = True,
+        rnn_type: str = "BGRU",
+        n_RNN_cell: int = 128,
+        n_layers_RNN: int | None = None,
+        rnn_layers: int | None = None,
+        dropout_recurrent: float = 0.0,
+        cnn_integration: bool = False,
+        kernel_size: Sequence = DEFAULT_KERNEL_SIZE,
+        padding: Sequence = DEFAULT_PADDING,
+        stride: Sequence = DEFAULT_STRIDE,
+        nb_filters: Sequence[int] = DEFAULT_NB_FILTERS,
+        pooling: Sequence = DEFAULT_POOLING,
+        batch_norm: bool = True,
+        frozen_batchnorm: bool = False,
+        **unknown: Any,
+    ):
+        super().__init__()
+        # 2021 passed **kwargs on to the CNN, which swallowed any typo; we refuse them
+        if unknown:
+            raise ValueError(f"CRNN: unknown config key(s) {sorted(unknown)}")
+        if rnn_type not in SUPPORTED_RNN_TYPES:
+            raise ValueError(
+                f"CRNN: unsupported rnn_type {rnn_type!r}; expected one of {SUPPORTED_RNN_TYPES}"
+            )
+        n_rnn_layers = _resolve_rnn_layers(n_layers_RNN, rnn_layers)
+
+        self.n_in_channel = n_in_channel
+        self.attention = attention
+        self.cnn_integration = cnn_integration
+        self.train_cnn = train_cnn
+
+        self.cnn = CNN(
+            n_in_channel=1 if cnn_integration else n_in_channel,
+            activation=activation,
+            conv_dropout=dropout,
+            kernel_size=kernel_size,
+            padding=padding,
+            stride=stride,
+            nb_filters=nb_filters,
+            pooling=pooling,
+            batch_norm=batch_norm,
+        )
+        if not train_cnn:
+            self.cnn.requires_grad_(False)
+
+        n_rnn_in = nb_filters[-1] * (n_in_channel if cnn_integration else 1)
+        self.rnn = BidirectionalGRU(
+            n_in=n_rnn_in,
+            n_hidden=n_RNN_cell,
+            dropout=dropout_recurrent,
+            num_layers=n_rnn_layers,
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.dense = nn.Linear(2 * n_RNN_cell, nclass)
+        if attention:
+            self.dense_softmax = nn.Linear(2 * n_RNN_cell, nclass)
+
+        self.frozen_batchnorm = False
+        if frozen_batchnorm:
+            self.freeze_batchnorm()
+
+    # ------------------------------------------------------------------ batch norm freezing
+    def _batchnorm_layers(self) -> list[nn.modules.batchnorm._BatchNorm]:
+        return [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+    def freeze_batchnorm(self) -> CRNN:
+        """Keep every batch-norm layer in eval mode and stop training its affine parameters.
+
+        Used when fine-tuning on separated sources: the running statistics and the
+        scale/shift learnt on mixtures are kept. Survives later ``.train()`` calls.
+        """
+        self.frozen_batchnorm = True
+        for layer in self._batchnorm_layers():
+            layer.requires_grad_(False)
+            layer.eval()
+        return self
+
+    def unfreeze_batchnorm(self) -> CRNN:
+        """Undo :meth:`freeze_batchnorm` (the CNN stays frozen if ``train_cnn`` is False)."""
+        self.frozen_batchnorm = False
+        for layer in self._batchnorm_layers():
+            layer.requires_grad_(self.train_cnn)
+            layer.train(self.training)
+        return self
+
+    def train(self, mode: bool = True) -> CRNN:
+        super().train(mode)
+        if self.frozen_batchnorm:
+            for layer in self._batchnorm_layers():
+                layer.eval()
+        return self
+
+    # ------------------------------------------------------------------------------ forward
+    def forward(
+        self, x: torch.Tensor, pad_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frame and clip probabilities.
+
+        Args:
+            x: (batch, n_mels, frames) or (batch, n_in_channel, n_mels, frames).
+            pad_mask: optional bool mask, True on padded output frames, shape
+                (batch, 1 | nclass, frames_out). As in 2021 it sets the attention logits of
+                those frames to -1e30 before the softmax over classes.
+
+        Returns:
+            strong (batch, nclass, frames_out), weak (batch, nclass).
+        """
+        if x.dim() == 3:
+            x = x.unsqueeze(1)
+        # the CNN wants time before frequency: (batch, channels, frames, n_mels)
+        x = x.transpose(-1, -2)
+        batch, n_channels = x.shape[:2]
+        if self.cnn_integration:
+            x = x.reshape(batch * n_channels, 1, *x.shape[2:])
+
+        x = self.cnn(x)
+        _, n_feat, n_frames, n_freq = x.shape
+        if n_freq != 1:
+            raise ValueError(
+                f"CRNN: the CNN leaves {n_freq} frequency bins; the frequency pooling must "
+                "reduce the mel axis to 1"
+            )
+        if self.cnn_integration:
+            n_feat *= n_channels
+        x = x.reshape(batch, n_feat, n_frames).transpose(1, 2)  # (batch, frames, features)
+
+        x = self.rnn(x)
+        x = self.dropout(x)
+        strong = torch.sigmoid(self.dense(x))  # (batch, frames, nclass)
+        if self.attention:
+            logits = self.dense_softmax(x)
+            if pad_mask is not None:
+                logits = logits.masked_fill(pad_mask.transpose(1, 2), -1e30)
+            # softmax over *classes* (dim -1) as in 2021, then weights normalised over frames
+            weights = torch.softmax(logits, dim=-1).clamp(min=1e-7, max=1)
+            weak = (strong * weights).sum(1) / weights.sum(1)
+        else:
+            weak = strong.mean(1)
+        return strong.transpose(1, 2), weak
+
+
+def _resolve_rnn_layers(n_layers_RNN: int | None, rnn_layers: int | None) -> int:
+    if n_layers_RNN is not None and rnn_layers is not None and n_layers_RNN != rnn_layers:
+        raise ValueError(
+            f"CRNN: n_layers_RNN={n_layers_RNN} and rnn_layers={rnn_layers} disagree; "
+            "they name the same setting, give one"
+        )
+    n_layers = next((v for v in (n_layers_RNN, rnn_layers) if v is not None), DEFAULT_RNN_LAYERS)
+    if not isinstance(n_layers, int) or n_layers < 1:
+        raise ValueError(f"CRNN: the number of GRU layers must be a positive int, got {n_layers!r}")
+    return n_layers

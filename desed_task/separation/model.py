@@ -1,0 +1,170 @@
+"""Load the pre-trained TensorFlow 1 separation model and separate waveforms with it.
+
+The 2021 SSEP + SED baseline uses Google's universal sound separation model (TDCN++ trained
+with MixIT on YFCC100M), published as a TF1 meta graph and checkpoint::
+
+    gsutil -m cp -r gs://gresearch/sound_separation/yfcc100m_mixit_model_checkpoint .
+    # -> yfcc100m_mixit_model_checkpoint/inference.meta
+    #    yfcc100m_mixit_model_checkpoint/model.ckpt-3547330.{index,data-*}
+
+Graph contract: input ``input_audio/receiver_audio:0`` float32 (batch, 1, samples) at 16 kHz,
+output ``denoised_waveforms:0`` float32 (batch, sources, samples).
+
+TensorFlow is imported here only (optional extra ``pip install .[separation]``). The session
+lets the GPU memory grow instead of taking all of it, so the process can share a GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+INPUT_TENSOR = "input_audio/receiver_audio:0"
+OUTPUT_TENSOR = "denoised_waveforms:0"
+STANDIN_MARKER_OP = "STANDIN_separation_model_notice"
+"""Name of a constant op only the stand-in graph has (see `standin.py`)."""
+
+DOWNLOAD_HINT = (
+    "get the real model with: gsutil -m cp -r "
+    "gs://gresearch/sound_separation/yfcc100m_mixit_model_checkpoint . "
+    "(or build a stand-in for tests: python -m desed_task.separation.standin --out_dir DIR)"
+)
+
+
+def import_tensorflow():
+    """`tensorflow.compat.v1`, or an ImportError that says how to install it."""
+    try:
+        import tensorflow as tf
+    except ImportError as err:
+        raise ImportError(
+            "separation needs TensorFlow, an optional extra: pip install '.[separation]' "
+            "(or pip install tensorflow-cpu / tensorflow[and-cuda])"
+        ) from err
+    return tf.compat.v1
+
+
+def enable_gpu_memory_growth() -> None:
+    """Let TensorFlow allocate GPU memory as needed on every visible GPU (must run before
+    TensorFlow initialises the GPUs; a no-op without GPU)."""
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # already initialised: the session config below still applies
+            log.debug("memory growth of %s already fixed", gpu.name)
+
+
+def check_model_files(graph_path: Path, checkpoint_prefix: Path) -> None:
+    """Raise FileNotFoundError naming the missing file and how to get the model."""
+    if not graph_path.is_file():
+        raise FileNotFoundError(f"{graph_path}: separation graph (.meta) not found; {DOWNLOAD_HINT}")
+    index = checkpoint_prefix.with_name(checkpoint_prefix.name + ".index")
+    if not index.is_file():
+        raise FileNotFoundError(
+            f"{checkpoint_prefix}: separation checkpoint not found (no {index.name}); "
+            f"give the prefix, e.g. .../model.ckpt-3547330; {DOWNLOAD_HINT}"
+        )
+
+
+class TFSeparationModel:
+    """A restored TF1 separation graph in its own graph and session.
+
+    Args:
+        graph_path: the meta graph, e.g. ``yfcc100m_mixit_model_checkpoint/inference.meta``.
+        checkpoint_prefix: e.g. ``yfcc100m_mixit_model_checkpoint/model.ckpt-3547330``.
+        gpu_memory_growth: allocate GPU memory as needed instead of all of it.
+
+    Attributes:
+        n_sources: number of output sources, from the graph's output shape (None when the
+            graph leaves it unknown; then known after the first `separate`).
+        is_standin: True for the stand-in graph of `standin.py` (meaningless outputs).
+    """
+
+    def __init__(
+        self,
+        graph_path: str | Path,
+        checkpoint_prefix: str | Path,
+        *,
+        gpu_memory_growth: bool = True,
+    ) -> None:
+        graph_path, checkpoint_prefix = Path(graph_path), Path(checkpoint_prefix)
+        check_model_files(graph_path, checkpoint_prefix)
+        tf = import_tensorflow()
+        if gpu_memory_growth:
+            enable_gpu_memory_growth()
+        config = tf.ConfigProto(allow_soft_placement=True)
+        config.gpu_options.allow_growth = gpu_memory_growth
+        self.graph = tf.Graph()
+        self.session = tf.Session(graph=self.graph, config=config)
+        with self.graph.as_default():
+            # clear_devices: the published graph may pin ops to a GPU this machine lacks
+            saver = tf.train.import_meta_graph(str(graph_path), clear_devices=True)
+            if saver is None:
+                raise ValueError(f"{graph_path}: the graph has no variables to restore")
+            saver.restore(self.session, str(checkpoint_prefix))
+            try:
+                self.input_tensor = self.graph.get_tensor_by_name(INPUT_TENSOR)
+                self.output_tensor = self.graph.get_tensor_by_name(OUTPUT_TENSOR)
+            except KeyError as err:
+                raise ValueError(
+                    f"{graph_path}: not a separation graph with input {INPUT_TENSOR} and "
+                    f"output {OUTPUT_TENSOR} ({err})"
+                ) from err
+        self.is_standin = any(op.name == STANDIN_MARKER_OP for op in self.graph.get_operations())
+        shape = self.output_tensor.shape
+        self.n_sources: int | None = (
+            int(shape[1]) if shape.rank == 3 and shape[1] is not None else None
+        )
+        if self.is_standin:
+            log.warning(
+                "%s is the STAND-IN separation model: its outputs are not a separation; "
+                "%s", graph_path, DOWNLOAD_HINT.split(" (or")[0]
+            )
+        log.info(
+            "loaded separation model %s (%s sources) from %s",
+            graph_path, self.n_sources or "?", checkpoint_prefix,
+        )
+
+    def separate(self, waveform: np.ndarray) -> np.ndarray:
+        """Separate one mixture.
+
+        Args:
+            waveform: (samples,) float mixture at the model's rate (16 kHz).
+
+        Returns:
+            (sources, samples) float32 source estimates, as long as the input.
+        """
+        waveform = np.asarray(waveform, dtype=np.float32)
+        if waveform.ndim != 1 or waveform.shape[0] == 0:
+            raise ValueError(f"expected a non-empty (samples,) waveform, got {waveform.shape}")
+        batch = waveform.reshape(1, 1, -1)
+        separated = self.session.run(self.output_tensor, feed_dict={self.input_tensor: batch})
+        sources = np.asarray(separated[0], dtype=np.float32)
+        if self.n_sources is None:
+            self.n_sources = int(sources.shape[0])
+        if sources.shape[-1] != waveform.shape[0]:
+            raise ValueError(
+                f"model output has {sources.shape[-1]} samples for {waveform.shape[0]} in"
+            )
+        return sources
+
+    def close(self) -> None:
+        """Release the session (and its GPU memory)."""
+        self.session.close()
+
+    def __enter__(self) -> TFSeparationModel:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

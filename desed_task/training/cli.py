@@ -1,0 +1,132 @@
+"""Command-line options and wiring shared by train_sed.py and finetune_on_separated.py."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import lightning as L
+from torch import nn
+
+from desed_task.config import ConfigError, load_config, merge_for_test
+from desed_task.data.audio import AudioError
+from desed_task.data.datamodule import DataMissingError, DESEDDataModule, default_encoder_kwargs
+from desed_task.data.datasets import EmptySetError
+from desed_task.data.label_encoder import ManyHotEncoder
+from desed_task.data.tables import MetadataError
+from desed_task.training.checkpoints import (
+    CheckpointError,
+    config_from_checkpoint,
+    load_checkpoint,
+    load_network_weights,
+)
+from desed_task.training.mean_teacher import MeanTeacher
+from desed_task.training.trainer import build_trainer
+
+log = logging.getLogger("desed_task")
+
+USER_ERRORS = (ConfigError, DataMissingError, EmptySetError, MetadataError, CheckpointError, AudioError)
+
+
+def build_parser(description: str, default_conf: str, default_log_dir: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--conf_file", default=default_conf, help="YAML config (default: %(default)s)")
+    parser.add_argument("--log_dir", default=default_log_dir, help="TensorBoard logs and checkpoints go to LOG_DIR/version_N")
+    parser.add_argument("--resume_from_checkpoint", default=None, help="continue an interrupted training run from this checkpoint (e.g. .../checkpoints/last.ckpt)")
+    parser.add_argument("--test_from_checkpoint", default=None, help="only test this checkpoint on the dev-test set (network and training settings from the checkpoint, data paths from --conf_file)")
+    parser.add_argument("--eval_from_checkpoint", default=None, help="only write predictions and scores of this checkpoint on the unlabelled evaluation folder (data.eval_folder)")
+    parser.add_argument("--gpus", default=None, help='"0": CPU; "N": N GPUs; "i,j": those GPU indices; default: one GPU if CUDA is available, else the CPU')
+    parser.add_argument("--cpu_processes", type=int, default=1, help="with --gpus 0: number of DDP processes on the CPU (gloo)")
+    parser.add_argument("--num_nodes", type=int, default=1, help="number of machines for multi-node DDP")
+    parser.add_argument("--fast_dev_run", action="store_true", help="one batch of train, validation and test, to check the wiring")
+    return parser
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
+
+
+def ensure_demo_data(config: dict) -> None:
+    """Build the demo dataset the first time a config with a `demo:` section is used."""
+    if "demo" not in config or not _is_main_process():
+        return
+    from desed_task.data_generation.demo import build_demo_dataset
+
+    demo = config["demo"]
+    build_demo_dataset(Path(demo["root"]), seed=int(demo.get("seed", 0)), scale=float(demo.get("scale", 1.0)))
+
+
+def sed_student(config: dict, checkpoint: dict | None) -> nn.Module:
+    """The 2021 CRNN built from the config's `net:` section."""
+    from desed_task.nnet.CRNN import CRNN
+
+    return CRNN(**config["net"])
+
+
+def run(
+    args: argparse.Namespace,
+    build_student: Callable[[dict, dict | None], nn.Module] = sed_student,
+    separated_sources: bool = False,
+) -> dict:
+    """Train then test, or only test / evaluate a checkpoint. Returns the test results."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = load_config(args.conf_file)
+    checkpoint = None
+    from_checkpoint = args.test_from_checkpoint or args.eval_from_checkpoint
+    if from_checkpoint:
+        checkpoint = load_checkpoint(from_checkpoint)
+        config = merge_for_test(config_from_checkpoint(checkpoint, from_checkpoint), config)
+    mode = "eval" if args.eval_from_checkpoint else "test" if args.test_from_checkpoint else "fit"
+    L.seed_everything(int(config["training"]["seed"]), workers=True)
+
+    ensure_demo_data(config)
+    encoder = ManyHotEncoder(**default_encoder_kwargs(config))
+    datamodule = DESEDDataModule(config, encoder, mode=mode, separated_sources=separated_sources)
+    datamodule.check_sources()
+
+    module = MeanTeacher(
+        config,
+        build_student(config, checkpoint),
+        list(encoder.labels),
+        encoder.frame_step,
+        evaluation=mode == "eval",
+    )
+    if checkpoint is not None:
+        load_network_weights(module, checkpoint, from_checkpoint)
+    trainer = build_trainer(
+        config,
+        args.log_dir,
+        args.gpus,
+        cpu_processes=args.cpu_processes,
+        num_nodes=args.num_nodes,
+        fast_dev_run=args.fast_dev_run,
+    )
+    if mode == "fit":
+        trainer.fit(module, datamodule, ckpt_path=args.resume_from_checkpoint)
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if best and not args.fast_dev_run:
+            log.info("testing the best checkpoint %s", best)
+            load_network_weights(module, load_checkpoint(best), best)
+    trainer.test(module, datamodule)
+    return module.test_results
+
+
+def main(
+    description: str,
+    default_conf: str,
+    default_log_dir: str,
+    build_student: Callable[[dict, dict | None], nn.Module] = sed_student,
+    separated_sources: bool = False,
+    argv: list[str] | None = None,
+) -> None:
+    """Entry point: user errors (config, data, checkpoint) end with their message, no traceback."""
+    args = build_parser(description, default_conf, default_log_dir).parse_args(argv)
+    try:
+        run(args, build_student, separated_sources)
+    except USER_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
