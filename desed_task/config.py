@@ -108,7 +108,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, bool]]] = {
     "demo": {
         "root": (str, True),
         "seed": (int, False),
-        "scale": (_NUM, False),
+        "sizes": (dict, False),  # clips per set, see desed_task.data_generation.demo.DemoSizes
     },
 }
 REQUIRED_SECTIONS = ("training", "scaler", "data", "opt", "feats", "net")

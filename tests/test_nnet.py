@@ -156,7 +156,9 @@ def test_pad_mask_matches_2021_semantics():
 
 
 def test_unreduced_frequency_axis_is_an_error():
-    model = CRNN(**{**NET_2021, "pooling": [[2, 2], [2, 2], [1, 2], [1, 2], [1, 2], [1, 2], [1, 1]]})
+    model = CRNN(
+        **{**NET_2021, "pooling": [[2, 2], [2, 2], [1, 2], [1, 2], [1, 2], [1, 2], [1, 1]]}
+    )
     with pytest.raises(ValueError, match="frequency"):
         model(torch.rand(1, 128, 16))
 
@@ -170,8 +172,15 @@ def test_building_blocks():
     expected = x * torch.sigmoid(cg.linear(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
     torch.testing.assert_close(cg(x), expected)
 
-    cnn = CNN(1, activation="relu", nb_filters=[8, 8], kernel_size=[3, 3], padding=[1, 1],
-              stride=[1, 1], pooling=[(1, 4), (2, 2)])
+    cnn = CNN(
+        1,
+        activation="relu",
+        nb_filters=[8, 8],
+        kernel_size=[3, 3],
+        padding=[1, 1],
+        stride=[1, 1],
+        pooling=[(1, 4), (2, 2)],
+    )
     assert cnn(torch.rand(2, 1, 8, 16)).shape == (2, 8, 4, 2)
     assert "relu0" in dict(cnn.cnn.named_children())
 

@@ -9,6 +9,7 @@ Durations TSV columns: ``filename  duration`` (seconds).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -21,6 +22,11 @@ from desed_task.data_generation.soundbank import class_of_label
 STRONG_COLUMNS = ["filename", "onset", "offset", "event_label"]
 MIN_EVENT_DURATION_S = 0.250
 MIN_GAP_S = 0.150
+
+
+def natural_key(filename: str) -> tuple:
+    """Sort key putting ``2.wav`` before ``10.wav``."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", filename))
 
 
 def events_from_jams(jam: jams.JAMS) -> list[tuple[float, float, str]]:
@@ -67,7 +73,9 @@ def clean_clip_events(
                 next_onset, next_offset = spans[j]
                 if next_offset < offset:
                     pass  # inside the current event
-                elif next_onset - offset < min_gap_s or next_onset - onset < min_event_s + min_gap_s:
+                elif (
+                    next_onset - offset < min_gap_s or next_onset - onset < min_event_s + min_gap_s
+                ):
                     offset = next_offset
                 else:
                     break
@@ -81,7 +89,7 @@ def clean_clip_events(
 def strong_table(clip_events: dict[str, Sequence[tuple[float, float, str]]]) -> pd.DataFrame:
     """One DataFrame of strong labels from ``{filename: events}``; clips without events get a blank row."""
     rows: list[tuple[str, float, float, str | None]] = []
-    for filename in sorted(clip_events):
+    for filename in sorted(clip_events, key=natural_key):
         events = clip_events[filename]
         if events:
             rows.extend((filename, onset, offset, label) for onset, offset, label in events)
@@ -94,7 +102,7 @@ def weak_table(clip_events: dict[str, Sequence[tuple[float, float, str]]]) -> pd
     """One DataFrame of weak labels (``filename``, comma-separated ``event_labels``)."""
     rows = [
         (filename, ",".join(sorted({label for _, _, label in clip_events[filename]})))
-        for filename in sorted(clip_events)
+        for filename in sorted(clip_events, key=natural_key)
     ]
     return pd.DataFrame(rows, columns=["filename", "event_labels"])
 
@@ -102,7 +110,8 @@ def weak_table(clip_events: dict[str, Sequence[tuple[float, float, str]]]) -> pd
 def durations_table(durations_s: dict[str, float]) -> pd.DataFrame:
     """One DataFrame of clip durations (``filename``, ``duration`` in seconds)."""
     return pd.DataFrame(
-        [(name, durations_s[name]) for name in sorted(durations_s)], columns=["filename", "duration"]
+        [(name, durations_s[name]) for name in sorted(durations_s, key=natural_key)],
+        columns=["filename", "duration"],
     )
 
 

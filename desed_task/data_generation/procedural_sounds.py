@@ -19,10 +19,14 @@ def _time(sample_rate: int, duration_s: float) -> np.ndarray:
     return np.arange(int(round(duration_s * sample_rate))) / sample_rate
 
 
-def _band(x: np.ndarray, sample_rate: int, low_hz: float | None, high_hz: float | None) -> np.ndarray:
+def _band(
+    x: np.ndarray, sample_rate: int, low_hz: float | None, high_hz: float | None
+) -> np.ndarray:
     nyquist = sample_rate / 2
     if low_hz and high_hz:
-        sos = signal.butter(4, [low_hz / nyquist, min(high_hz / nyquist, 0.99)], "bandpass", output="sos")
+        sos = signal.butter(
+            4, [low_hz / nyquist, min(high_hz / nyquist, 0.99)], "bandpass", output="sos"
+        )
     elif high_hz:
         sos = signal.butter(4, min(high_hz / nyquist, 0.99), "lowpass", output="sos")
     else:
@@ -75,7 +79,9 @@ def cat(rng: np.random.Generator, sr: int, dur: float) -> np.ndarray:
     start, peak, end = rng.uniform(400, 600), rng.uniform(750, 1100), rng.uniform(350, 550)
     top = rng.uniform(0.3, 0.6)
     u = t / dur
-    f0 = np.where(u < top, start + (peak - start) * u / top, peak + (end - peak) * (u - top) / (1 - top))
+    f0 = np.where(
+        u < top, start + (peak - start) * u / top, peak + (end - peak) * (u - top) / (1 - top)
+    )
     voice = _harmonics(_phase(f0, sr, t.size), 8, rolloff=1.0)
     voice = _band(voice, sr, 600, rng.uniform(2500, 3500))
     return _normalise(voice * np.sin(np.pi * u) ** 0.7)
@@ -126,10 +132,14 @@ def frying(rng: np.random.Generator, sr: int, dur: float) -> np.ndarray:
     n = _time(sr, dur).size
     impulses = np.zeros(n)
     n_clicks = rng.poisson(rng.uniform(50, 200) * dur)
-    impulses[rng.integers(0, n, n_clicks)] = rng.uniform(-1, 1, n_clicks) * rng.pareto(2.0, n_clicks)
+    impulses[rng.integers(0, n, n_clicks)] = rng.uniform(-1, 1, n_clicks) * rng.pareto(
+        2.0, n_clicks
+    )
     crackle = _band(impulses, sr, 1500, 7500)
     hiss = _band(rng.standard_normal(n), sr, 2000, 7500)
-    return _normalise(crackle / (np.std(crackle) + 1e-9) + rng.uniform(0.3, 0.8) * hiss / np.std(hiss))
+    return _normalise(
+        crackle / (np.std(crackle) + 1e-9) + rng.uniform(0.3, 0.8) * hiss / np.std(hiss)
+    )
 
 
 def running_water(rng: np.random.Generator, sr: int, dur: float) -> np.ndarray:
@@ -157,7 +167,9 @@ def speech(rng: np.random.Generator, sr: int, dur: float) -> np.ndarray:
     for start in np.arange(0, dur, syllable_s):
         span = (t >= start) & (t < start + syllable_s)
         f1, f2 = _VOWEL_FORMANTS_HZ[int(rng.integers(len(_VOWEL_FORMANTS_HZ)))]
-        vowel = _band(source[span], sr, f1 * 0.7, f1 * 1.3) + 0.6 * _band(source[span], sr, f2 * 0.8, f2 * 1.2)
+        vowel = _band(source[span], sr, f1 * 0.7, f1 * 1.3) + 0.6 * _band(
+            source[span], sr, f2 * 0.8, f2 * 1.2
+        )
         x[span] = vowel * np.sin(np.pi * (t[span] - start) / syllable_s)
     return _normalise(x)
 
@@ -198,10 +210,18 @@ CLASS_DURATIONS_S: dict[str, tuple[float, float]] = {
 }
 
 # stationary classes that also get _nOn / _nOff / _nOn_nOff files, as in the DESED soundbank
-STATIONARY_CLASSES = ("Blender", "Electric_shaver_toothbrush", "Frying", "Running_water", "Vacuum_cleaner")
+STATIONARY_CLASSES = (
+    "Blender",
+    "Electric_shaver_toothbrush",
+    "Frying",
+    "Running_water",
+    "Vacuum_cleaner",
+)
 
 
-def apply_edges(x: np.ndarray, sr: int, fade_in: bool, fade_out: bool, ramp_s: float = 0.01) -> np.ndarray:
+def apply_edges(
+    x: np.ndarray, sr: int, fade_in: bool, fade_out: bool, ramp_s: float = 0.01
+) -> np.ndarray:
     """Short raised-cosine ramps at the ends that have an onset/offset (none for ``_nOn``/``_nOff``)."""
     n = min(int(ramp_s * sr), x.size // 2)
     ramp = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, n))

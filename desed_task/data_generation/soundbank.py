@@ -70,9 +70,7 @@ def _list_label_folders(folder: Path) -> dict[str, tuple[Path, ...]]:
         raise FileNotFoundError(f"soundbank folder not found: {folder}")
     files: dict[str, tuple[Path, ...]] = {}
     for label_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
-        audio = tuple(
-            sorted(p for p in label_dir.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
-        )
+        audio = tuple(sorted(p for p in label_dir.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES))
         if audio:
             files[label_dir.name] = audio
     return files

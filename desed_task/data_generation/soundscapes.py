@@ -110,7 +110,10 @@ def _truncnorm(rng: np.random.Generator, mean: float, std: float, low: float, hi
 
 
 def event_timing(
-    variant: OnsetOffsetVariant, file_duration_s: float, params: SoundscapeParams, rng: np.random.Generator
+    variant: OnsetOffsetVariant,
+    file_duration_s: float,
+    params: SoundscapeParams,
+    rng: np.random.Generator,
 ) -> tuple[float, float, float]:
     """Draw ``(source_time, event_time, event_duration)`` in seconds for one foreground file.
 
@@ -219,16 +222,24 @@ def _scaper_for(plan: SoundscapePlan, soundbank: SoundbankIndex, params: Soundsc
 
 
 def render_soundscape(
-    plan: SoundscapePlan, soundbank: SoundbankIndex, params: SoundscapeParams, out_dir: Path
+    plan: SoundscapePlan,
+    soundbank: SoundbankIndex,
+    params: SoundscapeParams,
+    out_dir: Path,
+    jams_dir: Path | None = None,
 ) -> list[tuple[float, float, str]]:
-    """Render one planned soundscape to ``out_dir/<name>.wav`` + ``.jams``; return its raw events.
+    """Render one planned soundscape to ``out_dir/<name>.wav`` and ``jams_dir/<name>.jams``.
 
-    Files are written as ``.<name>.tmp.*`` and renamed, the JAMS last: a JAMS on disk means the
-    clip is complete. Returned events are ``(onset_s, offset_s, class)`` before cleaning.
+    ``jams_dir`` defaults to ``out_dir``. Files are written as ``.<name>.tmp.*`` and renamed,
+    the JAMS last: a JAMS on disk means the clip is complete.
+
+    Returns:
+        The clip's raw foreground events ``(onset_s, offset_s, class)``, before cleaning.
     """
     out_dir = Path(out_dir)
-    wav_path, jams_path = out_dir / f"{plan.name}.wav", out_dir / f"{plan.name}.jams"
-    tmp_wav, tmp_jams = out_dir / f".{plan.name}.tmp.wav", out_dir / f".{plan.name}.tmp.jams"
+    jams_dir = Path(jams_dir) if jams_dir is not None else out_dir
+    wav_path, jams_path = out_dir / f"{plan.name}.wav", jams_dir / f"{plan.name}.jams"
+    tmp_wav, tmp_jams = out_dir / f".{plan.name}.tmp.wav", jams_dir / f".{plan.name}.tmp.jams"
     sc = _scaper_for(plan, soundbank, params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scaper warns on every clipping fix / short event
@@ -253,13 +264,13 @@ def render_soundscape(
 
 
 def _render_or_load(
-    job: tuple[SoundscapePlan, SoundbankIndex, SoundscapeParams, Path],
+    job: tuple[SoundscapePlan, SoundbankIndex, SoundscapeParams, Path, Path],
 ) -> tuple[str, list[tuple[float, float, str]]]:
-    plan, soundbank, params, out_dir = job
-    jams_path = out_dir / f"{plan.name}.jams"
+    plan, soundbank, params, out_dir, jams_dir = job
+    jams_path = jams_dir / f"{plan.name}.jams"
     if jams_path.is_file() and (out_dir / f"{plan.name}.wav").is_file():
         return plan.name, events_from_jams(jams.load(str(jams_path)))
-    return plan.name, render_soundscape(plan, soundbank, params, out_dir)
+    return plan.name, render_soundscape(plan, soundbank, params, out_dir, jams_dir)
 
 
 def render_soundscapes(
@@ -267,6 +278,7 @@ def render_soundscapes(
     soundbank: SoundbankIndex,
     params: SoundscapeParams,
     out_dir: Path,
+    jams_dir: Path | None = None,
     jobs: int = 1,
     keep_classes: Sequence[str] | None = None,
     description: str = "soundscapes",
@@ -277,7 +289,8 @@ def render_soundscapes(
         plans: from :func:`plan_soundscapes`.
         soundbank: the soundbank the plans were drawn from.
         params: generation parameters (sample rate, ``ref_db``, reverb ...).
-        out_dir: folder of the ``<name>.wav`` and ``<name>.jams`` files.
+        out_dir: folder of the ``<name>.wav`` files.
+        jams_dir: folder of the ``<name>.jams`` files (default: ``out_dir``).
         jobs: worker processes (1: render in this process).
         keep_classes: classes kept in the returned events (e.g. the 10 DESED targets, to leave
             out non-target foregrounds), or None for all.
@@ -288,19 +301,28 @@ def render_soundscapes(
         (:func:`~desed_task.data_generation.annotations.clean_clip_events`).
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob(".*.tmp.*"):
-        stale.unlink()  # left by an interrupted run
-    job_list = [(plan, soundbank, params, out_dir) for plan in plans]
-    n_done = sum((out_dir / f"{p.name}.jams").is_file() for p in plans)
+    jams_dir = Path(jams_dir) if jams_dir is not None else out_dir
+    for folder in (out_dir, jams_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob(".*.tmp.*"):
+            stale.unlink()  # left by an interrupted run
+    job_list = [(plan, soundbank, params, out_dir, jams_dir) for plan in plans]
+    n_done = sum((jams_dir / f"{p.name}.jams").is_file() for p in plans)
     logger.info(
         "%s: %d clips to render (%d already on disk) into %s",
-        description, len(plans) - n_done, n_done, out_dir,
+        description,
+        len(plans) - n_done,
+        n_done,
+        out_dir,
     )
     if jobs > 1 and len(plans) > 1:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             results = list(
-                tqdm(pool.map(_render_or_load, job_list, chunksize=4), total=len(job_list), desc=description)
+                tqdm(
+                    pool.map(_render_or_load, job_list, chunksize=4),
+                    total=len(job_list),
+                    desc=description,
+                )
             )
     else:
         results = [_render_or_load(job) for job in tqdm(job_list, desc=description)]

@@ -29,7 +29,7 @@ def median_filter_binary(active: np.ndarray, window: int) -> np.ndarray:
 
     Args:
         active: (..., n_frames) bool.
-        window: window length in frames (>= 1).
+        window: window length in frames, in [1, 255].
 
     Returns:
         (..., n_frames) bool.
@@ -43,7 +43,8 @@ def median_filter_binary(active: np.ndarray, window: int) -> np.ndarray:
     position = np.arange(-left, n_frames + right) % (2 * n_frames)
     position = np.where(position < n_frames, position, 2 * n_frames - 1 - position)
     padded = active[..., position]
-    running = np.cumsum(padded, axis=-1, dtype=np.int32)
+    # running counts modulo 256: differences stay exact for windows below 256, and uint8 is fast
+    running = np.cumsum(padded, axis=-1, dtype=np.uint8)
     running = np.concatenate([np.zeros_like(running[..., :1]), running], axis=-1)
     count = running[..., window:] - running[..., :-window]
     return count >= window - window // 2
@@ -51,8 +52,8 @@ def median_filter_binary(active: np.ndarray, window: int) -> np.ndarray:
 
 def _windows_per_class(median_window: int | Sequence[int], n_classes: int) -> np.ndarray:
     windows = np.broadcast_to(np.asarray(median_window, dtype=np.int64), (n_classes,))
-    if (windows < 1).any():
-        raise EvaluationInputError(f"median_window must be >= 1, got {median_window}")
+    if (windows < 1).any() or (windows > 255).any():
+        raise EvaluationInputError(f"median_window must be in [1, 255], got {median_window}")
     return windows
 
 
@@ -76,8 +77,10 @@ def active_regions(
         if window > 1:
             active[:, selected] = median_filter_binary(active[:, selected], int(window))
     edges = np.diff(active.view(np.int8), axis=-1, prepend=0, append=0)
-    clip, label, start = np.nonzero(edges == 1)
-    stop = np.nonzero(edges == -1)[2]
+    changes = np.flatnonzero(edges)
+    rises = edges.ravel()[changes] == 1  # rises and falls alternate along each (clip, class) row
+    clip, label, start = np.unravel_index(changes[rises], edges.shape)
+    stop = np.unravel_index(changes[~rises], edges.shape)[2]
     return clip, label, start, stop
 
 

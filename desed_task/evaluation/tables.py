@@ -141,10 +141,14 @@ def events_only(table: pd.DataFrame) -> pd.DataFrame:
     return table[table["event_label"].notna()]
 
 
+def _unique(values: pd.Series) -> pd.Index:
+    return pd.Index(pd.unique(values.to_numpy(dtype=object)))
+
+
 def check_ground_truth(ground_truth: pd.DataFrame, durations: pd.DataFrame) -> None:
     """Every ground-truth clip must have a duration."""
-    missing = sorted(set(ground_truth["filename"]) - set(durations["filename"]))
-    if missing:
+    missing = _unique(ground_truth["filename"]).difference(_unique(durations["filename"]))
+    if len(missing):
         raise EvaluationInputError(
             f"{source_of(ground_truth, 'ground truth')}: {len(missing)} clip(s) missing from "
             f"{source_of(durations, 'the durations table')} (first: {missing[0]})"
@@ -154,15 +158,15 @@ def check_ground_truth(ground_truth: pd.DataFrame, durations: pd.DataFrame) -> N
 def check_predictions(predictions: pd.DataFrame, ground_truth: pd.DataFrame) -> None:
     """Predictions may only name clips and classes of the ground truth."""
     source = source_of(predictions, "predictions")
-    unknown_clips = sorted(set(predictions["filename"]) - set(ground_truth["filename"]))
-    if unknown_clips:
+    unknown_clips = _unique(predictions["filename"]).difference(_unique(ground_truth["filename"]))
+    if len(unknown_clips):
         raise EvaluationInputError(
             f"{source}: {len(unknown_clips)} clip(s) not in the ground truth "
             f"(first: {unknown_clips[0]})"
         )
-    known_classes = set(events_only(ground_truth)["event_label"])
-    unknown_classes = sorted(set(events_only(predictions)["event_label"]) - known_classes)
-    if unknown_classes:
+    known_classes = _unique(events_only(ground_truth)["event_label"])
+    unknown_classes = _unique(events_only(predictions)["event_label"]).difference(known_classes)
+    if len(unknown_classes):
         raise EvaluationInputError(
-            f"{source}: class(es) not in the ground truth: {unknown_classes}"
+            f"{source}: class(es) not in the ground truth: {sorted(unknown_classes)}"
         )

@@ -55,12 +55,9 @@ class ContextGating(nn.Module):
 
 
 def _channel_linear(linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    """Apply ``linear`` along the channel axis of a (batch, C, frames, freq) tensor.
-
-    Same result as permuting channels last, applying the layer and permuting back, but as
-    a 1x1 convolution it avoids two layout copies (measurably faster on CPU).
-    """
-    return nn.functional.conv2d(x, linear.weight[:, :, None, None], linear.bias)
+    """Apply ``linear`` along the channel axis of a (batch, C, frames, freq) tensor."""
+    # a 1x1 convolution computes the same; on CPU it measured no faster than this
+    return linear(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
 class CNN(nn.Module):

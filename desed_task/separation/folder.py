@@ -168,6 +168,10 @@ def separate_folder(
             bar.set_postfix(failed=len(report.failed))
     log.info(
         "separated %s -> %s: %d new, %d already done, %d failed",
-        src_dir, dst_dir, report.separated, report.already_done, len(report.failed),
+        src_dir,
+        dst_dir,
+        report.separated,
+        report.already_done,
+        len(report.failed),
     )
     return report

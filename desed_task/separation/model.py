@@ -63,7 +63,9 @@ def enable_gpu_memory_growth() -> None:
 def check_model_files(graph_path: Path, checkpoint_prefix: Path) -> None:
     """Raise FileNotFoundError naming the missing file and how to get the model."""
     if not graph_path.is_file():
-        raise FileNotFoundError(f"{graph_path}: separation graph (.meta) not found; {DOWNLOAD_HINT}")
+        raise FileNotFoundError(
+            f"{graph_path}: separation graph (.meta) not found; {DOWNLOAD_HINT}"
+        )
     index = checkpoint_prefix.with_name(checkpoint_prefix.name + ".index")
     if not index.is_file():
         raise FileNotFoundError(
@@ -123,12 +125,15 @@ class TFSeparationModel:
         )
         if self.is_standin:
             log.warning(
-                "%s is the STAND-IN separation model: its outputs are not a separation; "
-                "%s", graph_path, DOWNLOAD_HINT.split(" (or")[0]
+                "%s is the STAND-IN separation model: its outputs are not a separation; %s",
+                graph_path,
+                DOWNLOAD_HINT.split(" (or")[0],
             )
         log.info(
             "loaded separation model %s (%s sources) from %s",
-            graph_path, self.n_sources or "?", checkpoint_prefix,
+            graph_path,
+            self.n_sources or "?",
+            checkpoint_prefix,
         )
 
     def separate(self, waveform: np.ndarray) -> np.ndarray:

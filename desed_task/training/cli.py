@@ -54,10 +54,14 @@ def ensure_demo_data(config: dict) -> None:
     """Build the demo dataset the first time a config with a `demo:` section is used."""
     if "demo" not in config or not _is_main_process():
         return
-    from desed_task.data_generation.demo import build_demo_dataset
+    from desed_task.data_generation.demo import DemoSizes, build_demo_dataset
 
     demo = config["demo"]
-    build_demo_dataset(Path(demo["root"]), seed=int(demo.get("seed", 0)), scale=float(demo.get("scale", 1.0)))
+    try:
+        sizes = DemoSizes(**(demo.get("sizes") or {}))
+    except TypeError as err:
+        raise ConfigError(f"demo.sizes: {err}") from err
+    build_demo_dataset(Path(demo["root"]), seed=int(demo.get("seed", 0)), sizes=sizes)
 
 
 def sed_student(config: dict, checkpoint: dict | None) -> nn.Module:

@@ -26,7 +26,6 @@ from desed_task.evaluation import (
     intersection_f1_macro,
     weak_f1_macro,
 )
-from desed_task.evaluation.report import write_predictions
 from desed_task.features.mel import DB_CLAMP_MAX, DB_CLAMP_MIN, MelSpectrogram, amplitude_to_db
 from desed_task.features.scaler import TorchScaler
 from desed_task.training.distributed import broadcast_from_zero, gather_by_name
@@ -271,8 +270,9 @@ class MeanTeacher(L.LightningModule):
             f"val/synth/student/{synth_key}", 0.0
         )
         metrics = broadcast_from_zero(metrics)
+        objective = float(metrics.pop("val/obj_metric"))
         self.log_dict({k: float(v) for k, v in metrics.items()})
-        self.log("val/obj_metric", float(metrics["val/obj_metric"]), prog_bar=True)
+        self.log("val/obj_metric", objective, prog_bar=True)
 
     # ------------------------------------------------------------------ test
     def test_step(self, batch: dict, batch_idx: int) -> None:
@@ -332,6 +332,31 @@ class MeanTeacher(L.LightningModule):
         for png in sorted(self.output_dir.glob("*/*.png")):
             image = mpimg.imread(png)[..., :3]
             experiment.add_image(f"test/{png.parent.name}/{png.stem}", image, self.global_step, dataformats="HWC")
+
+
+def write_predictions(
+    scores: dict[str, np.ndarray],
+    class_names: list[str],
+    save_dir: Path,
+    median_window: int,
+    frame_step: float,
+    threshold: float = 0.5,
+) -> None:
+    """Evaluation-set outputs: events decoded at `threshold` and the frame scores
+    (sed_scores_eval layout: one TSV per clip with onset, offset and one column per class)."""
+    from sed_scores_eval.io import write_sed_scores
+
+    from desed_task.evaluation import score_dataframes
+
+    names = sorted(scores)
+    decoded = decode_scores(
+        np.stack([scores[n] for n in names]), names, class_names, [threshold], median_window, frame_step
+    )[threshold]
+    save_dir.mkdir(parents=True, exist_ok=True)
+    decoded.to_csv(save_dir / f"predictions_th_{threshold:.2f}.tsv", sep="\t", index=False)
+    (save_dir / "scores").mkdir(exist_ok=True)
+    for name, table in score_dataframes(scores, class_names, frame_step).items():
+        write_sed_scores(table, save_dir / "scores" / f"{Path(name).stem}.tsv")
 
 
 def summary_table(results: dict[str, dict[str, float]]) -> str:

@@ -8,7 +8,9 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 
-def exponential_warmup_factor(step_num: float, rampup_length: float, exponent: float = -5.0) -> float:
+def exponential_warmup_factor(
+    step_num: float, rampup_length: float, exponent: float = -5.0
+) -> float:
     """Warm-up factor in (0, 1]: ``exp(exponent * (1 - min(max(step, 0), L) / L) ** 2)``.
 
     Rises from exp(exponent) (about 0.0067 for -5) at step 0 to 1 at ``rampup_length``

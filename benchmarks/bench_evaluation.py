@@ -1,0 +1,188 @@
+"""Speed of the evaluation: this package vs the DCASE 2021 path, on 1168 clips x 10 classes x 156 frames.
+
+    python benchmarks/bench_evaluation.py [--legacy_clips N] [--oracle /work/oracle/bin/python]
+
+Both paths decode synthetic scores at the 50 thresholds 0.01 ... 0.99 (and 0.5 for the
+F1s), then compute PSDS 1 and 2, the intersection F1 and the collar F1. The 2021 path
+decodes clip by clip with scipy's median filter and grows a DataFrame per clip; its
+metrics are computed by psds_eval / sed_eval in the oracle environment (a subprocess)
+when that exists, otherwise only its decoding is timed. With --legacy_clips the 2021
+decoding is timed on fewer clips and scaled up to all of them (printed as such).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.ndimage
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
+
+from desed_task.evaluation import (  # noqa: E402
+    collar_f1,
+    decode_scores,
+    intersection_f1_macro,
+    psds_from_operating_points,
+    threshold_grid,
+)
+from desed_task.evaluation.scenarios import PSDS_SCENARIO_1, PSDS_SCENARIO_2  # noqa: E402
+
+CLASSES = ["Alarm_bell_ringing", "Blender", "Cat", "Dishes", "Dog", "Electric_shaver_toothbrush",
+           "Frying", "Running_water", "Speech", "Vacuum_cleaner"]
+N_CLIPS, N_FRAMES = 1168, 156
+
+ORACLE_SCRIPT = r"""
+import json, sys, time, warnings
+warnings.filterwarnings("ignore")
+import numpy as np, pandas as pd, sed_eval
+from pathlib import Path
+from psds_eval import PSDSEval
+folder = Path(sys.argv[1])
+start = time.perf_counter()
+gt = pd.read_csv(folder / "gt.tsv", sep="\t")
+durations = pd.read_csv(folder / "durations.tsv", sep="\t")
+ops = {float(p.stem.split("_")[-1]): pd.read_csv(p, sep="\t") for p in sorted((folder / "ops").glob("*.tsv"))}
+values = {}
+for name, (dtc, gtc, cttc, act, ast) in {"psds1": (0.7, 0.7, 0.3, 0, 1), "psds2": (0.1, 0.1, 0.3, 0.5, 1)}.items():
+    evaluator = PSDSEval(dtc, gtc, cttc, ground_truth=gt, metadata=durations)
+    for i, (th, det) in enumerate(ops.items()):
+        det = det.copy(); det["index"] = range(1, len(det) + 1)
+        evaluator.add_operating_point(det.set_index("index"), info={"name": i, "threshold": th})
+    values[name] = evaluator.psds(alpha_ct=act, alpha_st=ast, max_efpr=100).value
+pred = pd.read_csv(folder / "pred05.tsv", sep="\t")
+f1, _ = PSDSEval(0.5, 0.5, 0.3, ground_truth=gt, metadata=durations).compute_macro_f_score(pred)
+values["intersection_f1_macro"] = float(f1)
+classes = sorted(set(gt.event_label.dropna()) | set(pred.event_label.dropna()))
+metric = sed_eval.sound_event.EventBasedMetrics(event_label_list=classes, t_collar=0.2,
+    percentage_of_length=0.2, empty_system_output_handling="zero_score")
+def events(df, f):
+    rows = df[df.filename == f]
+    return [{"filename": f}] if len(rows) == 1 and pd.isna(rows.event_label.iloc[0]) else rows.to_dict("records")
+for f in gt.filename.unique():
+    metric.evaluate(events(gt, f), events(pred, f))
+values["collar_f1_macro"] = metric.results_class_wise_average_metrics()["f_measure"]["f_measure"]
+values["seconds"] = time.perf_counter() - start
+print(json.dumps(values))
+"""
+
+
+def synthetic_data(seed: int = 0):
+    """Scores (n_clips, n_classes, n_frames), ground truth and durations tables."""
+    rng = np.random.default_rng(seed)
+    filenames = [f"Y{i:05d}_0.000_10.000.wav" for i in range(N_CLIPS)]
+    truth = np.zeros((N_CLIPS, len(CLASSES), N_FRAMES), bool)
+    rows = []
+    for i, name in enumerate(filenames):
+        for c in range(len(CLASSES)):
+            for _ in range(rng.poisson(0.25)):
+                start = int(rng.integers(0, N_FRAMES - 5))
+                stop = int(min(N_FRAMES, start + rng.integers(3, 80)))
+                truth[i, c, start:stop] = True
+        for c, label in enumerate(CLASSES):
+            padded = np.concatenate([[0], truth[i, c].astype(int), [0]])
+            for start, stop in np.flatnonzero(np.diff(padded)).reshape(-1, 2):
+                rows.append((name, round(start * 0.064, 3), round(stop * 0.064, 3), label))
+        if not truth[i].any():
+            rows.append((name, np.nan, np.nan, None))
+    noise = scipy.ndimage.uniform_filter1d(rng.random(truth.shape), 7, axis=-1)
+    smooth_truth = scipy.ndimage.uniform_filter1d(truth.astype(float), 5, axis=-1)
+    scores = np.clip(0.5 * smooth_truth + noise - 0.3 + 0.15 * rng.standard_normal(truth.shape), 0, 1)
+    ground_truth = pd.DataFrame(rows, columns=["filename", "onset", "offset", "event_label"])
+    durations = pd.DataFrame({"filename": filenames, "duration": 10.0})
+    return scores.astype(np.float32), filenames, ground_truth, durations
+
+
+def decode_2021(scores, filenames, thresholds, n_clips):
+    """The 2021 decoding: per clip and threshold binarise, median filter, regions, append."""
+    tables = {th: pd.DataFrame(columns=["event_label", "onset", "offset", "filename"]) for th in thresholds}
+    for clip_scores, filename in zip(scores[:n_clips], filenames[:n_clips]):
+        for threshold in thresholds:
+            active = scipy.ndimage.median_filter(clip_scores.T > threshold, (7, 1))
+            events = []
+            for c, label in enumerate(CLASSES):
+                padded = np.concatenate([[0], active[:, c].astype(int), [0]])
+                for start, stop in np.flatnonzero(np.diff(padded)).reshape(-1, 2):
+                    events.append([label, min(max(start * 4 / (16000 / 256), 0), 10),
+                                   min(max(stop * 4 / (16000 / 256), 0), 10)])
+            clip_table = pd.DataFrame(events, columns=["event_label", "onset", "offset"])
+            clip_table["filename"] = filename
+            tables[threshold] = pd.concat([tables[threshold], clip_table], ignore_index=True)
+    return tables
+
+
+def run_ours(scores, filenames, ground_truth, durations, thresholds):
+    start = time.perf_counter()
+    decoded = decode_scores(scores, filenames, CLASSES, thresholds + [0.5], median_window=7)
+    at_half = decoded.pop(0.5)
+    decode_seconds = time.perf_counter() - start
+    values = {
+        "psds1": psds_from_operating_points(decoded, ground_truth, durations, **PSDS_SCENARIO_1).value,
+        "psds2": psds_from_operating_points(decoded, ground_truth, durations, **PSDS_SCENARIO_2).value,
+        "intersection_f1_macro": intersection_f1_macro(at_half, ground_truth, durations),
+        "collar_f1_macro": collar_f1(at_half, ground_truth)["macro"],
+    }
+    return values, decode_seconds, time.perf_counter() - start, decoded, at_half
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--legacy_clips", type=int, default=N_CLIPS, help="clips decoded by the 2021 path")
+    parser.add_argument("--oracle", default="/work/oracle/bin/python", help="python with psds_eval and sed_eval")
+    args = parser.parse_args()
+    scores, filenames, ground_truth, durations = synthetic_data()
+    thresholds = threshold_grid(50)
+    print(f"data: {N_CLIPS} clips x {N_FRAMES} frames x {len(CLASSES)} classes, "
+          f"{ground_truth['event_label'].notna().sum()} ground-truth events, 50 thresholds + 0.5")
+
+    ours, our_decode, our_total, decoded, at_half = run_ours(scores, filenames, ground_truth, durations, thresholds)
+    print(f"this package: decoding {our_decode:.2f} s, whole evaluation {our_total:.2f} s")
+
+    n_legacy = min(args.legacy_clips, N_CLIPS)
+    start = time.perf_counter()
+    legacy = decode_2021(scores, filenames, thresholds + [0.5], n_legacy)
+    legacy_decode = (time.perf_counter() - start) * N_CLIPS / n_legacy
+    scaled = "" if n_legacy == N_CLIPS else f" (timed on {n_legacy} clips, scaled to {N_CLIPS})"
+    print(f"2021 path: decoding {legacy_decode:.1f} s, {1000 * legacy_decode / N_CLIPS:.1f} ms a clip{scaled}")
+    if n_legacy == N_CLIPS:
+        for threshold in thresholds:
+            ours_table = decoded[threshold][["event_label", "onset", "offset", "filename"]]
+            pd.testing.assert_frame_equal(ours_table, legacy[threshold], check_dtype=False)
+        print("decoded events: identical to the 2021 path at all thresholds")
+
+    legacy_total = None
+    if Path(args.oracle).exists():
+        with tempfile.TemporaryDirectory() as folder:
+            folder = Path(folder)
+            (folder / "ops").mkdir()
+            ground_truth.to_csv(folder / "gt.tsv", sep="\t", index=False)
+            durations.to_csv(folder / "durations.tsv", sep="\t", index=False)
+            for threshold, table in decoded.items():
+                table.to_csv(folder / "ops" / f"predictions_th_{threshold:.2f}.tsv", sep="\t", index=False)
+            at_half.to_csv(folder / "pred05.tsv", sep="\t", index=False)
+            completed = subprocess.run([args.oracle, "-c", ORACLE_SCRIPT, str(folder)],
+                                       capture_output=True, text=True, check=True)
+        reference = json.loads(completed.stdout.strip().splitlines()[-1])
+        legacy_total = legacy_decode + reference.pop("seconds")
+        print(f"2021 path: psds_eval + sed_eval (oracle venv) metrics {legacy_total - legacy_decode:.1f} s")
+        for name, value in ours.items():
+            print(f"  {name:>22s}: ours {value:.6f}  reference tools {reference[name]:.6f}  "
+                  f"diff {abs(value - reference[name]):.1e}")
+    else:
+        print(f"2021 path: {args.oracle} absent, only its decoding is timed")
+        for name, value in ours.items():
+            print(f"  {name:>22s}: ours {value:.6f}")
+    baseline = legacy_total if legacy_total is not None else legacy_decode
+    what = "whole evaluation" if legacy_total is not None else "decoding only (2021) vs whole evaluation (ours)"
+    print(f"2021 path {baseline:.1f} s vs this package {our_total:.2f} s: {baseline / our_total:.0f}x faster ({what})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

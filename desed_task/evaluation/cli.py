@@ -1,0 +1,85 @@
+"""``python -m desed_task.evaluation``: the 2021 metrics from files.
+
+The last line of standard output is one JSON object with the metrics computed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from desed_task.evaluation.errors import EvaluationInputError
+from desed_task.evaluation.evaluate import (
+    evaluate_operating_points,
+    evaluate_predictions,
+    evaluate_scores,
+)
+from desed_task.evaluation.score_files import read_score_folder
+from desed_task.evaluation.tables import read_durations, read_event_table
+
+
+def read_operating_points(folder: str | Path) -> dict:
+    """{threshold: table} from the ``predictions_th_<threshold>.tsv`` files of a folder."""
+    folder = Path(folder)
+    operating_points = {}
+    for path in sorted(folder.glob("predictions_th_*.tsv")):
+        text = path.stem.removeprefix("predictions_th_")
+        try:
+            threshold = float(text)
+        except ValueError as error:
+            raise EvaluationInputError(f"{path}: threshold {text!r} in the name is not a number") from error
+        operating_points[threshold] = read_event_table(path)
+    if not operating_points:
+        raise EvaluationInputError(f"{folder}: no predictions_th_<threshold>.tsv files")
+    return dict(sorted(operating_points.items()))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m desed_task.evaluation", description=__doc__)
+    parser.add_argument("--ground_truth", required=True, help="events TSV/CSV (filename, onset, offset, event_label)")
+    parser.add_argument("--durations", required=True, help="TSV/CSV (filename, duration)")
+    parser.add_argument("--operating_points", help="folder of predictions_th_<threshold>.tsv: psds1, psds2")
+    parser.add_argument("--predictions", help="one decoded output (TSV/CSV): the F1 metrics")
+    parser.add_argument("--scores", help="folder of per-clip score TSVs (sed_scores_eval layout): all metrics")
+    parser.add_argument("--n_thresholds", type=int, default=50, help="operating points decoded from --scores")
+    parser.add_argument("--median_window", type=int, default=7, help="median filter length in frames")
+    parser.add_argument("--save_dir", help="where per-class tables and PSD-ROC plots are written")
+    return parser
+
+
+def run(args: argparse.Namespace) -> dict[str, float]:
+    if not (args.operating_points or args.predictions or args.scores):
+        raise EvaluationInputError("give at least one of --operating_points, --predictions, --scores")
+    ground_truth = read_event_table(args.ground_truth)
+    durations = read_durations(args.durations)
+    save_dir = Path(args.save_dir) if args.save_dir else None
+    metrics: dict[str, float] = {}
+    if args.scores:
+        scores, class_names, frame_step = read_score_folder(args.scores, set(ground_truth["filename"]))
+        metrics |= evaluate_scores(
+            scores, class_names, ground_truth, durations, args.n_thresholds, args.median_window,
+            frame_step, save_dir / "scores_evaluation" if save_dir else None,
+        )
+    if args.operating_points:
+        operating_points = read_operating_points(args.operating_points)
+        metrics |= evaluate_operating_points(operating_points, ground_truth, durations, save_dir)
+    if args.predictions:
+        predictions = read_event_table(args.predictions)
+        metrics |= evaluate_predictions(predictions, ground_truth, durations, save_dir)
+    return metrics
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        metrics = run(args)
+    except EvaluationInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for name, value in metrics.items():
+        print(f"{name:>24s}: {value:.4f}")
+    print(json.dumps(metrics))
+    return 0

@@ -1,0 +1,189 @@
+"""The evaluation stages (operating points -> PSDS, one output -> F1s, scores -> exact PSDS)
+and ``evaluate_scores``, which runs them all from frame scores. The command line runs
+the same stages."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sed_scores_eval.base_modules.io import write_sed_scores
+
+from desed_task.evaluation.collar_f1 import collar_f1
+from desed_task.evaluation.decode import FRAME_STEP, decode_scores
+from desed_task.evaluation.errors import EvaluationInputError
+from desed_task.evaluation.exact_psds import exact_psds, score_dataframes
+from desed_task.evaluation.intersection_f1 import intersection_f1_scores
+from desed_task.evaluation.plots import plot_exact_psds, plot_psds
+from desed_task.evaluation.psds import psds_from_operating_points
+from desed_task.evaluation.scenarios import (
+    F1_THRESHOLD,
+    PSDS_SCENARIOS,
+    threshold_grid,
+    threshold_name,
+)
+from desed_task.evaluation.segment_f1 import segment_f1
+from desed_task.evaluation.tables import clean_durations, clean_event_table
+
+
+def _write_tsv(table: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, sep="\t", index=False, float_format="%.6g")
+
+
+def evaluate_operating_points(
+    operating_points: Mapping[float, pd.DataFrame],
+    ground_truth: pd.DataFrame,
+    durations: pd.DataFrame,
+    save_dir: Path | None = None,
+) -> dict[str, float]:
+    """PSDS scenarios 1 and 2 from decoded operating points: {"psds1": ..., "psds2": ...}.
+
+    With ``save_dir``: ``psds_per_class.tsv`` (per-class area under each scenario's
+    staircase), ``<scenario>_operating_points.tsv`` (per-class TPR/FPR/eFPR per
+    threshold) and the PSD-ROC PNGs.
+    """
+    results = {
+        name: psds_from_operating_points(operating_points, ground_truth, durations, **settings)
+        for name, settings in PSDS_SCENARIOS.items()
+    }
+    if save_dir is not None:
+        save_dir = Path(save_dir)
+        per_class = pd.DataFrame({name: result.class_psds for name, result in results.items()})
+        _write_tsv(per_class.rename_axis("event_label").reset_index(), save_dir / "psds_per_class.tsv")
+        for name, result in results.items():
+            _write_tsv(result.per_class_table(), save_dir / f"{name}_operating_points.tsv")
+            plot_psds(result, save_dir, name)
+    return {name: result.value for name, result in results.items()}
+
+
+def evaluate_predictions(
+    predictions: pd.DataFrame,
+    ground_truth: pd.DataFrame,
+    durations: pd.DataFrame,
+    save_dir: Path | None = None,
+) -> dict[str, float]:
+    """Intersection F1 (dtc 0.5, gtc 0.5, cttc 0.3), collar F1 and segment F1 of one output.
+
+    With ``save_dir``: ``f1_per_class.tsv``.
+    """
+    intersection = intersection_f1_scores(predictions, ground_truth, durations)
+    collar = collar_f1(predictions, ground_truth)
+    segment = segment_f1(predictions, ground_truth)
+    if save_dir is not None:
+        table = pd.DataFrame(
+            {"intersection_f1": intersection, "collar_f1": collar, "segment_f1": segment}
+        ).rename_axis("event_label")
+        _write_tsv(table.reset_index(), Path(save_dir) / "f1_per_class.tsv")
+    return {
+        "intersection_f1_macro": intersection["macro"],
+        "collar_f1_macro": collar["macro"],
+        "collar_f1_micro": collar["micro"],
+        "segment_f1_macro": segment["macro"],
+    }
+
+
+def evaluate_exact(
+    score_tables: Mapping[str, pd.DataFrame],
+    ground_truth: pd.DataFrame,
+    durations: pd.DataFrame,
+    save_dir: Path | None = None,
+) -> dict[str, float]:
+    """Exact PSDS scenarios 1 and 2 from sed_scores_eval score tables.
+
+    With ``save_dir``: ``psds_exact_per_class.tsv`` and the PSD-ROC PNGs.
+    """
+    results = {
+        f"{name}_exact": exact_psds(score_tables, ground_truth, durations, **settings)
+        for name, settings in PSDS_SCENARIOS.items()
+    }
+    if save_dir is not None:
+        save_dir = Path(save_dir)
+        per_class = pd.DataFrame({name: result.class_psds for name, result in results.items()})
+        _write_tsv(per_class.rename_axis("event_label").reset_index(), save_dir / "psds_exact_per_class.tsv")
+        for name, result in results.items():
+            plot_exact_psds(result, save_dir, name)
+    return {name: result.value for name, result in results.items()}
+
+
+def _decode_mapping(
+    scores: Mapping[str, np.ndarray],
+    class_names: Sequence[str],
+    thresholds: Sequence[float],
+    median_window: int | Sequence[int],
+    frame_step: float,
+    duration_of: Mapping[str, float],
+) -> dict[float, pd.DataFrame]:
+    """``decode_scores`` on a {filename: (n_classes, n_frames)} mapping (clips grouped by length)."""
+    by_length: dict[int, list[str]] = {}
+    for filename, clip_scores in scores.items():
+        by_length.setdefault(np.shape(clip_scores)[-1], []).append(filename)
+    parts = []
+    for filenames in by_length.values():
+        stacked = np.stack([np.asarray(scores[name], dtype=np.float64) for name in filenames])
+        clip_durations = np.array([duration_of.get(name, np.inf) for name in filenames])
+        parts.append(
+            decode_scores(stacked, filenames, class_names, thresholds, median_window, frame_step, clip_durations)
+        )
+    decoded = {}
+    for threshold in thresholds:
+        table = pd.concat([part[threshold] for part in parts], ignore_index=True)
+        table.attrs.update(source=f"predictions at threshold {threshold}", clean=True)
+        decoded[threshold] = table
+    return decoded
+
+
+def evaluate_scores(
+    scores: Mapping[str, np.ndarray],
+    class_names: Sequence[str],
+    ground_truth: pd.DataFrame,
+    durations: pd.DataFrame,
+    n_thresholds: int = 50,
+    median_window: int | Sequence[int] = 7,
+    frame_step: float = FRAME_STEP,
+    save_dir: Path | None = None,
+) -> dict[str, float]:
+    """All the 2021 metrics from frame scores.
+
+    Args:
+        scores: {clip filename (e.g. "Y00abc.wav"): (n_classes, n_frames) probabilities};
+            frame i covers [i * frame_step, (i + 1) * frame_step) seconds.
+        class_names: (n_classes,) labels of the score rows.
+        ground_truth: event table; clips without events as rows with NaN event_label.
+        durations: table with filename and duration (seconds); decoded events are
+            clipped to their clip's duration.
+        n_thresholds: operating points for psds1/psds2: 1/(2n), 3/(2n), ..., 1 - 1/(2n).
+        median_window: median filter length in frames (one, or one per class).
+        frame_step: seconds per frame.
+        save_dir: where to write decoded predictions, frame scores (sed_scores_eval
+            layout), per-class tables and PSD-ROC plots.
+
+    Returns:
+        psds1, psds2, psds1_exact, psds2_exact, intersection_f1_macro, collar_f1_macro,
+        collar_f1_micro, segment_f1_macro (the F1s at threshold 0.5).
+    """
+    if not scores:
+        raise EvaluationInputError("no scores given")
+    ground_truth = clean_event_table(ground_truth)
+    durations = clean_durations(durations)
+    duration_of = dict(zip(durations["filename"], durations["duration"]))
+    thresholds = threshold_grid(n_thresholds)
+    operating_points = _decode_mapping(scores, class_names, thresholds, median_window, frame_step, duration_of)
+    at_f1_threshold = _decode_mapping(
+        scores, class_names, [F1_THRESHOLD], median_window, frame_step, duration_of
+    )[F1_THRESHOLD]
+    score_tables = score_dataframes(scores, class_names, frame_step)
+
+    if save_dir is not None:
+        save_dir = Path(save_dir)
+        for threshold, table in operating_points.items():
+            _write_tsv(table, save_dir / "operating_points" / f"predictions_th_{threshold_name(threshold)}.tsv")
+        _write_tsv(at_f1_threshold, save_dir / f"predictions_th_{threshold_name(F1_THRESHOLD)}.tsv")
+        write_sed_scores(score_tables, save_dir / "scores")
+
+    metrics = evaluate_operating_points(operating_points, ground_truth, durations, save_dir)
+    metrics |= evaluate_exact(score_tables, ground_truth, durations, save_dir)
+    metrics |= evaluate_predictions(at_f1_threshold, ground_truth, durations, save_dir)
+    return metrics

@@ -1,0 +1,58 @@
+"""Intersection-based F1 at one operating point (psds_eval's ``compute_macro_f_score``).
+
+Per class: TP = detected ground-truth events, FP = detections failing the DTC,
+FN = ground-truth events - TP; F1 = 2 TP / (2 TP + FP + FN). As in psds_eval, the
+number of ground-truth events is recovered as TP / (TP / n), so a class with no true
+positive has an undefined (NaN) F1 and is left out of the macro average; the 2021
+baseline reports 0 when no class is defined or the output is empty.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from desed_task.evaluation.intersection_counts import count_intersections
+from desed_task.evaluation.intersection_inputs import prepare_intersection_inputs
+
+
+def intersection_f1_scores(
+    predictions: pd.DataFrame,
+    ground_truth: pd.DataFrame,
+    durations: pd.DataFrame,
+    dtc: float = 0.5,
+    gtc: float = 0.5,
+    cttc: float = 0.3,
+) -> dict[str, float]:
+    """Per-class intersection F1 (NaN where undefined) and their ``"macro"`` mean (0 if none)."""
+    inputs = prepare_intersection_inputs(ground_truth, durations)
+    detections = inputs.encode_detections(predictions)
+    counts = count_intersections(
+        detections, np.zeros(len(detections), np.int64), 1, inputs.reference, dtc, gtc, cttc
+    )
+    true_positives = counts.true_positives[0].astype(np.float64)
+    false_positives = counts.false_positives[0].astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n_events = true_positives / (true_positives / inputs.reference.events_per_class)
+        false_negatives = n_events - true_positives
+        f1 = 2 * true_positives / (2 * true_positives + false_negatives + false_positives)
+    scores = {str(name): float(value) for name, value in zip(inputs.classes, f1)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        macro = float(np.nanmean(f1)) if f1.size else float("nan")
+    scores["macro"] = 0.0 if np.isnan(macro) else macro
+    return scores
+
+
+def intersection_f1_macro(
+    predictions: pd.DataFrame,
+    ground_truth: pd.DataFrame,
+    durations: pd.DataFrame,
+    dtc: float = 0.5,
+    gtc: float = 0.5,
+    cttc: float = 0.3,
+) -> float:
+    """Intersection-based macro F1 (0.0 for an empty output), as the 2021 baseline reports it."""
+    return intersection_f1_scores(predictions, ground_truth, durations, dtc, gtc, cttc)["macro"]

@@ -1,0 +1,52 @@
+"""Reading a folder of frame scores in sed_scores_eval's layout (one TSV per clip)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from desed_task.evaluation.errors import EvaluationInputError
+
+
+def read_score_folder(
+    folder: str | Path, known_filenames: set[str]
+) -> tuple[dict[str, np.ndarray], list[str], float]:
+    """Read ``<clip id>.tsv`` files with columns onset, offset, one per class.
+
+    Args:
+        folder: the folder.
+        known_filenames: ground-truth file names; a clip id ``X`` is named ``X.wav`` when
+            that is one of them.
+
+    Returns:
+        ({filename: (n_classes, n_frames) scores}, class names, frame step in seconds).
+    """
+    folder = Path(folder)
+    paths = sorted(folder.glob("*.tsv"))
+    if not paths:
+        raise EvaluationInputError(f"{folder}: no .tsv score files")
+    scores: dict[str, np.ndarray] = {}
+    class_names: list[str] | None = None
+    frame_steps = []
+    for path in paths:
+        table = pd.read_csv(path, sep="\t")
+        if list(table.columns[:2]) != ["onset", "offset"] or table.shape[1] < 3:
+            raise EvaluationInputError(f"{path}: expected columns onset, offset, then one per class")
+        classes = [str(c) for c in table.columns[2:]]
+        if class_names is None:
+            class_names = classes
+        elif classes != class_names:
+            raise EvaluationInputError(f"{path}: classes {classes} differ from {class_names}")
+        try:
+            values = table.to_numpy(dtype=np.float64)
+        except ValueError as error:
+            raise EvaluationInputError(f"{path}: non-numeric values ({error})") from error
+        if len(values) == 0:
+            raise EvaluationInputError(f"{path}: no frames")
+        frame_steps.append((values[-1, 1] - values[0, 0]) / len(values))
+        clip = path.stem + ".wav" if path.stem + ".wav" in known_filenames else path.stem
+        scores[clip] = values[:, 2:].T
+    frame_step = float(np.median(frame_steps))
+    return scores, class_names, frame_step

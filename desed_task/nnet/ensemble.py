@@ -1,0 +1,155 @@
+"""The SSEP + SED ensemble of the DCASE 2021 baseline (`EnsembleModel` of
+finetune_on_separated.py), for fine-tuning a pre-trained SED model on separated sources.
+
+Two copies of a pre-trained SED model:
+
+* `multisrc_model`, fine-tuned: it sees each separated source on its own (batch * sources
+  inputs); its strong and weak outputs are summed over the sources and clamped to 1;
+* `monaural_model`, frozen (no gradient, eval mode, so batch norm statistics and dropout are
+  off): it sees the mixture.
+
+Their outputs, both after the sigmoid, are averaged with a learned weight q:
+``q * mixture_path + (1 - q) * separated_path``. Batch norm of the fine-tuned copy is frozen
+(running statistics and affine weights), as the 2021 ``CRNN(freeze_bn=True)``.
+
+What the 2021 recipe fed: the datasets read the ``_sep`` folders only (one channel per
+source, no mixture channel); the trainer took the mel magnitude of each source,
+(batch, sources, n_mels, frames), and gave the frozen copy the SUM over sources of those mel
+magnitudes as "mixture" (equal to the mixture's waveform sum by the separation model's
+mixture consistency, not to the mixture's mel), then log + scaler on each. This module does
+the same by default: input (batch, sources, ...), mixture = sum over the source axis, then
+`features` on each. An explicit mixture (batch, ...) can be passed instead.
+
+q: 2021 used an unconstrained ``nn.Parameter(torch.rand(1))``. Here the weight applied is q
+clamped to [0, 1], with a straight-through gradient (the gradient reaches q even when it sits
+beyond a bound, so it can come back); the parameter keeps the 2021 name and meaning, so a 2021
+fine-tuned state dict (keys ``multisrc_model.*``, ``monaural_model.*``, ``q``) loads as is.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+SEDOutput = tuple[Tensor, Tensor]
+"""(strong (batch, classes, frames) in [0, 1], weak (batch, classes) in [0, 1])."""
+
+
+def freeze_batch_norm(model: nn.Module) -> None:
+    """Put every batch norm layer of `model` in eval mode with fixed affine weights."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad_(False)
+
+
+class SeparatedEnsemble(nn.Module):
+    """SED on separated sources, ensembled with the frozen original SED model on the mixture.
+
+    Args:
+        mixture_model: the pre-trained SED model fed the mixture; frozen here.
+        separated_model: the SED model to fine-tune on each source (usually a copy of the
+            same pre-trained model: see `from_pretrained`); its batch norm is frozen here.
+        features: turns one input (N, ...) into the SED model's input (N, n_mels, frames),
+            applied to the batch * sources sources and to the mixture after the source sum
+            (e.g. log + scaler when the inputs are mel magnitudes, as in 2021). Default
+            identity. It is called, not owned: a module passed here is not registered (no
+            state dict keys, not moved by `.to()`); its owner (the LightningModule) keeps it.
+        q_init: initial q in [0, 1]; None draws it uniformly as 2021 did.
+
+    Any SED model with the CRNN interface fits: ``forward(x (B, n_mels, T)) ->
+    (strong (B, C, T'), weak (B, C))``, outputs after the sigmoid.
+    """
+
+    def __init__(
+        self,
+        mixture_model: nn.Module,
+        separated_model: nn.Module,
+        features: Callable[[Tensor], Tensor] | None = None,
+        *,
+        q_init: float | None = None,
+    ) -> None:
+        super().__init__()
+        if mixture_model is separated_model:
+            raise ValueError("give two copies of the SED model (see from_pretrained)")
+        self.multisrc_model = separated_model  # 2021 name: fine-tuned on separated sources
+        self.monaural_model = mixture_model  # 2021 name: frozen, fed the mixture
+        initial = torch.rand(1) if q_init is None else torch.tensor([float(q_init)])
+        self.q = nn.Parameter(initial)
+        object.__setattr__(self, "features", features or (lambda x: x))  # not a submodule
+        self.monaural_model.requires_grad_(False)
+        freeze_batch_norm(self.multisrc_model)
+        self.train(self.training)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        sed_model: nn.Module,
+        features: Callable[[Tensor], Tensor] | None = None,
+        *,
+        q_init: float | None = None,
+    ) -> SeparatedEnsemble:
+        """Both copies from one pre-trained SED model (deep copies; `sed_model` untouched)."""
+        return cls(copy.deepcopy(sed_model), copy.deepcopy(sed_model), features, q_init=q_init)
+
+    @property
+    def mixture_weight(self) -> Tensor:
+        """q as applied: clamped to [0, 1], gradient passed straight through to `q`."""
+        # value: exactly the clamped q (q - q.detach() is 0); gradient: 1 with respect to q
+        return self.q.detach().clamp(0.0, 1.0) + (self.q - self.q.detach())
+
+    def train(self, mode: bool = True) -> SeparatedEnsemble:
+        """Train mode for the fine-tuned copy except its batch norm; the frozen copy stays in
+        eval mode."""
+        super().train(mode)
+        self.monaural_model.eval()
+        freeze_batch_norm(self.multisrc_model)
+        return self
+
+    def separated_path(self, sources: Tensor) -> SEDOutput:
+        """Fine-tuned copy on each source, summed over sources, clamped to 1.
+
+        Args:
+            sources: (batch, sources, ...) inputs of `features`.
+        """
+        batch, n_sources = sources.shape[:2]
+        strong, weak = self.multisrc_model(self.features(sources.flatten(0, 1)))
+        strong = strong.reshape(batch, n_sources, *strong.shape[1:]).sum(1).clamp(max=1)
+        weak = weak.reshape(batch, n_sources, *weak.shape[1:]).sum(1).clamp(max=1)
+        return strong, weak
+
+    def mixture_path(self, mixture: Tensor) -> SEDOutput:
+        """Frozen copy on the mixture, without gradient.
+
+        Args:
+            mixture: (batch, ...) input of `features`.
+        """
+        with torch.no_grad():
+            return self.monaural_model(self.features(mixture))
+
+    def forward(self, sources: Tensor, mixture: Tensor | None = None) -> SEDOutput:
+        """Ensembled predictions.
+
+        Args:
+            sources: (batch, sources, ...) separated sources: waveforms (batch, sources,
+                samples) or mel magnitudes (batch, sources, n_mels, frames), whatever
+                `features` takes.
+            mixture: (batch, ...) the mixture in the same form; None: the sum over sources
+                (2021).
+
+        Returns:
+            strong (batch, classes, frames), weak (batch, classes): q * mixture path +
+            (1 - q) * separated path.
+        """
+        if sources.dim() < 3:
+            raise ValueError(f"expected (batch, sources, ...), got shape {tuple(sources.shape)}")
+        if mixture is None:
+            mixture = sources.sum(1)
+        strong_sep, weak_sep = self.separated_path(sources)
+        strong_mix, weak_mix = self.mixture_path(mixture)
+        q = self.mixture_weight
+        return q * strong_mix + (1 - q) * strong_sep, q * weak_mix + (1 - q) * weak_sep

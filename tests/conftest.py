@@ -1,0 +1,32 @@
+"""Shared fixtures: small audio folders and tables written at test time."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+# two cores: keep torch from oversubscribing when tests run beside data loaders
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+def write_wav(path: Path, seconds: float = 10.0, fs: int = 16000, channels: int = 1, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    data = 0.1 * rng.standard_normal((int(seconds * fs), channels)).astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), data if channels > 1 else data[:, 0], fs)
+    return path
+
+
+@pytest.fixture
+def shared_reference() -> Path:
+    ref = SHARED / "reference"
+    if not ref.is_dir():
+        pytest.skip("../shared/reference is absent (reference data is only beside the repo in CI)")
+    return ref

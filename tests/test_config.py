@@ -1,0 +1,70 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from desed_task.config import ConfigError, load_config, merge_for_test, validate_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _sed() -> dict:
+    return yaml.safe_load((REPO / "confs" / "sed.yaml").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "confs").glob("*.yaml")))
+def test_shipped_configs_are_valid(name):
+    load_config(REPO / "confs" / name)
+
+
+def test_sed_yaml_holds_the_2021_values():
+    c = load_config(REPO / "confs" / "sed.yaml")
+    t = c["training"]
+    assert t["batch_size"] == [12, 12, 24] and t["batch_size_val"] == 24
+    assert (t["const_max"], t["n_epochs_warmup"], t["n_epochs"], t["early_stop_patience"]) == (2, 50, 200, 200)
+    assert (t["median_window"], t["n_test_thresholds"], t["ema_factor"], t["weak_split"], t["seed"]) == (7, 50, 0.999, 0.9, 42)
+    assert t["mixup"] == "soft" and t["self_sup_loss"] == "mse" and t["obj_metric_synth_type"] == "intersection"
+    assert c["opt"]["lr"] == 0.001
+    assert c["scaler"] == {"statistic": "instance", "normtype": "minmax", "dims": [1, 2], "savepath": "./scaler.ckpt"}
+    assert c["net"]["nb_filters"] == [16, 32, 64, 128, 128, 128, 128]
+
+
+def test_unknown_key_is_refused_with_its_name():
+    c = _sed()
+    c["training"]["batchsize"] = 3
+    with pytest.raises(ConfigError, match="training.batchsize"):
+        validate_config(c)
+
+
+def test_wrong_type_is_refused_with_its_name():
+    c = _sed()
+    c["opt"]["lr"] = "fast"
+    with pytest.raises(ConfigError, match="opt.lr"):
+        validate_config(c)
+    c = _sed()
+    c["training"]["batch_size"] = [12, "12", 24]
+    with pytest.raises(ConfigError, match="training.batch_size"):
+        validate_config(c)
+
+
+def test_missing_key_and_malformed_yaml(tmp_path):
+    c = _sed()
+    del c["training"]["seed"]
+    with pytest.raises(ConfigError, match="training.seed"):
+        validate_config(c)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("training: [1, 2\n")
+    with pytest.raises(ConfigError, match="bad.yaml"):
+        load_config(bad)
+
+
+def test_16k_alias_and_test_merge():
+    c = _sed()
+    c["data"]["weak_folder_16k"] = c["data"].pop("weak_folder")
+    out = validate_config(copy.deepcopy(c))
+    assert out["data"]["weak_folder"].endswith("weak_16k/")
+    current = validate_config(_sed())
+    current["data"]["test_folder"] = "elsewhere/"
+    merged = merge_for_test(out, current)
+    assert merged["data"]["test_folder"] == "elsewhere/" and merged["net"] == out["net"]

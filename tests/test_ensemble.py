@@ -1,0 +1,156 @@
+"""SeparatedEnsemble: exact paths at q = 0 / 1, frozen parts stay frozen, q is learned."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from desed_task.nnet.ensemble import SeparatedEnsemble
+
+N_MELS, N_CLASSES, FRAMES, BATCH, SOURCES = 8, 3, 12, 2, 4
+
+
+class TinySED(nn.Module):
+    """Smallest model with the CRNN interface: (B, n_mels, T) -> (B, C, T), (B, C)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(N_MELS, 6, 3, padding=1)
+        self.bn = nn.BatchNorm1d(6)
+        self.dense = nn.Linear(6, N_CLASSES)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = torch.relu(self.bn(self.conv(x)))
+        strong = torch.sigmoid(self.dense(hidden.transpose(1, 2))).transpose(1, 2)
+        return strong, strong.mean(-1)
+
+
+def log_features(mels: torch.Tensor) -> torch.Tensor:
+    return torch.log1p(mels)
+
+
+def make_ensemble(q: float) -> SeparatedEnsemble:
+    torch.manual_seed(0)
+    sed = TinySED()
+    with torch.no_grad():  # non-trivial batch norm statistics, as a pre-trained model has
+        sed.bn.running_mean.uniform_(-0.5, 0.5)
+        sed.bn.running_var.uniform_(0.5, 2.0)
+    return SeparatedEnsemble.from_pretrained(sed, log_features, q_init=q)
+
+
+def mel_sources() -> torch.Tensor:
+    return torch.rand(BATCH, SOURCES, N_MELS, FRAMES, generator=torch.Generator().manual_seed(1))
+
+
+def expected_paths(ensemble: SeparatedEnsemble, sources: torch.Tensor):
+    """Both paths computed by hand from the two copies."""
+    with torch.no_grad():
+        flat = log_features(sources.reshape(BATCH * SOURCES, N_MELS, FRAMES))
+        strong, weak = ensemble.multisrc_model(flat)
+        strong_sep = strong.reshape(BATCH, SOURCES, N_CLASSES, FRAMES).sum(1).clamp(max=1)
+        weak_sep = weak.reshape(BATCH, SOURCES, N_CLASSES).sum(1).clamp(max=1)
+        strong_mix, weak_mix = ensemble.monaural_model(log_features(sources.sum(1)))
+    return (strong_sep, weak_sep), (strong_mix, weak_mix)
+
+
+@pytest.mark.parametrize("q, path", [(0.0, "separated"), (1.0, "mixture")])
+def test_q_bounds_give_each_path_exactly(q: float, path: str) -> None:
+    ensemble = make_ensemble(q).eval()
+    sources = mel_sources()
+    separated, mixture = expected_paths(ensemble, sources)
+    strong, weak = ensemble(sources)
+    want = separated if path == "separated" else mixture
+    assert strong.shape == (BATCH, N_CLASSES, FRAMES) and weak.shape == (BATCH, N_CLASSES)
+    assert torch.equal(strong, want[0]) and torch.equal(weak, want[1])
+    assert not torch.equal(separated[0], mixture[0])  # the test can tell the paths apart
+
+
+def test_sum_over_sources_is_clamped_and_q_mixes_linearly() -> None:
+    ensemble = make_ensemble(0.25).eval()
+    sources = mel_sources()
+    (strong_sep, weak_sep), (strong_mix, weak_mix) = expected_paths(ensemble, sources)
+    assert strong_sep.max() == 1.0  # four sigmoids around 0.5 add up past 1: clamped
+    strong, weak = ensemble(sources)
+    torch.testing.assert_close(strong, 0.25 * strong_mix + 0.75 * strong_sep)
+    torch.testing.assert_close(weak, 0.25 * weak_mix + 0.75 * weak_sep)
+
+
+def test_explicit_mixture_feeds_the_frozen_copy() -> None:
+    ensemble = make_ensemble(1.0).eval()
+    sources, mixture = mel_sources(), torch.rand(BATCH, N_MELS, FRAMES)
+    strong, _ = ensemble(sources, mixture)
+    with torch.no_grad():
+        want, _ = ensemble.monaural_model(log_features(mixture))
+    assert torch.equal(strong, want)
+
+
+def test_training_step_keeps_frozen_parts_and_learns_q() -> None:
+    ensemble = make_ensemble(0.5).train()
+    with torch.no_grad():  # low source outputs: their sum stays below the clamp at 1
+        ensemble.multisrc_model.dense.bias.fill_(-3.0)
+    assert ensemble.multisrc_model.training and not ensemble.multisrc_model.bn.training
+    assert not ensemble.monaural_model.training and not ensemble.monaural_model.bn.training
+    mixture_before = {k: v.clone() for k, v in ensemble.monaural_model.state_dict().items()}
+    bn_before = {k: v.clone() for k, v in ensemble.multisrc_model.bn.state_dict().items()}
+    conv_before = ensemble.multisrc_model.conv.weight.detach().clone()
+    q_before = ensemble.q.detach().clone()
+
+    trainable = [p for p in ensemble.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=1e-2)
+    strong, weak = ensemble(mel_sources())
+    loss = nn.functional.binary_cross_entropy(strong, torch.zeros_like(strong))
+    loss = loss + nn.functional.binary_cross_entropy(weak, torch.ones_like(weak))
+    loss.backward()
+    optimizer.step()
+
+    for key, value in ensemble.monaural_model.state_dict().items():
+        assert torch.equal(value, mixture_before[key]), f"frozen copy changed: {key}"
+    for key, value in ensemble.multisrc_model.bn.state_dict().items():
+        assert torch.equal(value, bn_before[key]), f"batch norm of fine-tuned copy changed: {key}"
+    assert all(p.grad is None for p in ensemble.monaural_model.parameters())
+    assert not torch.equal(ensemble.multisrc_model.conv.weight, conv_before)
+    assert not torch.equal(ensemble.q.detach(), q_before)
+
+
+def test_q_is_clamped_but_keeps_its_gradient() -> None:
+    ensemble = make_ensemble(1.5).eval()
+    strong, _ = ensemble(mel_sources())
+    (_, _), (strong_mix, _) = expected_paths(ensemble, mel_sources())
+    assert torch.equal(strong, strong_mix)  # q = 1.5 acts as 1
+    strong.sum().backward()
+    assert ensemble.q.grad is not None and ensemble.q.grad.abs().item() > 0
+
+
+def test_state_dict_keeps_2021_keys_and_no_feature_keys() -> None:
+    def scaler(x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    scaler_module = nn.BatchNorm1d(N_MELS)  # a feature module is used, not owned
+    ensemble = SeparatedEnsemble.from_pretrained(TinySED(), scaler_module, q_init=0.3)
+    keys = set(ensemble.state_dict())
+    assert "q" in keys
+    assert any(k.startswith("multisrc_model.") for k in keys)
+    assert any(k.startswith("monaural_model.") for k in keys)
+    assert not any(k.startswith("features") for k in keys)
+    assert scaler(torch.ones(1)).item() == 1.0
+
+
+def test_works_with_the_project_crnn() -> None:
+    crnn_module = pytest.importorskip("desed_task.nnet.CRNN")
+    crnn = crnn_module.CRNN(
+        n_in_channel=1,
+        nclass=N_CLASSES,
+        attention=True,
+        n_RNN_cell=8,
+        rnn_layers=1,
+        kernel_size=[3, 3],
+        padding=[1, 1],
+        stride=[1, 1],
+        nb_filters=[4, 8],
+        pooling=[[1, 4], [1, 2]],
+        dropout=0.0,
+    )
+    ensemble = SeparatedEnsemble.from_pretrained(crnn, log_features, q_init=0.0).eval()
+    strong, weak = ensemble(mel_sources())
+    assert strong.shape[:2] == (BATCH, N_CLASSES) and weak.shape == (BATCH, N_CLASSES)

@@ -1,0 +1,193 @@
+"""Decoding, input checks, the weak F1, evaluate_scores and the command line."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.ndimage
+
+from desed_task.evaluation import (
+    EvaluationInputError,
+    collar_f1,
+    decode_scores,
+    evaluate_scores,
+    intersection_f1_macro,
+    median_filter_binary,
+    psds_from_operating_points,
+    read_event_table,
+    segment_f1,
+    weak_f1_macro,
+)
+from desed_task.evaluation.cli import main
+
+CLASSES = ["Alarm", "Dog", "Speech"]
+
+
+def decode_2021(scores, filenames, class_names, threshold, window, frame_step=0.064):
+    """The 2021 per-clip loop: binarise, scipy median filter, contiguous regions."""
+    rows = []
+    for clip_scores, filename in zip(scores, filenames):
+        active = scipy.ndimage.median_filter(clip_scores.T > threshold, (window, 1))
+        for c, label in enumerate(class_names):
+            padded = np.concatenate([[0], active[:, c].astype(int), [0]])
+            changes = np.flatnonzero(np.diff(padded))
+            for start, stop in changes.reshape(-1, 2):
+                onset = np.clip(start * 4 / (16000 / 256), 0, 10)
+                offset = np.clip(stop * 4 / (16000 / 256), 0, 10)
+                rows.append((filename, onset, offset, label))
+    return pd.DataFrame(rows, columns=["filename", "onset", "offset", "event_label"])
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    """Smooth random scores for 12 clips, the ground truth they were drawn from."""
+    rng = np.random.default_rng(0)
+    n_clips, n_frames = 12, 156
+    filenames = [f"clip{i:02d}.wav" for i in range(n_clips)]
+    truth = np.zeros((n_clips, len(CLASSES), n_frames), bool)
+    rows = []
+    for i, name in enumerate(filenames):
+        for c, label in enumerate(CLASSES):
+            if rng.random() < 0.5:
+                start = rng.integers(0, 120)
+                stop = min(n_frames, start + rng.integers(5, 60))
+                truth[i, c, start:stop] = True
+                rows.append((name, start * 0.064, stop * 0.064, label))
+        if not truth[i].any():
+            rows.append((name, np.nan, np.nan, None))
+    noise = scipy.ndimage.uniform_filter1d(rng.random(truth.shape), 9, axis=-1)
+    scores = np.clip(0.6 * truth + 0.6 * noise - 0.1, 0, 1)
+    ground_truth = pd.DataFrame(rows, columns=["filename", "onset", "offset", "event_label"])
+    durations = pd.DataFrame({"filename": filenames, "duration": 10.0})
+    return scores, filenames, ground_truth, durations
+
+
+@pytest.mark.parametrize("window", [1, 2, 5, 7, 12])
+def test_median_filter_matches_scipy(window):
+    active = np.random.default_rng(window).random((6, 3, 40)) > 0.5
+    expected = np.stack([scipy.ndimage.median_filter(a.T, (window, 1)).T for a in active])
+    np.testing.assert_array_equal(median_filter_binary(active, window), expected)
+
+
+def test_decode_matches_the_2021_loop(synthetic):
+    scores, filenames, _, _ = synthetic
+    thresholds = [0.1, 0.35, 0.5, 0.9]
+    decoded = decode_scores(scores, filenames, CLASSES, thresholds, median_window=7)
+    for threshold in thresholds:
+        expected = decode_2021(scores, filenames, CLASSES, threshold, 7)
+        pd.testing.assert_frame_equal(decoded[threshold], expected, check_dtype=False)
+
+
+def test_decode_per_class_window_and_durations():
+    scores = np.zeros((1, 2, 20))
+    scores[0, :, 5:15] = 1.0
+    scores[0, 0, 9] = 0.0  # a one-frame gap, closed by a window of 3 but not of 1
+    decoded = decode_scores(scores, ["a.wav"], ["x", "y"], [0.5], [3, 1], 0.5, durations=np.array([6.0]))[0.5]
+    assert decoded[["onset", "offset"]].values.tolist() == [[2.5, 6.0], [2.5, 6.0]]
+    decoded = decode_scores(scores, ["a.wav"], ["x", "y"], [0.5], [1, 1], 0.5)[0.5]
+    assert decoded["event_label"].tolist() == ["x", "x", "y"]
+
+
+def test_weak_f1_matches_torchmetrics():
+    torch = pytest.importorskip("torch")
+    metrics = pytest.importorskip("torchmetrics.classification")
+    rng = np.random.default_rng(0)
+    probabilities = rng.random((40, 10))
+    targets = (rng.random((40, 10)) < 0.3).astype(int)
+    targets[:, 3] = 0  # a class with no positives...
+    probabilities[:, 3] = 0.1  # ...and no positive decisions: F1 0 in torchmetrics
+    probabilities[0, 0] = 0.5  # exactly at the threshold: not positive
+    metric = metrics.MultilabelF1Score(num_labels=10, average="macro", threshold=0.5)
+    expected = float(metric(torch.tensor(probabilities), torch.tensor(targets)))
+    assert weak_f1_macro(probabilities, targets) == pytest.approx(expected, abs=1e-6)
+
+
+def test_empty_output_scores_zero(synthetic):
+    _, _, ground_truth, durations = synthetic
+    empty = pd.DataFrame(columns=["filename", "onset", "offset", "event_label"])
+    assert intersection_f1_macro(empty, ground_truth, durations) == 0.0
+    assert collar_f1(empty, ground_truth)["macro"] == 0.0
+    assert collar_f1(empty, ground_truth)["micro"] == 0.0
+    assert segment_f1(empty, ground_truth)["macro"] == 0.0
+    assert psds_from_operating_points({0.5: empty}, ground_truth, durations, 0.7, 0.7).value == 0.0
+
+
+def _write(table, path, sep="\t"):
+    table.to_csv(path, sep=sep, index=False)
+    return path
+
+
+def test_reader_is_lenient(tmp_path):
+    path = tmp_path / "predictions.csv"
+    path.write_text(",event_label,onset,offset,filename\n0,Dog,1.0,2.5,a.wav\n1,,,,b.wav\n")
+    table = read_event_table(path)
+    assert table.columns.tolist() == ["filename", "onset", "offset", "event_label"]
+    assert table["event_label"].isna().tolist() == [False, True]
+    assert table["onset"].iloc[0] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("filename\tonset\toffset\tevent_label\na.wav\t2.0\t1.0\tDog\n", "offset < onset"),
+        ("filename\tonset\toffset\tevent_label\na.wav\tsoon\t1.0\tDog\n", "non-numeric onset"),
+        ("filename\tonset\tevent_label\na.wav\t1.0\tDog\n", "missing column"),
+    ],
+)
+def test_malformed_rows_name_the_file(tmp_path, content, message):
+    path = tmp_path / "bad.tsv"
+    path.write_text(content)
+    with pytest.raises(EvaluationInputError, match=rf"bad\.tsv.*{message}"):
+        read_event_table(path)
+
+
+def test_inconsistent_inputs_name_the_problem(synthetic, tmp_path, capsys):
+    _, _, ground_truth, durations = synthetic
+    gt_path = _write(ground_truth, tmp_path / "gt.tsv")
+    short_durations = _write(durations.iloc[1:], tmp_path / "dur.tsv")
+    predictions = pd.DataFrame([("clip00.wav", 1.0, 2.0, "Dog")], columns=ground_truth.columns)
+    pred_path = _write(predictions, tmp_path / "pred.tsv")
+    assert main(["--ground_truth", str(gt_path), "--durations", str(short_durations), "--predictions", str(pred_path)]) == 2
+    assert "gt.tsv: 1 clip(s) missing from" in capsys.readouterr().err
+
+    dur_path = _write(durations, tmp_path / "durations.tsv")
+    unknown_clip = _write(predictions.assign(filename="other.wav"), tmp_path / "clip.tsv")
+    assert main(["--ground_truth", str(gt_path), "--durations", str(dur_path), "--predictions", str(unknown_clip)]) == 2
+    assert "clip.tsv: 1 clip(s) not in the ground truth" in capsys.readouterr().err
+
+    unknown_class = _write(predictions.assign(event_label="Cat"), tmp_path / "class.tsv")
+    assert main(["--ground_truth", str(gt_path), "--durations", str(dur_path), "--predictions", str(unknown_class)]) == 2
+    assert "class.tsv: class(es) not in the ground truth: ['Cat']" in capsys.readouterr().err
+
+
+def test_evaluate_scores_and_cli_agree(synthetic, tmp_path, capsys):
+    scores, filenames, ground_truth, durations = synthetic
+    mapping = dict(zip(filenames, scores))
+    metrics = evaluate_scores(mapping, CLASSES, ground_truth, durations, n_thresholds=10, save_dir=tmp_path / "run")
+    assert set(metrics) == {
+        "psds1", "psds2", "psds1_exact", "psds2_exact", "intersection_f1_macro",
+        "collar_f1_macro", "collar_f1_micro", "segment_f1_macro",
+    }
+    assert 0.0 < metrics["psds1"] <= 1.0 and 0.0 < metrics["psds2_exact"] <= 1.0
+    # the exact PSDS bounds the 10-threshold approximation from above (up to the median filter)
+    assert metrics["psds2_exact"] >= metrics["psds2"] - 0.1
+    run = tmp_path / "run"
+    for written in ["psds1_roc.png", "psds2_exact_roc.png", "psds_exact_per_class.tsv",
+                    "f1_per_class.tsv", "predictions_th_0.5.tsv", "operating_points/predictions_th_0.05.tsv",
+                    "scores/clip00.tsv"]:
+        assert (run / written).is_file(), written
+
+    gt_path = _write(ground_truth, tmp_path / "gt.tsv")
+    dur_path = _write(durations, tmp_path / "dur.tsv")
+    assert main(["--ground_truth", str(gt_path), "--durations", str(dur_path),
+                 "--scores", str(run / "scores"), "--n_thresholds", "10"]) == 0
+    from_cli = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert from_cli == pytest.approx(metrics, abs=1e-6)
+
+    assert main(["--ground_truth", str(gt_path), "--durations", str(dur_path),
+                 "--operating_points", str(run / "operating_points"),
+                 "--predictions", str(run / "predictions_th_0.5.tsv")]) == 0
+    from_files = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for name, value in from_files.items():
+        assert value == pytest.approx(metrics[name], abs=1e-6), name

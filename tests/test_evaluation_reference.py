@@ -1,0 +1,43 @@
+"""Conformance with the official tools on the real 2021 baseline outputs (../shared)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from desed_task.evaluation.cli import main
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+REFERENCE = SHARED / "reference" / "dcase2021_baseline_devtest"
+EXPECTED = {
+    "psds1": 0.3345,
+    "psds2": 0.5281,
+    "intersection_f1_macro": 0.6374,
+    "collar_f1_macro": 0.3987,
+    "collar_f1_micro": 0.4095,
+    "segment_f1_macro": 0.6935,
+}
+
+
+@pytest.fixture(scope="module")
+def reference_dir():
+    if not REFERENCE.is_dir():
+        pytest.skip(f"reference data absent: {REFERENCE} (see ../shared/reference/README.md)")
+    return REFERENCE
+
+
+def test_cli_reproduces_the_official_values(reference_dir, capsys, tmp_path):
+    status = main([
+        "--ground_truth", str(reference_dir / "validation.tsv"),
+        "--durations", str(reference_dir / "validation_durations.tsv"),
+        "--operating_points", str(reference_dir / "student_operating_points"),
+        "--predictions", str(reference_dir / "student_predictions_th0.5.csv"),
+        "--save_dir", str(tmp_path),
+    ])
+    assert status == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(metrics) == set(EXPECTED)
+    for name, value in EXPECTED.items():
+        assert metrics[name] == pytest.approx(value, abs=1e-3), name
+    for written in ["psds1_roc.png", "psds2_roc_per_class.png", "psds_per_class.tsv", "f1_per_class.tsv"]:
+        assert (tmp_path / written).is_file(), written

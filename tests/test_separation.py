@@ -1,0 +1,195 @@
+"""The TensorFlow path for real, on the STAND-IN model: build, load, separate folders, resume
+after a SIGKILL, and run_separation.py end to end."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+
+pytest.importorskip("tensorflow")
+
+from desed_task.separation import folder, separate_folder  # noqa: E402
+from desed_task.separation.model import TFSeparationModel  # noqa: E402
+from desed_task.separation.standin import build_standin_model  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+FS = 16000
+N_SOURCES = 3  # not the default 4: nothing may assume the count
+
+
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return build_standin_model(tmp_path_factory.mktemp("standin"), n_sources=N_SOURCES)
+
+
+@pytest.fixture(scope="module")
+def model(standin: tuple[Path, Path]) -> TFSeparationModel:
+    with TFSeparationModel(*standin) as loaded:
+        yield loaded
+
+
+def write_clips(folder_path: Path, names: list[str], samples: int = 2000, fs: int = FS) -> None:
+    for i, name in enumerate(names):
+        path = folder_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        audio = np.random.default_rng(i).uniform(-0.3, 0.3, samples).astype(np.float32)
+        sf.write(str(path), audio, fs)
+
+
+def test_standin_has_the_real_file_names_and_tensor_contract(standin, model) -> None:
+    graph_path, prefix = standin
+    assert graph_path.name == "inference.meta" and prefix.name == "model.ckpt-3547330"
+    assert prefix.with_name(prefix.name + ".index").is_file()
+    assert list(prefix.parent.glob("model.ckpt-3547330.data-*"))
+    assert model.is_standin and model.n_sources == N_SOURCES
+    mixture = np.random.default_rng(0).standard_normal(1234).astype(np.float32)
+    sources = model.separate(mixture)
+    assert sources.shape == (N_SOURCES, 1234) and sources.dtype == np.float32
+    np.testing.assert_allclose(sources.sum(0), mixture, atol=1e-5)  # mixture consistency
+    assert not np.allclose(sources[0], sources[1])
+
+
+def test_standin_is_deterministic(tmp_path: Path, standin, model) -> None:
+    mixture = np.linspace(-1, 1, 500, dtype=np.float32)
+    with TFSeparationModel(*build_standin_model(tmp_path, n_sources=N_SOURCES)) as again:
+        np.testing.assert_array_equal(again.separate(mixture), model.separate(mixture))
+
+
+def test_missing_checkpoint_says_where_to_get_the_model(tmp_path: Path, standin) -> None:
+    with pytest.raises(FileNotFoundError, match="yfcc100m_mixit_model_checkpoint"):
+        TFSeparationModel(standin[0], tmp_path / "model.ckpt-3547330")
+
+
+def test_folder_separation_mirrors_layout(tmp_path: Path, model) -> None:
+    src, dst = tmp_path / "16k", tmp_path / "sep"
+    write_clips(src, ["a.wav", "sub/b.wav", "sub/deeper/c.wav"])
+    report = separate_folder(model, src, dst, progress=False)
+    assert (report.separated, report.already_done, len(report.failed)) == (3, 0, 0)
+    for name in ["a.wav", "sub/b.wav", "sub/deeper/c.wav"]:
+        info = sf.info(str(dst / name))
+        assert (info.channels, info.frames, info.samplerate) == (N_SOURCES, 2000, FS)
+
+
+KILLED_RUN = textwrap.dedent(
+    """
+    import os, signal, sys
+    from desed_task.separation import separate_folder
+    from desed_task.separation.model import TFSeparationModel
+
+    graph, prefix, src, dst, renames_log, kill_at = sys.argv[1:7]
+    model = TFSeparationModel(graph, prefix)
+    real_replace, done = os.replace, []
+
+    def replace_or_die(tmp, final):
+        # the temporary output of clip number kill_at is written: SIGKILL before its rename
+        if len(done) + 1 == int(kill_at):
+            os.kill(os.getpid(), signal.SIGKILL)
+        real_replace(tmp, final)
+        done.append(final)
+        with open(renames_log, "a") as log:
+            log.write(f"{final}\\n")
+
+    os.replace = replace_or_die
+    separate_folder(model, src, dst, progress=False)
+    """
+)
+
+
+def test_resume_after_sigkill_separates_every_clip_once(
+    tmp_path: Path, standin, model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src, dst, renames_log = tmp_path / "16k", tmp_path / "sep", tmp_path / "renames.txt"
+    names = [f"clip{i}.wav" for i in range(4)] + ["sub/clip4.wav", "sub/clip5.wav"]
+    write_clips(src, names)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            KILLED_RUN,
+            *map(str, standin),
+            str(src),
+            str(dst),
+            str(renames_log),
+            "4",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    first_run = renames_log.read_text().split()
+    assert len(first_run) == 3
+    assert len(list(dst.rglob(f"*{folder.TEMP_MARKER}*"))) == 1  # clip 4 was being written
+    mtimes = {p: Path(p).stat().st_mtime_ns for p in first_run}
+
+    second_run: list[str] = []
+    real_replace = os.replace
+
+    def logging_replace(tmp, final):
+        real_replace(tmp, final)
+        second_run.append(str(final))
+
+    monkeypatch.setattr(folder.os, "replace", logging_replace)
+    report = separate_folder(model, src, dst, progress=False)
+
+    assert (report.separated, report.already_done, len(report.failed)) == (3, 3, 0)
+    assert sorted(first_run + second_run) == sorted(str(dst / n) for n in names)  # once each
+    assert all(Path(p).stat().st_mtime_ns == t for p, t in mtimes.items())  # not rewritten
+    assert not list(dst.rglob(f"*{folder.TEMP_MARKER}*"))
+    for name in names:
+        assert sf.info(str(dst / name)).channels == N_SOURCES
+
+
+def load_run_separation():
+    spec = importlib.util.spec_from_file_location("run_separation", REPO / "run_separation.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_run_separation_resamples_separates_and_reports(tmp_path: Path, standin, capsys) -> None:
+    data = tmp_path / "data"
+    write_clips(data / "validation", ["y1.wav", "y2.wav"], samples=4410, fs=44100)
+    (data / "validation" / "broken.wav").write_bytes(b"not audio")
+    config = {
+        "training": {"sep_graph": str(standin[0]), "sep_checkpoint": str(standin[1])},
+        "data": {
+            "fs": FS,
+            "test_folder_44k": str(data / "validation"),
+            "test_folder_16k": str(data / "validation_16k"),
+            "test_folder_sep": str(data / "validation_sep"),
+            "test_dur": str(data / "validation_durations.tsv"),
+        },
+    }
+    conf = tmp_path / "sep+sed.yaml"
+    conf.write_text(yaml.safe_dump(config))
+    run_separation = load_run_separation()
+
+    status = run_separation.main(["--conf_file", str(conf), "--test_only"])
+
+    assert status == 1  # broken.wav cannot be resampled: counted, the rest goes on
+    for name in ["y1.wav", "y2.wav"]:
+        info = sf.info(str(data / "validation_sep" / name))
+        assert (info.channels, info.samplerate, info.frames) == (N_SOURCES, FS, 1600)
+    assert (data / "validation_durations.tsv").is_file()
+    assert report_row(capsys.readouterr().out, "test") == ["2", "0", "0"]
+    assert run_separation.main(["--conf_file", str(conf), "--test_only"]) == 1
+    assert report_row(capsys.readouterr().out, "test") == ["0", "2", "0"]  # nothing redone
+
+
+def report_row(printed: str, name: str) -> list[str]:
+    """separated, already done, failed of one folder in the final table."""
+    return next(line.split()[1:] for line in printed.splitlines() if line.startswith(name + " "))
