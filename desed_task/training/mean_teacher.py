@@ -15,6 +15,7 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -258,7 +259,9 @@ class MeanTeacher(L.LightningModule):
                     median_window=training["median_window"],
                     frame_step=self.frame_step,
                 )
-                gt, durations = datamodule.synth_val_events, datamodule.synth_val_durations
+                gt, durations = scored_ground_truth(
+                    strong[model], datamodule.synth_val_events, datamodule.synth_val_durations
+                )
                 metrics[f"val/synth/{model}/intersection_f1_macro"] = float(
                     np.mean([intersection_f1_macro(decoded[t], gt, durations) for t in thresholds])
                 )
@@ -296,12 +299,14 @@ class MeanTeacher(L.LightningModule):
                         median_window=training["median_window"], frame_step=self.frame_step,
                     )
                     continue
-                datamodule = self.trainer.datamodule
+                events, durations = scored_ground_truth(
+                    strong[model], self.trainer.datamodule.test_events, self.trainer.datamodule.test_durations
+                )
                 results[model] = evaluate_scores(
                     strong[model],
                     self.class_names,
-                    datamodule.test_events,
-                    datamodule.test_durations,
+                    events,
+                    durations,
                     n_thresholds=training["n_test_thresholds"],
                     median_window=training["median_window"],
                     frame_step=self.frame_step,
@@ -332,6 +337,21 @@ class MeanTeacher(L.LightningModule):
         for png in sorted(self.output_dir.glob("*/*.png")):
             image = mpimg.imread(png)[..., :3]
             experiment.add_image(f"test/{png.parent.name}/{png.stem}", image, self.global_step, dataformats="HWC")
+
+
+def scored_ground_truth(
+    scores: dict[str, np.ndarray], events: pd.DataFrame, durations: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Ground truth restricted to the scored clips; a partial pass (fast_dev_run,
+    limit_*_batches) is said in the log rather than scored as missed events."""
+    unscored = set(durations["filename"]) - set(scores)
+    if not unscored:
+        return events, durations
+    log.warning(
+        "%d of %d ground-truth clips were not scored (partial pass); metrics cover the %d scored clips",
+        len(unscored), len(durations), len(scores),
+    )
+    return events[events["filename"].isin(scores)], durations[durations["filename"].isin(scores)]
 
 
 def write_predictions(
