@@ -108,6 +108,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, bool]]] = {
     "demo": {
         "root": (str, True),
         "seed": (int, False),
+        "log_dir": (str, False),  # default --log_dir of runs with this config
         "sizes": (dict, False),  # clips per set, see desed_task.data_generation.demo.DemoSizes
     },
 }

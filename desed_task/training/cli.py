@@ -35,7 +35,7 @@ USER_ERRORS = (ConfigError, DataMissingError, EmptySetError, MetadataError, Chec
 def build_parser(description: str, default_conf: str, default_log_dir: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--conf_file", default=default_conf, help="YAML config (default: %(default)s)")
-    parser.add_argument("--log_dir", default=default_log_dir, help="TensorBoard logs and checkpoints go to LOG_DIR/version_N")
+    parser.add_argument("--log_dir", default=None, help=f"TensorBoard logs and checkpoints go to LOG_DIR/version_N (default: the config's demo.log_dir, else {default_log_dir})")
     parser.add_argument("--resume_from_checkpoint", default=None, help="continue an interrupted training run from this checkpoint (e.g. .../checkpoints/last.ckpt)")
     parser.add_argument("--test_from_checkpoint", default=None, help="only test this checkpoint on the dev-test set (network and training settings from the checkpoint, data paths from --conf_file)")
     parser.add_argument("--eval_from_checkpoint", default=None, help="only write predictions and scores of this checkpoint on the unlabelled evaluation folder (data.eval_folder)")
@@ -73,6 +73,7 @@ def sed_student(config: dict, checkpoint: dict | None) -> nn.Module:
 
 def run(
     args: argparse.Namespace,
+    default_log_dir: str,
     build_student: Callable[[dict, dict | None], nn.Module] = sed_student,
     separated_sources: bool = False,
 ) -> dict:
@@ -84,6 +85,7 @@ def run(
     if from_checkpoint:
         checkpoint = load_checkpoint(from_checkpoint)
         config = merge_for_test(config_from_checkpoint(checkpoint, from_checkpoint), config)
+    log_dir = Path(args.log_dir or config.get("demo", {}).get("log_dir") or default_log_dir)
     mode = "eval" if args.eval_from_checkpoint else "test" if args.test_from_checkpoint else "fit"
     L.seed_everything(int(config["training"]["seed"]), workers=True)
 
@@ -103,7 +105,7 @@ def run(
         load_network_weights(module, checkpoint, from_checkpoint)
     trainer = build_trainer(
         config,
-        args.log_dir,
+        log_dir,
         args.gpus,
         cpu_processes=args.cpu_processes,
         num_nodes=args.num_nodes,
@@ -115,6 +117,10 @@ def run(
         if best and not args.fast_dev_run:
             log.info("testing the best checkpoint %s", best)
             load_network_weights(module, load_checkpoint(best), best)
+            if trainer.is_global_zero:
+                link = log_dir / "best.ckpt"  # a stable name for finetune_on_separated.py
+                link.unlink(missing_ok=True)
+                link.symlink_to(Path(best).resolve())
     trainer.test(module, datamodule)
     return module.test_results
 
@@ -130,7 +136,7 @@ def main(
     """Entry point: user errors (config, data, checkpoint) end with their message, no traceback."""
     args = build_parser(description, default_conf, default_log_dir).parse_args(argv)
     try:
-        run(args, build_student, separated_sources)
+        run(args, default_log_dir, build_student, separated_sources)
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
