@@ -249,18 +249,18 @@ class MeanTeacher(L.LightningModule):
                 metrics[f"val/weak/{model}/macro_F1"] = weak_f1_macro(probs, targets)
             else:
                 metrics[f"val/weak/{model}/macro_F1"] = 0.0
-            names = sorted(strong[model])
-            if names:
+            if strong[model]:
+                scores, classes, gt, durations = restrict_to_ground_truth(
+                    strong[model], self.class_names, datamodule.synth_val_events, datamodule.synth_val_durations
+                )
+                names = sorted(scores)
                 decoded = decode_scores(
-                    np.stack([strong[model][n] for n in names]),
+                    np.stack([scores[n] for n in names]),
                     names,
-                    self.class_names,
+                    classes,
                     thresholds,
                     median_window=training["median_window"],
                     frame_step=self.frame_step,
-                )
-                gt, durations = scored_ground_truth(
-                    strong[model], datamodule.synth_val_events, datamodule.synth_val_durations
                 )
                 metrics[f"val/synth/{model}/intersection_f1_macro"] = float(
                     np.mean([intersection_f1_macro(decoded[t], gt, durations) for t in thresholds])
@@ -299,12 +299,15 @@ class MeanTeacher(L.LightningModule):
                         median_window=training["median_window"], frame_step=self.frame_step,
                     )
                     continue
-                events, durations = scored_ground_truth(
-                    strong[model], self.trainer.datamodule.test_events, self.trainer.datamodule.test_durations
-                )
-                results[model] = evaluate_scores(
+                scores, classes, events, durations = restrict_to_ground_truth(
                     strong[model],
                     self.class_names,
+                    self.trainer.datamodule.test_events,
+                    self.trainer.datamodule.test_durations,
+                )
+                results[model] = evaluate_scores(
+                    scores,
+                    classes,
                     events,
                     durations,
                     n_thresholds=training["n_test_thresholds"],
@@ -339,19 +342,37 @@ class MeanTeacher(L.LightningModule):
             experiment.add_image(f"test/{png.parent.name}/{png.stem}", image, self.global_step, dataformats="HWC")
 
 
-def scored_ground_truth(
-    scores: dict[str, np.ndarray], events: pd.DataFrame, durations: pd.DataFrame
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Ground truth restricted to the scored clips; a partial pass (fast_dev_run,
-    limit_*_batches) is said in the log rather than scored as missed events."""
+def restrict_to_ground_truth(
+    scores: dict[str, np.ndarray],
+    class_names: list[str],
+    events: pd.DataFrame,
+    durations: pd.DataFrame,
+) -> tuple[dict[str, np.ndarray], list[str], pd.DataFrame, pd.DataFrame]:
+    """Scores, classes and ground truth over what can be scored, each cut said in the log.
+
+    - Clips not scored (fast_dev_run, limit_*_batches) leave the ground truth instead of
+      counting as missed events.
+    - Classes without any ground-truth event in the set leave the scores: the 2021 metrics
+      (psds_eval) take their classes from the ground truth.
+    """
     unscored = set(durations["filename"]) - set(scores)
-    if not unscored:
-        return events, durations
-    log.warning(
-        "%d of %d ground-truth clips were not scored (partial pass); metrics cover the %d scored clips",
-        len(unscored), len(durations), len(scores),
-    )
-    return events[events["filename"].isin(scores)], durations[durations["filename"].isin(scores)]
+    if unscored:
+        log.warning(
+            "%d of %d ground-truth clips were not scored (partial pass); metrics cover the %d scored clips",
+            len(unscored), len(durations), len(scores),
+        )
+        events = events[events["filename"].isin(scores)]
+        durations = durations[durations["filename"].isin(scores)]
+    present = set(events["event_label"].dropna())
+    kept = [i for i, name in enumerate(class_names) if name in present]
+    if len(kept) < len(class_names):
+        log.warning(
+            "no ground-truth event of %s in this set: those classes are left out of its metrics",
+            ", ".join(n for n in class_names if n not in present),
+        )
+        scores = {name: values[kept] for name, values in scores.items()}
+        class_names = [class_names[i] for i in kept]
+    return scores, class_names, events, durations
 
 
 def write_predictions(

@@ -1,0 +1,43 @@
+"""A tiny demo dataset and config for tests that run the whole training pipeline."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY_SIZES = {
+    "synthetic_train": 12,
+    "weak": 12,
+    "unlabel_in_domain": 12,
+    "synthetic_validation": 6,
+    "validation": 8,
+    "eval": 3,
+    "clips_per_class": [2, 1],
+    "backgrounds_per_kind": [1, 1],
+}
+
+
+def tiny_config(data_root: Path, log_dir: Path, **training) -> dict:
+    """confs/demo.yaml on a tiny dataset, with a tiny network and a few steps."""
+    config = yaml.safe_load((REPO / "confs" / "demo.yaml").read_text())
+    config = copy.deepcopy(config)
+    config["demo"] = {"root": str(data_root), "seed": 0, "log_dir": str(log_dir), "sizes": TINY_SIZES}
+    for key, value in config["data"].items():
+        if isinstance(value, str) and value.startswith("data/demo/"):
+            config["data"][key] = str(data_root / value[len("data/demo/"):])
+    config["training"].update(
+        {"batch_size": [2, 2, 4], "batch_size_val": 4, "n_epochs": 2, "n_epochs_warmup": 1,
+         "max_steps_per_epoch": 2, "num_workers": 0, "early_stop_patience": 100}
+    )
+    config["training"].update(training)
+    config["net"].update({"nb_filters": [4, 8, 8, 8, 8, 8, 8], "n_RNN_cell": 8})
+    return config
+
+
+def write_config(config: dict, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(config))
+    return path

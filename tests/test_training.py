@@ -1,0 +1,120 @@
+"""The training pipeline end to end on a tiny demo dataset: train, validate, test, test from a
+checkpoint, evaluate, resume after a kill, DDP on two CPU processes, and the no-data message."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from desed_task.training.cli import build_parser, ensure_demo_data, run
+from pipeline import REPO, tiny_config, write_config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tiny") / "demo"
+    ensure_demo_data(tiny_config(root, root.parent / "exp"))
+    return root
+
+
+def _run(conf: Path, *extra: str) -> dict:
+    args = build_parser("test", str(conf), "unused").parse_args(["--conf_file", str(conf), "--gpus", "0", *extra])
+    return run(args, "unused")
+
+
+def _script(args: list[str], cwd: Path, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "train_sed.py"), *args],
+        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs,
+    )
+
+
+def test_train_then_test_from_checkpoint_reproduces(tiny_data, tmp_path):
+    log_dir = tmp_path / "exp"
+    conf = write_config(tiny_config(tiny_data, log_dir), tmp_path / "tiny.yaml")
+    results = _run(conf)
+    assert set(results) == {"student", "teacher"}
+    for model in results.values():
+        assert {"psds1", "psds2", "psds1_exact", "psds2_exact", "intersection_f1_macro",
+                "collar_f1_macro", "collar_f1_micro", "segment_f1_macro"} <= set(model)
+    version = log_dir / "version_0"
+    best = log_dir / "best.ckpt"
+    assert best.is_symlink() and (version / "checkpoints" / "last.ckpt").is_file()
+    out = version / "metrics_test"
+    assert (out / "summary.md").is_file()
+    for model in ("student", "teacher"):
+        assert len(list((out / model / "operating_points").glob("predictions_th_*.tsv"))) == 50
+        assert list((out / model / "scores").glob("*.tsv")) and list((out / model).glob("*.png"))
+    assert list(version.glob("events.out.tfevents.*"))
+
+    again = _run(conf, "--test_from_checkpoint", str(best), "--log_dir", str(tmp_path / "retest"))
+    for model in results:
+        for key, value in results[model].items():
+            assert again[model][key] == pytest.approx(value, abs=1e-9), (model, key)
+
+
+def test_eval_from_checkpoint_writes_predictions_only(tiny_data, tmp_path):
+    conf = write_config(tiny_config(tiny_data, tmp_path / "exp", n_epochs=1), tmp_path / "tiny.yaml")
+    _run(conf)
+    _run(conf, "--eval_from_checkpoint", str(tmp_path / "exp" / "best.ckpt"), "--log_dir", str(tmp_path / "eval"))
+    out = tmp_path / "eval" / "version_0" / "metrics_eval" / "teacher"
+    predictions = pd.read_csv(out / "predictions_th_0.50.tsv", sep="\t")
+    assert list(predictions.columns) == ["filename", "onset", "offset", "event_label"]
+    assert len(list((out / "scores").glob("*.tsv"))) == 3
+
+
+def test_resume_after_kill_continues_from_saved_step(tiny_data, tmp_path):
+    log_dir = tmp_path / "exp"
+    conf = write_config(tiny_config(tiny_data, log_dir, n_epochs=40), tmp_path / "tiny.yaml")
+    proc = _script(["--conf_file", str(conf), "--gpus", "0"], tmp_path)
+    last = log_dir / "version_0" / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if last.is_file():
+            time.sleep(1.0)  # let the writer finish the file
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before it could be killed:\n" + proc.stdout.read()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved = torch.load(last, map_location="cpu", weights_only=False)
+    saved_step, saved_epoch = saved["global_step"], saved["epoch"]
+    assert 0 < saved_step < 80
+
+    resumed = _script(["--conf_file", str(conf), "--gpus", "0", "--resume_from_checkpoint", str(last)], tmp_path)
+    output, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, output
+    assert "Restored all states from the checkpoint" in output
+    final = torch.load(log_dir / "version_1" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert final["global_step"] == 80 and final["epoch"] > saved_epoch
+    assert "| psds1 |" in output
+
+
+def test_ddp_on_two_cpu_processes(tiny_data, tmp_path):
+    log_dir = tmp_path / "exp"
+    conf = write_config(tiny_config(tiny_data, log_dir, n_epochs=1), tmp_path / "tiny.yaml")
+    proc = _script(["--conf_file", str(conf), "--gpus", "0", "--cpu_processes", "2"], tmp_path)
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output
+    assert "gloo" in output.lower() or "distributed" in output.lower()
+    assert output.count("| psds1 |") == 1  # metrics computed once, on the whole test set
+    assert (log_dir / "version_0" / "metrics_test" / "summary.md").is_file()
+
+
+def test_without_desed_data_the_script_says_how_to_get_it(tmp_path):
+    proc = _script(["--conf_file", str(REPO / "confs" / "sed.yaml"), "--gpus", "0"], tmp_path)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in output
+    assert "generate_dcase_task4_2021.py" in output and "confs/demo.yaml" in output
