@@ -118,3 +118,15 @@ def test_without_desed_data_the_script_says_how_to_get_it(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in output
     assert "generate_dcase_task4_2021.py" in output and "confs/demo.yaml" in output
+
+
+def test_sed_training_never_imports_tensorflow(tiny_data, tmp_path):
+    conf = write_config(tiny_config(tiny_data, tmp_path / "exp", n_epochs=1), tmp_path / "tiny.yaml")
+    code = (
+        "import sys; from desed_task.training.cli import main; "
+        f"main('t', 'x', 'y', argv=['--conf_file', r'{conf}', '--gpus', '0', '--fast_dev_run']); "
+        "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import os
+import sys
+import types
 from pathlib import Path
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
+
+
+def _keep_tensorflow_out() -> None:
+    """TensorBoard imports TensorFlow when it is installed (the separation extra); its own
+    `notf` switch makes it use its stub instead, so the SED process never loads TensorFlow."""
+    sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
 
 
 def parse_gpus(gpus: str | None) -> tuple[str, int | list[int]]:
@@ -64,6 +72,7 @@ def build_trainer(
         backend = training.get("backend") or "ddp"
         strategy = "ddp" if backend in ("ddp", "dp") else backend
     log_dir = Path(log_dir)
+    _keep_tensorflow_out()
     logger = TensorBoardLogger(save_dir=str(log_dir.parent), name=log_dir.name)
     callbacks = [
         ModelCheckpoint(
