@@ -9,8 +9,12 @@ separated source, mirroring the folder layout. Resumable: start it again after a
 only does what is missing. The model is the TF1 graph ``training.sep_graph`` with checkpoint
 ``training.sep_checkpoint`` (TensorFlow is needed here only: pip install '.[separation]').
 
+With a demo config (a `demo:` section, e.g. confs/demo_sep+sed.yaml) the demo dataset is
+built first when absent, and so is the STAND-IN separation model when its files are absent
+(it separates nothing meaningful: the demo runs the pipeline, not the real model).
+
 Exit status 0 when every clip is separated, 1 when some failed (they are listed; running again
-retries only them).
+retries only them), 2 on a config or model-file error.
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ import os
 import sys
 from pathlib import Path
 
-import yaml
-
+from desed_task.config import ConfigError, load_config
 from desed_task.separation import format_reports, separate_folder
+from desed_task.separation.demo import ensure_demo_dataset, ensure_standin_model
 from desed_task.separation.jobs import prepare_16k, separation_jobs
 
 log = logging.getLogger("run_separation")
@@ -43,9 +47,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # before TensorFlow is imported
+    try:
+        return separate(args)
+    except (ConfigError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
-    config = yaml.safe_load(args.conf_file.read_text())
+
+def separate(args: argparse.Namespace) -> int:
+    """Resample and separate every set of the config; the exit status of `main`."""
+    config = load_config(args.conf_file)
     data, training = config["data"], config["training"]
+    if not training.get("sep_graph") or not training.get("sep_checkpoint"):
+        raise ConfigError(f"{args.conf_file}: set training.sep_graph and training.sep_checkpoint")
+    if "demo" in config:
+        ensure_demo_dataset(config["demo"])
+        ensure_standin_model(training["sep_graph"], training["sep_checkpoint"])
     jobs = separation_jobs(data, test_only=args.test_only)
 
     resample_failures = 0

@@ -164,15 +164,16 @@ def test_run_separation_resamples_separates_and_reports(tmp_path: Path, standin,
     data = tmp_path / "data"
     write_clips(data / "validation", ["y1.wav", "y2.wav"], samples=4410, fs=44100)
     (data / "validation" / "broken.wav").write_bytes(b"not audio")
-    config = {
-        "training": {"sep_graph": str(standin[0]), "sep_checkpoint": str(standin[1])},
-        "data": {
-            "fs": FS,
-            "test_folder_44k": str(data / "validation"),
-            "test_folder_16k": str(data / "validation_16k"),
-            "test_folder_sep": str(data / "validation_sep"),
-            "test_dur": str(data / "validation_durations.tsv"),
-        },
+    config = yaml.safe_load((REPO / "confs" / "sep+sed.yaml").read_text())
+    config["training"].update(sep_graph=str(standin[0]), sep_checkpoint=str(standin[1]))
+    config["data"] = {
+        "audio_max_len": 10,
+        "fs": FS,
+        "net_subsample": 4,
+        "test_folder_44k": str(data / "validation"),
+        "test_folder_16k": str(data / "validation_16k"),
+        "test_folder_sep": str(data / "validation_sep"),
+        "test_dur": str(data / "validation_durations.tsv"),
     }
     conf = tmp_path / "sep+sed.yaml"
     conf.write_text(yaml.safe_dump(config))

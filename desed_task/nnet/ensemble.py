@@ -12,13 +12,18 @@ Their outputs, both after the sigmoid, are averaged with a learned weight q:
 ``q * mixture_path + (1 - q) * separated_path``. Batch norm of the fine-tuned copy is frozen
 (running statistics and affine weights), as the 2021 ``CRNN(freeze_bn=True)``.
 
-What the 2021 recipe fed: the datasets read the ``_sep`` folders only (one channel per
-source, no mixture channel); the trainer took the mel magnitude of each source,
-(batch, sources, n_mels, frames), and gave the frozen copy the SUM over sources of those mel
-magnitudes as "mixture" (equal to the mixture's waveform sum by the separation model's
-mixture consistency, not to the mixture's mel), then log + scaler on each. This module does
-the same by default: input (batch, sources, ...), mixture = sum over the source axis, then
-`features` on each. An explicit mixture (batch, ...) can be passed instead.
+Input layouts (`mixture_first`):
+
+* False (default, the 2021 layout): input (batch, sources, ...). The 2021 datasets read the
+  ``_sep`` folders only (one channel per source, no mixture channel); the trainer took the mel
+  magnitude of each source, (batch, sources, n_mels, frames), and gave the frozen copy the SUM
+  over sources of those mel magnitudes as "mixture" (the mixture's waveform is the sum of the
+  sources by the separation model's mixture consistency, its mel is not the sum of theirs),
+  then log + scaler on each. Here too: mixture = sum over the source axis, then `features` on
+  each, unless an explicit mixture (batch, ...) is passed.
+* True (what `MeanTeacher` feeds with separated sources): input (batch, 1 + sources, ...),
+  channel 0 the mixture itself (its own normalised log-mel), channels 1.. the sources. One
+  tensor, so the ensemble is called as any SED student: ``student(features)``.
 
 q: 2021 used an unconstrained ``nn.Parameter(torch.rand(1))``. Here the weight applied is q
 clamped to [0, 1], with a straight-through gradient (the gradient reaches q even when it sits
@@ -60,6 +65,8 @@ class SeparatedEnsemble(nn.Module):
             identity. It is called, not owned: a module passed here is not registered (no
             state dict keys, not moved by `.to()`); its owner (the LightningModule) keeps it.
         q_init: initial q in [0, 1]; None draws it uniformly as 2021 did.
+        mixture_first: the input is (batch, 1 + sources, ...) with the mixture at index 0
+            (see the module docstring); False: (batch, sources, ...), the 2021 layout.
 
     Any SED model with the CRNN interface fits: ``forward(x (B, n_mels, T)) ->
     (strong (B, C, T'), weak (B, C))``, outputs after the sigmoid.
@@ -72,8 +79,10 @@ class SeparatedEnsemble(nn.Module):
         features: Callable[[Tensor], Tensor] | None = None,
         *,
         q_init: float | None = None,
+        mixture_first: bool = False,
     ) -> None:
         super().__init__()
+        self.mixture_first = mixture_first
         if mixture_model is separated_model:
             raise ValueError("give two copies of the SED model (see from_pretrained)")
         self.multisrc_model = separated_model  # 2021 name: fine-tuned on separated sources
@@ -92,9 +101,16 @@ class SeparatedEnsemble(nn.Module):
         features: Callable[[Tensor], Tensor] | None = None,
         *,
         q_init: float | None = None,
+        mixture_first: bool = False,
     ) -> SeparatedEnsemble:
         """Both copies from one pre-trained SED model (deep copies; `sed_model` untouched)."""
-        return cls(copy.deepcopy(sed_model), copy.deepcopy(sed_model), features, q_init=q_init)
+        return cls(
+            copy.deepcopy(sed_model),
+            copy.deepcopy(sed_model),
+            features,
+            q_init=q_init,
+            mixture_first=mixture_first,
+        )
 
     @property
     def mixture_weight(self) -> Tensor:
@@ -137,14 +153,24 @@ class SeparatedEnsemble(nn.Module):
         Args:
             sources: (batch, sources, ...) separated sources: waveforms (batch, sources,
                 samples) or mel magnitudes (batch, sources, n_mels, frames), whatever
-                `features` takes.
+                `features` takes. With `mixture_first`: (batch, 1 + sources, ...), the
+                mixture at index 0 of dim 1.
             mixture: (batch, ...) the mixture in the same form; None: the sum over sources
-                (2021).
+                (2021), or channel 0 with `mixture_first` (then it must stay None).
 
         Returns:
             strong (batch, classes, frames), weak (batch, classes): q * mixture path +
             (1 - q) * separated path.
         """
+        if self.mixture_first:
+            if mixture is not None:
+                raise ValueError("mixture_first: the mixture is channel 0 of the input, not an argument")
+            if sources.dim() < 3 or sources.shape[1] < 2:
+                raise ValueError(
+                    f"expected (batch, 1 + sources, ...) with at least one source, got shape "
+                    f"{tuple(sources.shape)}"
+                )
+            mixture, sources = sources[:, 0], sources[:, 1:]
         if sources.dim() < 3:
             raise ValueError(f"expected (batch, sources, ...), got shape {tuple(sources.shape)}")
         if mixture is None:

@@ -15,7 +15,10 @@ def update_ema(student: nn.Module, teacher: nn.Module, alpha: float, step: int) 
     the teacher a plain average of the student over the first steps (step 0 copies it).
 
     Only parameters are averaged; buffers (batch-norm running statistics) are not: as in
-    2021 the teacher's come from its own forward passes in train mode.
+    2021 the teacher's come from its own forward passes in train mode. Parameters the student
+    does not train (``requires_grad`` False: the frozen parts of the SSEP + SED ensemble) are
+    left alone too: averaging equal values is not exact in floating point, the frozen teacher
+    copy would drift by rounding (2021 averaged them all).
 
     Args:
         student: trained model.
@@ -34,6 +37,10 @@ def update_ema(student: nn.Module, teacher: nn.Module, alpha: float, step: int) 
             f"update_ema: teacher has {len(teacher_params)} parameters, "
             f"student {len(student_params)}"
         )
+    trained = [(t, s) for t, s in zip(teacher_params, student_params) if s.requires_grad]
+    if not trained:
+        return alpha_eff
+    teacher_params, student_params = (list(group) for group in zip(*trained))
     # foreach: one kernel launch per dtype/device group instead of one per tensor;
     # mul then add gives the same rounding as 2021's per-tensor mul_().add_()
     torch._foreach_mul_(teacher_params, alpha_eff)

@@ -385,7 +385,7 @@ def write_predictions(
 ) -> None:
     """Evaluation-set outputs: events decoded at `threshold` and the frame scores
     (sed_scores_eval layout: one TSV per clip with onset, offset and one column per class)."""
-    from sed_scores_eval.io import write_sed_scores
+    from sed_scores_eval.base_modules.io import write_sed_scores
 
     from desed_task.evaluation import score_dataframes
 
@@ -395,9 +395,7 @@ def write_predictions(
     )[threshold]
     save_dir.mkdir(parents=True, exist_ok=True)
     decoded.to_csv(save_dir / f"predictions_th_{threshold:.2f}.tsv", sep="\t", index=False)
-    (save_dir / "scores").mkdir(exist_ok=True)
-    for name, table in score_dataframes(scores, class_names, frame_step).items():
-        write_sed_scores(table, save_dir / "scores" / f"{Path(name).stem}.tsv")
+    write_sed_scores(score_dataframes(scores, class_names, frame_step), save_dir / "scores")
 
 
 def summary_table(results: dict[str, dict[str, float]]) -> str:

@@ -75,13 +75,10 @@ def build_trainer(
     _keep_tensorflow_out()
     logger = TensorBoardLogger(save_dir=str(log_dir.parent), name=log_dir.name)
     callbacks = [
-        ModelCheckpoint(
-            monitor="val/obj_metric",
-            mode="max",
-            save_top_k=1,
-            save_last=True,
-            filename="best-{epoch}-{step}",
-        ),
+        ModelCheckpoint(monitor="val/obj_metric", mode="max", save_top_k=1, filename="best-{epoch}-{step}"),
+        # Lightning 2.6 refreshes `save_last` only when the best improves: a separate callback
+        # keeps checkpoints/last.ckpt at the latest epoch, for --resume_from_checkpoint
+        ModelCheckpoint(save_top_k=1, filename="last", enable_version_counter=False),
         EarlyStopping(monitor="val/obj_metric", patience=training["early_stop_patience"], mode="max"),
         TQDMProgressBar(refresh_rate=10),
     ]

@@ -1,0 +1,92 @@
+"""Time one full mean-teacher training step of the 2021 baseline and print clips per second.
+
+A step = features (mel + dB + scaler), student forward and backward, teacher forward, Adam
+update and EMA, on a batch of [12, 12, 24] clips of 10 s at 16 kHz (random audio: the cost does
+not depend on the content).
+
+    python benchmarks/bench_train_step.py [--conf_file confs/sed.yaml] [--device cpu|cuda]
+        [--steps 5] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from desed_task.config import load_config  # noqa: E402
+from desed_task.data.classes import DESED_CLASSES  # noqa: E402
+from desed_task.data.datasets import LabelType  # noqa: E402
+from desed_task.nnet.CRNN import CRNN  # noqa: E402
+from desed_task.training.ema import update_ema  # noqa: E402
+from desed_task.training.mean_teacher import MeanTeacher  # noqa: E402
+
+
+def make_batch(batch_sizes: list[int], n_samples: int, n_frames: int, device: str) -> dict:
+    n = sum(batch_sizes)
+    kinds = [LabelType.STRONG] * batch_sizes[0] + [LabelType.WEAK] * batch_sizes[1] + [LabelType.UNLABELED] * batch_sizes[2]
+    return {
+        "audio": 0.1 * torch.randn(n, n_samples, device=device),
+        "strong_targets": (torch.rand(n, len(DESED_CLASSES), n_frames, device=device) > 0.8).float(),
+        "weak_targets": (torch.rand(n, len(DESED_CLASSES), device=device) > 0.7).float(),
+        "label_type": torch.tensor([int(k) for k in kinds], device=device),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--conf_file", default=str(Path(__file__).resolve().parents[1] / "confs" / "sed.yaml"))
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = load_config(args.conf_file)
+    config["training"]["mixup"] = "soft"
+    module = MeanTeacher(config, CRNN(**config["net"]), list(DESED_CLASSES), 0.064).to(args.device)
+    module.train()
+    optimizer = torch.optim.Adam(module.sed_student.parameters(), lr=1e-3)
+    batch_sizes = config["training"]["batch_size"]
+    n_samples = int(config["data"]["audio_max_len"] * config["data"]["fs"])
+    batch = make_batch(batch_sizes, n_samples, 156, args.device)
+    # the module's step without a Trainer: log() and the warm-up need one, so stub them
+    module.log = module.log_dict = lambda *a, **k: None
+    module.warmup_factor = lambda: 0.5
+    module.optimizers = lambda: optimizer
+
+    def step() -> None:
+        loss = module.training_step({k: v.clone() for k, v in batch.items()}, 0)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        update_ema(module.sed_student, module.sed_teacher, 0.999, 10)
+
+    def sync() -> None:
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    step()  # warm-up (allocations, cuDNN autotuning)
+    sync()
+    times = []
+    for _ in range(args.steps):
+        start = time.perf_counter()
+        step()
+        sync()
+        times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    clips = sum(batch_sizes)
+    print(f"device: {args.device} ({torch.get_num_threads()} CPU threads), config: {args.conf_file}")
+    print(f"batch {batch_sizes} = {clips} clips of {config['data']['audio_max_len']} s")
+    print(f"training step: median {median * 1000:.1f} ms, min {min(times) * 1000:.1f} ms over {args.steps} steps")
+    print(f"throughput: {clips / median:.1f} clips/s")
+
+
+if __name__ == "__main__":
+    main()
