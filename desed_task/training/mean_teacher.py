@@ -214,14 +214,12 @@ class MeanTeacher(L.LightningModule):
                 self.log(
                     f"{stage}/synth/{model}/loss_strong" if stage == "val" else f"{stage}/{model}/loss_strong",
                     self.supervised_loss(strong[strong_mask], batch["strong_targets"][strong_mask]),
-                    sync_dist=True,
                     batch_size=int(strong_mask.sum()),
                 )
             if weak_mask.any():
                 self.log(
                     f"{stage}/weak/{model}/loss_weak",
                     self.supervised_loss(weak[weak_mask], batch["weak_targets"][weak_mask]),
-                    sync_dist=True,
                     batch_size=int(weak_mask.sum()),
                 )
 
@@ -289,10 +287,11 @@ class MeanTeacher(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         strong, _ = self._gathered()
         training = self.config["training"]
+        output_dir = self.output_dir  # a collective under DDP: every process asks
         results: dict[str, dict[str, float]] = {}
         if self.trainer.is_global_zero:
             for model in MODELS:
-                save_dir = self.output_dir / model
+                save_dir = output_dir / model
                 if self.evaluation:
                     write_predictions(
                         strong[model], self.class_names, save_dir,
@@ -316,7 +315,7 @@ class MeanTeacher(L.LightningModule):
                     save_dir=save_dir,
                 )
             if self.evaluation:
-                log.info("predictions and scores written to %s", self.output_dir)
+                log.info("predictions and scores written to %s", output_dir)
         results = broadcast_from_zero(results)
         self.test_results = results
         if not results:
@@ -327,17 +326,17 @@ class MeanTeacher(L.LightningModule):
         if self.trainer.is_global_zero:
             table = summary_table(results)
             print("\n" + table + "\n", flush=True)
-            (self.output_dir / "summary.md").write_text(table + "\n")
-            self._log_figures(table)
+            (output_dir / "summary.md").write_text(table + "\n")
+            self._log_figures(table, output_dir)
 
-    def _log_figures(self, table: str) -> None:
+    def _log_figures(self, table: str, output_dir: Path) -> None:
         experiment = getattr(self.logger, "experiment", None)
         if experiment is None or not hasattr(experiment, "add_text"):
             return
         experiment.add_text("test/summary", table, self.global_step)
         import matplotlib.image as mpimg
 
-        for png in sorted(self.output_dir.glob("*/*.png")):
+        for png in sorted(output_dir.glob("*/*.png")):
             image = mpimg.imread(png)[..., :3]
             experiment.add_image(f"test/{png.parent.name}/{png.stem}", image, self.global_step, dataformats="HWC")
 
