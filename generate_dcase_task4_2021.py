@@ -5,7 +5,7 @@
 Every step is resumable (re-run the same command after an interruption). A path given for an
 input dataset (--desed_soundbank, --fsd50k, --fuss, --desed_real, --meta_infos) means "already
 on disk, do not download". YouTube clips that cannot be fetched are listed per set in
-<desed_real>/missing_files/; they never stop the run. See desed_task/data_generation/README_DATA.md.
+<desed_real>/missing_files/; they never stop the run. See the "Data" section of README.md.
 """
 
 from __future__ import annotations
