@@ -154,3 +154,26 @@ def test_works_with_the_project_crnn() -> None:
     ensemble = SeparatedEnsemble.from_pretrained(crnn, log_features, q_init=0.0).eval()
     strong, weak = ensemble(mel_sources())
     assert strong.shape[:2] == (BATCH, N_CLASSES) and weak.shape == (BATCH, N_CLASSES)
+
+
+@pytest.mark.parametrize("q, path", [(0.0, "separated"), (1.0, "mixture")])
+def test_mixture_first_layout_feeds_channel_zero_to_the_frozen_copy(q: float, path: str) -> None:
+    """The MeanTeacher layout: one tensor (B, 1 + K, ...), the mixture at channel 0."""
+    torch.manual_seed(0)
+    ensemble = SeparatedEnsemble.from_pretrained(TinySED(), log_features, q_init=q, mixture_first=True).eval()
+    sources, mixture = mel_sources(), torch.rand(BATCH, N_MELS, FRAMES)
+    strong, weak = ensemble(torch.cat([mixture[:, None], sources], 1))
+    with torch.no_grad():
+        if path == "mixture":
+            want = ensemble.monaural_model(log_features(mixture))
+        else:
+            want = ensemble.separated_path(sources)
+    assert torch.equal(strong, want[0]) and torch.equal(weak, want[1])
+
+
+def test_mixture_first_refuses_an_input_without_sources() -> None:
+    ensemble = SeparatedEnsemble.from_pretrained(TinySED(), mixture_first=True)
+    with pytest.raises(ValueError, match="1 \\+ sources"):
+        ensemble(torch.rand(BATCH, 1, N_MELS, FRAMES))
+    with pytest.raises(ValueError, match="channel 0"):
+        ensemble(mel_sources(), torch.rand(BATCH, N_MELS, FRAMES))

@@ -1,6 +1,6 @@
 """SSEP + SED fine-tuning: the ensemble student built from a pre-trained SED checkpoint, a short
 fine-tuning on separated sources (train, validate, test), the same metrics again with
---test_from_checkpoint, and the frozen parts untouched by training."""
+--test_from_checkpoint, --eval_from_checkpoint, and the frozen parts untouched by training."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from pipeline import tiny_config
 
 from desed_task.config import ConfigError, validate_config
 from desed_task.nnet.CRNN import CRNN
@@ -20,10 +21,9 @@ from desed_task.separation.jobs import prepare_16k, separation_jobs
 from desed_task.training.checkpoints import CheckpointError, load_checkpoint
 from desed_task.training.cli import build_parser, ensure_demo_data, run
 from desed_task.training.finetune import build_ensemble_student
-from pipeline import tiny_config
 
 N_SOURCES = 3
-SEP_SETS = ("synth", "weak", "unlabeled", "synth_val", "test")
+SEP_SETS = ("synth", "weak", "unlabeled", "synth_val", "test", "eval")
 
 
 class GainSeparator:
@@ -39,7 +39,7 @@ class GainSeparator:
 
 def sep_config(data_root: Path, log_dir: Path, sed_checkpoint: Path) -> dict:
     """tiny_config with `_sep` folders, the pre-trained checkpoint and the fine-tuning switches."""
-    config = tiny_config(data_root, log_dir, n_epochs=1, mixup=None, gradient_clip=5.0)
+    config = tiny_config(data_root, log_dir, n_epochs=1, mixup=None, gradient_clip=5.0, n_test_thresholds=5)
     for name in SEP_SETS:
         config["data"][f"{name}_folder_sep"] = config["data"][f"{name}_folder"].rstrip("/") + "_sep/"
     config["training"].update(sed_checkpoint=str(sed_checkpoint), sed_model="teacher")
@@ -114,6 +114,10 @@ def test_finetune_trains_tests_and_retests_with_frozen_parts_intact(separated_da
     for model in results:
         for key, value in results[model].items():
             assert again[model][key] == pytest.approx(value, abs=1e-9), (model, key)
+
+    finetune(conf, "--eval_from_checkpoint", str(best), "--log_dir", str(tmp_path / "eval"))
+    out = tmp_path / "eval" / "version_0" / "metrics_eval" / "teacher"
+    assert (out / "predictions_th_0.50.tsv").is_file() and list((out / "scores").glob("*.tsv"))
 
 
 def test_builder_loads_the_chosen_network_into_both_copies(tmp_path):

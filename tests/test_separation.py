@@ -194,3 +194,20 @@ def test_run_separation_resamples_separates_and_reports(tmp_path: Path, standin,
 def report_row(printed: str, name: str) -> list[str]:
     """separated, already done, failed of one folder in the final table."""
     return next(line.split()[1:] for line in printed.splitlines() if line.startswith(name + " "))
+
+
+def test_demo_builds_the_standin_once_where_the_config_points(tmp_path: Path, caplog) -> None:
+    from desed_task.config import ConfigError
+    from desed_task.separation.demo import ensure_standin_model
+
+    model_dir = tmp_path / "demo_separation_model"
+    graph, prefix = model_dir / "inference.meta", model_dir / "model.ckpt-3547330"
+    with caplog.at_level("WARNING"):
+        assert ensure_standin_model(graph, prefix) is True
+    assert "STAND-IN separation model" in caplog.text
+    with TFSeparationModel(graph, prefix) as built:
+        assert built.is_standin and built.n_sources == 4
+    mtime = graph.stat().st_mtime_ns
+    assert ensure_standin_model(graph, prefix) is False and graph.stat().st_mtime_ns == mtime
+    with pytest.raises(ConfigError, match="cannot be built as the stand-in"):
+        ensure_standin_model(tmp_path / "other" / "model.meta", tmp_path / "other" / "model.ckpt")

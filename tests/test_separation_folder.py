@@ -107,3 +107,18 @@ def test_jobs_read_2021_keys_and_name_what_is_missing(tmp_path: Path) -> None:
     # load_config folds <set>_folder_16k into <set>_folder: both are read
     folded = {"test_folder": str(tmp_path), "test_folder_sep": str(tmp_path / "sep")}
     assert separation_jobs(folded, test_only=True)[0].audio_16k == tmp_path
+
+
+def test_eval_is_separated_only_when_its_sep_folder_is_set_and_its_audio_exists(tmp_path: Path) -> None:
+    data = {
+        f"{name}_{suffix}": str(tmp_path / f"{name}_{suffix}")
+        for name in ("synth", "synth_val", "weak", "unlabeled", "test")
+        for suffix in ("folder_44k", "folder_16k", "folder_sep")
+    }
+    data["eval_folder"] = str(tmp_path / "eval")
+    assert "eval" not in [job.name for job in separation_jobs(data)]  # no eval_folder_sep
+    data["eval_folder_sep"] = str(tmp_path / "eval_sep")
+    assert "eval" not in [job.name for job in separation_jobs(data)]  # no eval audio on disk
+    (tmp_path / "eval").mkdir()
+    assert separation_jobs(data)[-1].name == "eval"
+    assert [job.name for job in separation_jobs(data, test_only=True)] == ["test"]

@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 SEPARATED_SETS: tuple[str, ...] = ("synth", "synth_val", "weak", "unlabeled", "test")
 """The sets the 2021 `run_separation.py` separates, in its order."""
 TEST_ONLY_SETS: tuple[str, ...] = ("test",)
+OPTIONAL_SETS: tuple[str, ...] = ("eval",)
+"""Sets separated only when their ``_sep`` folder is set and their audio is on disk (2021 did
+not separate the evaluation set; `--eval_from_checkpoint` of a fine-tuned model needs it)."""
 DURATION_KEYS: dict[str, str] = {"synth_val": "synth_val_dur", "test": "test_dur"}
 """Sets whose clip durations tsv the 2021 script rewrote after resampling."""
 
@@ -59,10 +62,12 @@ def separation_jobs(data: dict, *, test_only: bool = False) -> list[SeparationJo
             neither a 16 kHz folder nor a 44 kHz one to make it from).
     """
     jobs = []
-    for name in TEST_ONLY_SETS if test_only else SEPARATED_SETS:
+    for name in TEST_ONLY_SETS if test_only else SEPARATED_SETS + OPTIONAL_SETS:
         audio_44k = _folder(data, f"{name}_folder_44k")
         audio_16k = _folder(data, f"{name}_folder_16k") or _folder(data, f"{name}_folder")
         separated = _folder(data, f"{name}_folder_sep")
+        if name in OPTIONAL_SETS and not _optional_set_ready(name, audio_44k, audio_16k, separated):
+            continue
         if audio_16k is None:
             raise ConfigError(f"data.{name}_folder_16k: the 16 kHz folder of '{name}' is not set")
         if separated is None:
@@ -78,6 +83,18 @@ def separation_jobs(data: dict, *, test_only: bool = False) -> list[SeparationJo
         durations = _folder(data, duration_key) if duration_key else None
         jobs.append(SeparationJob(name, audio_44k, audio_16k, separated, durations))
     return jobs
+
+
+def _optional_set_ready(
+    name: str, audio_44k: Path | None, audio_16k: Path | None, separated: Path | None
+) -> bool:
+    """Whether an optional set is asked for (its _sep folder set) and has audio to separate."""
+    if separated is None:
+        return False
+    if any(folder is not None and folder.is_dir() for folder in (audio_44k, audio_16k)):
+        return True
+    log.warning("data.%s_folder_sep is set but %s has no audio folder on disk: skipped", name, name)
+    return False
 
 
 def prepare_16k(job: SeparationJob, sample_rate: int = 16000) -> ResampleReport | None:

@@ -96,6 +96,7 @@ class MeanTeacher(L.LightningModule):
         self.consistency_loss = nn.MSELoss() if training["self_sup_loss"] == "mse" else nn.BCELoss()
         self._buffers_reset()
         self.test_results: dict[str, dict[str, float]] = {}
+        self._warmup_steps = 0  # set when the optimizer is built
 
     # ------------------------------------------------------------------ features
     def features(self, audio: torch.Tensor) -> torch.Tensor:
@@ -115,10 +116,10 @@ class MeanTeacher(L.LightningModule):
     # ------------------------------------------------------------------ training
     def warmup_factor(self) -> float:
         """Exponential ramp-up shared by the learning rate and the consistency weight."""
-        return exponential_warmup_factor(self.global_step + 1, self.warmup_steps)
+        return exponential_warmup_factor(self.global_step + 1, self._warmup_steps)
 
-    @property
-    def warmup_steps(self) -> int:
+    def _count_warmup_steps(self) -> int:
+        """n_epochs_warmup epochs of optimizer steps (2021: n_epochs_warmup * epoch_len)."""
         steps_per_epoch = self.trainer.estimated_stepping_batches / max(self.trainer.max_epochs, 1)
         return int(self.config["training"]["n_epochs_warmup"] * steps_per_epoch)
 
@@ -182,7 +183,8 @@ class MeanTeacher(L.LightningModule):
         lr = self.config["opt"]["lr"]
         params = [p for p in self.sed_student.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(params, lr, betas=(0.9, 0.999))
-        scheduler = ExponentialWarmup(optimizer, lr, self.warmup_steps)
+        self._warmup_steps = self._count_warmup_steps()
+        scheduler = ExponentialWarmup(optimizer, lr, self._warmup_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # ------------------------------------------------------------------ buffers of clip outputs
