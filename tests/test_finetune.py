@@ -39,7 +39,11 @@ class GainSeparator:
 
 def sep_config(data_root: Path, log_dir: Path, sed_checkpoint: Path) -> dict:
     """tiny_config with `_sep` folders, the pre-trained checkpoint and the fine-tuning switches."""
-    config = tiny_config(data_root, log_dir, n_epochs=1, mixup=None, gradient_clip=5.0, n_test_thresholds=5)
+    # one loader worker: the trainer then keeps one intra-op thread, which stays fast when the
+    # two cores are shared (two threads on a busy core spin, seen 30x slower)
+    config = tiny_config(
+        data_root, log_dir, n_epochs=1, mixup=None, gradient_clip=5.0, n_test_thresholds=5, num_workers=1
+    )
     for name in SEP_SETS:
         config["data"][f"{name}_folder_sep"] = config["data"][f"{name}_folder"].rstrip("/") + "_sep/"
     config["training"].update(sed_checkpoint=str(sed_checkpoint), sed_model="teacher")

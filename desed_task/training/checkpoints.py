@@ -26,7 +26,11 @@ class CheckpointError(RuntimeError):
 
 
 class _AttributeDict(dict):
-    """Stand-in for Lightning 1.x's pickled AttributeDict: a dict and nothing more."""
+    """Stand-in for Lightning 1.x's pickled AttributeDict: unpickles as a plain dict (the
+    weights-only unpickler fills only exact dicts)."""
+
+    def __new__(cls, *args, **kwargs):
+        return {}
 
 
 def _lightning1_globals() -> list:

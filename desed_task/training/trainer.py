@@ -43,7 +43,7 @@ def set_cpu_threads(processes: int, loader_workers: int) -> int:
     """Intra-op threads for CPU training: the cores left after the DDP processes and their
     data loaders. More threads than free cores makes the GRU's many small per-frame ops wait
     on descheduled threads (seen: 250x slower on 2 busy cores)."""
-    cores = os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     threads = max(1, cores // max(processes, 1) - loader_workers)
     torch.set_num_threads(threads)
     return threads
