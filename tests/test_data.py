@@ -5,11 +5,17 @@ import pandas as pd
 import pytest
 import soundfile as sf
 import torch
-
 from conftest import write_wav
+
 from desed_task.data.audio import AudioError, read_audio
 from desed_task.data.classes import DESED_CLASSES
-from desed_task.data.datasets import EmptySetError, LabelType, StronglyLabeledSet, UnlabeledSet, WeaklyLabeledSet
+from desed_task.data.datasets import (
+    EmptySetError,
+    LabelType,
+    StronglyLabeledSet,
+    UnlabeledSet,
+    WeaklyLabeledSet,
+)
 from desed_task.data.label_encoder import ManyHotEncoder
 from desed_task.data.resample import resample_folder, write_durations
 from desed_task.data.sampler import MixedBatchSampler

@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from pipeline import REPO, tiny_config, write_config
 
 from desed_task.training.cli import build_parser, ensure_demo_data, run
-from pipeline import REPO, tiny_config, write_config
 
 pytestmark = pytest.mark.slow
 
