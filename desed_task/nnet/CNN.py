@@ -60,6 +60,20 @@ def _channel_linear(linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     return linear(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
+class UniformDropout(nn.Dropout):
+    """`nn.Dropout` with its mask drawn by `uniform_` instead of `bernoulli_`: the same
+    distribution, about 2x cheaper on the CPU, where the masks of the full-resolution blocks
+    took a third of a training step."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if self.p == 1.0:
+            return torch.zeros_like(x)
+        keep = torch.empty_like(x).uniform_().ge_(self.p)
+        return x * keep * (1.0 / (1.0 - self.p))
+
+
 class CNN(nn.Module):
     """Stack of conv -> batch norm -> activation -> dropout -> average pooling blocks.
 
@@ -124,7 +138,7 @@ class CNN(nn.Module):
                 cnn.add_module(f"batchnorm{i}", nn.BatchNorm2d(n_out, eps=0.001, momentum=0.99))
             cnn.add_module(*_activation(activation, i, n_out))
             if conv_dropout is not None:
-                cnn.add_module(f"dropout{i}", nn.Dropout(conv_dropout))
+                cnn.add_module(f"dropout{i}", UniformDropout(conv_dropout))
             cnn.add_module(f"pooling{i}", nn.AvgPool2d(_pair(pooling[i])))
         self.cnn = cnn
 
