@@ -1,0 +1,255 @@
+"""The LightningDataModule of the 2021 recipe: which clips train, validate and test, and how."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import lightning as L
+import pandas as pd
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
+from torch.utils.data.distributed import DistributedSampler
+
+from desed_task.data.classes import DESED_CLASSES
+from desed_task.data.datasets import (
+    ClipSet,
+    StronglyLabeledSet,
+    UnlabeledSet,
+    WeaklyLabeledSet,
+)
+from desed_task.data.resample import resample_folder, write_durations
+from desed_task.data.sampler import MixedBatchSampler
+from desed_task.data.tables import read_durations, read_strong_table, read_weak_table
+
+log = logging.getLogger(__name__)
+
+FIT_SETS = ("synth", "weak", "unlabeled", "synth_val")
+
+
+class DataMissingError(RuntimeError):
+    """The config points at data that is not on disk; the message says how to get it."""
+
+
+def _how_to_get_data(missing: list[str]) -> str:
+    listing = "\n".join(f"  - {m}" for m in missing)
+    return (
+        "The DESED data this config points at is not on disk:\n"
+        f"{listing}\n"
+        "Get it with `python generate_dcase_task4_2021.py --basedir ../../data` (see README, "
+        "'Data'), or point the config's `data:` paths at your copy.\n"
+        "To try the whole pipeline without DESED, run the built-in demo instead:\n"
+        "  python train_sed.py --conf_file confs/demo.yaml"
+    )
+
+
+class DESEDDataModule(L.LightningDataModule):
+    """Datasets and loaders of the 2021 baseline, built from the config's `data` and `training`.
+
+    Args:
+        config: the checked YAML config.
+        encoder: the `ManyHotEncoder` giving frame targets.
+        mode: "fit" (train + validation + test), "test" (dev-test only) or "eval" (the
+            unlabelled evaluation folder, predictions only).
+        separated_sources: also read the `*_folder_sep` sources of each clip (SSEP + SED).
+    """
+
+    def __init__(
+        self, config: dict, encoder, mode: str = "fit", separated_sources: bool = False
+    ) -> None:
+        super().__init__()
+        if mode not in ("fit", "test", "eval"):
+            raise ValueError(f"unknown mode {mode!r}")
+        self.config = config
+        self.data = config["data"]
+        self.training = config["training"]
+        self.encoder = encoder
+        self.mode = mode
+        self.separated_sources = separated_sources
+        self.class_names = list(encoder.labels)
+        self.train_sets: list[ClipSet] = []
+        self.val_set: Dataset | None = None
+        self.test_set: ClipSet | None = None
+        self.synth_val_events: pd.DataFrame | None = None
+        self.synth_val_durations: pd.DataFrame | None = None
+        self.test_events: pd.DataFrame | None = None
+        self.test_durations: pd.DataFrame | None = None
+
+    # which sets this mode reads
+    def _set_names(self) -> tuple[str, ...]:
+        if self.mode == "eval":
+            return ("eval",)
+        if self.mode == "test":
+            return ("test",)
+        return (*FIT_SETS, "test")
+
+    def _folder(self, name: str) -> Path | None:
+        folder = self.data.get(f"{name}_folder")
+        return Path(folder) if folder else None
+
+    def check_sources(self) -> None:
+        """Raise `DataMissingError` listing what is absent (audio folders or their `_44k` twin,
+        metadata tables), before any training starts."""
+        missing = []
+        for name in self._set_names():
+            folder, folder_44k = self._folder(name), self.data.get(f"{name}_folder_44k")
+            if folder is None:
+                missing.append(f"data.{name}_folder is not set")
+            elif not folder.is_dir() and not (folder_44k and Path(folder_44k).is_dir()):
+                missing.append(f"{folder} (data.{name}_folder)")
+            if self.separated_sources:
+                sep = self.data.get(f"{name}_folder_sep")
+                if not sep or not Path(sep).is_dir():
+                    missing.append(f"{sep} (data.{name}_folder_sep; run run_separation.py)")
+            for table in ("tsv",):
+                key = f"{name}_{table}"
+                if key in self.data and not Path(self.data[key] or "").is_file():
+                    missing.append(f"{self.data[key]} (data.{key})")
+        if missing:
+            raise DataMissingError(_how_to_get_data(missing))
+
+    def prepare_data(self) -> None:
+        """Resample 44.1 kHz folders to 16 kHz once and write missing durations files
+        (Lightning runs this on one process per node)."""
+        fs = int(self.data["fs"])
+        for name in self._set_names():
+            folder, folder_44k = self._folder(name), self.data.get(f"{name}_folder_44k")
+            if folder is not None and folder_44k and Path(folder_44k).is_dir():
+                report = resample_folder(folder_44k, folder, fs)
+                if report.failed:
+                    log.warning("%d file(s) of %s could not be resampled", len(report.failed), folder_44k)
+        for name, key in (("synth_val", "synth_val_dur"), ("test", "test_dur")):
+            path, folder = self.data.get(key), self._folder(name)
+            if name in self._set_names() and path and not Path(path).is_file() and folder and folder.is_dir():
+                log.info("writing durations of %s to %s", folder, path)
+                write_durations(folder, path)
+
+    def _clip_kwargs(self, name: str) -> dict:
+        sources = self.data.get(f"{name}_folder_sep") if self.separated_sources else None
+        return {
+            "sample_rate": int(self.data["fs"]),
+            "clip_seconds": float(self.data["audio_max_len"]),
+            "sources_folder": sources,
+            "check_audio": bool(self.data.get("check_audio", True)),
+        }
+
+    def _strong(self, name: str) -> StronglyLabeledSet:
+        events = read_strong_table(self.data[f"{name}_tsv"], self.class_names)
+        return StronglyLabeledSet(name, self._folder(name), events, self.encoder, **self._clip_kwargs(name))
+
+    def _present(self, events: pd.DataFrame, durations_key: str, dataset: ClipSet) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Ground truth and durations restricted to the clips on disk."""
+        kept = set(dataset.filenames)
+        durations = read_durations(self.data[durations_key])
+        return (
+            events[events["filename"].isin(kept)].reset_index(drop=True),
+            durations[durations["filename"].isin(kept)].reset_index(drop=True),
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_sets or self.test_set is not None:
+            return
+        built: list[ClipSet] = []
+        if self.mode == "eval":
+            self.test_set = UnlabeledSet("eval", self._folder("eval"), self.encoder, **self._clip_kwargs("eval"))
+            built.append(self.test_set)
+        else:
+            self.test_set = self._strong("test")
+            self.test_events, self.test_durations = self._present(
+                self.test_set_events(), "test_dur", self.test_set
+            )
+            built.append(self.test_set)
+        if self.mode == "fit":
+            synth = self._strong("synth")
+            weak_all = read_weak_table(self.data["weak_tsv"], self.class_names)
+            seed = int(self.training["seed"])
+            # the 2021 split: pandas' seeded sample, so the same clips are held out
+            weak_train = weak_all.sample(frac=float(self.training["weak_split"]), random_state=seed)
+            weak_val = weak_all.drop(weak_train.index).reset_index(drop=True)
+            weak_train = weak_train.reset_index(drop=True)
+            weak = WeaklyLabeledSet("weak", self._folder("weak"), weak_train, self.encoder, **self._clip_kwargs("weak"))
+            unlabeled = UnlabeledSet(
+                "unlabeled", self._folder("unlabeled"), self.encoder, **self._clip_kwargs("unlabeled")
+            )
+            self.train_sets = [synth, weak, unlabeled]
+            synth_val = self._strong("synth_val")
+            self.synth_val_events, self.synth_val_durations = self._present(
+                read_strong_table(self.data["synth_val_tsv"], self.class_names), "synth_val_dur", synth_val
+            )
+            val_sets: list[ClipSet] = [synth_val]
+            if len(weak_val):
+                val_sets.append(
+                    WeaklyLabeledSet("weak_val", self._folder("weak"), weak_val, self.encoder, **self._clip_kwargs("weak"))
+                )
+            self.val_set = ConcatDataset(val_sets)
+            built += [*self.train_sets, *val_sets]
+        self._log_skipped(built)
+
+    def test_set_events(self) -> pd.DataFrame:
+        return read_strong_table(self.data["test_tsv"], self.class_names)
+
+    @staticmethod
+    def _log_skipped(sets: list[ClipSet]) -> None:
+        counts = [
+            f"{s.name}: {len(s.missing)} missing, {len(s.unreadable)} unreadable (of {len(s.missing) + len(s.unreadable) + len(s)})"
+            for s in sets
+            if s.missing or s.unreadable
+        ]
+        if counts:
+            log.warning("clips skipped - %s", "; ".join(counts))
+
+    # loaders
+    def _workers(self) -> int:
+        return min(int(self.training.get("num_workers", 0) or 0), os.cpu_count() or 1)
+
+    def _eval_loader(self, dataset: Dataset) -> DataLoader:
+        sampler = None
+        if self.trainer is not None and self.trainer.world_size > 1:
+            # duplicates padded in by the sampler are dropped when scores are gathered by name
+            sampler = DistributedSampler(dataset, shuffle=False, drop_last=False)
+        workers = self._workers()
+        return DataLoader(
+            dataset,
+            batch_size=int(self.training["batch_size_val"]),
+            sampler=sampler,
+            shuffle=False,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        world, rank = 1, 0
+        if self.trainer is not None:
+            world, rank = self.trainer.world_size, self.trainer.global_rank
+        sampler = MixedBatchSampler(
+            [len(s) for s in self.train_sets],
+            self.training["batch_size"],
+            seed=int(self.training["seed"]),
+            num_replicas=world,
+            rank=rank,
+        )
+        workers = self._workers()
+        return DataLoader(
+            ConcatDataset(self.train_sets),
+            batch_sampler=sampler,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.val_set)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.test_set)
+
+
+def default_encoder_kwargs(config: dict) -> dict:
+    """`ManyHotEncoder` arguments from the config, as the 2021 recipe built it."""
+    return {
+        "labels": list(DESED_CLASSES),
+        "audio_len": config["data"]["audio_max_len"],
+        "frame_len": config["feats"]["n_filters"],
+        "frame_hop": config["feats"]["hop_length"],
+        "net_pooling": config["data"]["net_subsample"],
+        "fs": config["data"]["fs"],
+    }

@@ -1,0 +1,201 @@
+"""The three kinds of DESED clip sets: strongly labelled, weakly labelled, unlabelled.
+
+Every item is a dict:
+    audio: (samples,) mono float32, or (1 + n_sources, samples) with the mixture first when the
+        set reads separated sources too.
+    strong_targets: (n_classes, n_frames) frame labels (zeros for weak and unlabelled clips).
+    weak_targets: (n_classes,) clip labels (the union of the events for strong clips).
+    label_type: LabelType of the set, so batches are split by what a clip is, not by its path.
+    valid_fraction: share of the fixed length that is real signal (1.0 unless padded).
+    filename: the clip's file name.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from enum import IntEnum
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from desed_task.data.audio import AudioError, audio_info, read_audio
+
+log = logging.getLogger(__name__)
+
+
+class LabelType(IntEnum):
+    STRONG = 0
+    WEAK = 1
+    UNLABELED = 2
+
+
+class EmptySetError(RuntimeError):
+    """A set has no usable clip left; the message names the folder and the fix."""
+
+
+class ClipSet(Dataset):
+    """Clips of one folder, read at `sample_rate`, padded or cropped to `clip_seconds`.
+
+    Clips listed but absent from the folder are dropped and kept in `missing`; with
+    `check_audio`, clips whose header cannot be read are dropped into `unreadable` and a wrong
+    sample rate stops with an `AudioError` naming the file.
+    """
+
+    label_type: LabelType
+
+    def __init__(
+        self,
+        name: str,
+        folder: str | Path,
+        filenames: Sequence[str],
+        n_classes: int,
+        n_frames: int,
+        *,
+        sample_rate: int = 16000,
+        clip_seconds: float = 10.0,
+        sources_folder: str | Path | None = None,
+        check_audio: bool = False,
+    ) -> None:
+        self.name = name
+        self.folder = Path(folder)
+        self.sources_folder = Path(sources_folder) if sources_folder else None
+        self.sample_rate = sample_rate
+        self.target_len = int(round(clip_seconds * sample_rate))
+        self.n_classes = n_classes
+        self.n_frames = n_frames
+        if not self.folder.is_dir():
+            raise EmptySetError(f"{name}: audio folder {self.folder} does not exist")
+        on_disk = set(os.listdir(self.folder))
+        if self.sources_folder is not None:
+            on_disk &= set(os.listdir(self.sources_folder)) if self.sources_folder.is_dir() else set()
+        self.missing = [f for f in filenames if f not in on_disk]
+        kept = [f for f in filenames if f in on_disk]
+        self.unreadable: list[str] = []
+        if check_audio:
+            kept = self._check_headers(kept)
+        if not kept:
+            raise EmptySetError(
+                f"{name}: no usable clip in {self.folder} ({len(self.missing)} listed clips are "
+                f"missing, {len(self.unreadable)} unreadable); check the config's data paths or "
+                f"run generate_dcase_task4_2021.py"
+            )
+        self.filenames = kept
+
+    def _check_headers(self, filenames: list[str]) -> list[str]:
+        kept = []
+        for name in filenames:
+            try:
+                info = audio_info(self.folder / name)
+            except AudioError as err:
+                log.warning("%s: skipping %s", self.name, err)
+                self.unreadable.append(name)
+                continue
+            if info.sample_rate != self.sample_rate:
+                raise AudioError(
+                    f"{info.path}: sample rate {info.sample_rate} Hz, expected {self.sample_rate} Hz; "
+                    f"point the config at the 16 kHz folder or give its `_44k` twin so it is resampled"
+                )
+            kept.append(name)
+        return kept
+
+    def __len__(self) -> int:
+        return len(self.filenames)
+
+    def _audio(self, filename: str) -> tuple[torch.Tensor, float]:
+        audio, valid = read_audio(
+            self.folder / filename, sample_rate=self.sample_rate, target_len=self.target_len
+        )
+        if self.sources_folder is None:
+            return audio, valid
+        sources, _ = read_audio(
+            self.sources_folder / filename,
+            sample_rate=self.sample_rate,
+            target_len=self.target_len,
+            multisrc=True,
+        )
+        return torch.cat([audio[None], sources], 0), valid
+
+    def _targets(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.zeros(self.n_classes, self.n_frames), torch.zeros(self.n_classes)
+
+    def __getitem__(self, index: int) -> dict:
+        filename = self.filenames[index]
+        audio, valid = self._audio(filename)
+        strong, weak = self._targets(index)
+        return {
+            "audio": audio,
+            "strong_targets": strong,
+            "weak_targets": weak,
+            "label_type": int(self.label_type),
+            "valid_fraction": valid,
+            "filename": filename,
+        }
+
+
+class StronglyLabeledSet(ClipSet):
+    """Clips with timed events (synthetic soundscapes, the dev-test set).
+
+    Args:
+        events: table with filename, onset, offset, event_label (see `tables.read_strong_table`).
+        encoder: a `ManyHotEncoder` giving the frame targets.
+    """
+
+    label_type = LabelType.STRONG
+
+    def __init__(self, name: str, folder: str | Path, events: pd.DataFrame, encoder, **kwargs) -> None:
+        filenames = list(dict.fromkeys(events["filename"]))
+        super().__init__(name, folder, filenames, len(encoder.labels), encoder.n_frames, **kwargs)
+        labelled = events[events["event_label"].notna()]
+        by_clip = dict(tuple(labelled.groupby("filename", sort=False)))
+        empty = np.zeros((encoder.n_frames, len(encoder.labels)), dtype=np.float32)
+        self._strong = [
+            torch.from_numpy(
+                np.asarray(encoder.encode_strong_df(by_clip[f]), dtype=np.float32).T.copy()
+                if f in by_clip
+                else empty.T.copy()
+            )
+            for f in self.filenames
+        ]
+
+    def _targets(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        strong = self._strong[index]
+        return strong, strong.amax(-1)
+
+
+class WeaklyLabeledSet(ClipSet):
+    """Clips with clip-level labels only (DESED weak set).
+
+    Args:
+        clips: table with filename, event_labels (list of class names per clip).
+    """
+
+    label_type = LabelType.WEAK
+
+    def __init__(self, name: str, folder: str | Path, clips: pd.DataFrame, encoder, **kwargs) -> None:
+        super().__init__(
+            name, folder, list(clips["filename"]), len(encoder.labels), encoder.n_frames, **kwargs
+        )
+        labels = dict(zip(clips["filename"], clips["event_labels"]))
+        self._weak = [
+            torch.as_tensor(np.asarray(encoder.encode_weak(labels[f]), dtype=np.float32))
+            for f in self.filenames
+        ]
+
+    def _targets(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.zeros(self.n_classes, self.n_frames), self._weak[index]
+
+
+class UnlabeledSet(ClipSet):
+    """Every audio file of a folder, without labels (in-domain unlabelled, evaluation set)."""
+
+    label_type = LabelType.UNLABELED
+
+    def __init__(self, name: str, folder: str | Path, encoder, **kwargs) -> None:
+        folder = Path(folder)
+        filenames = sorted(p.name for p in folder.glob("*.wav")) if folder.is_dir() else []
+        super().__init__(name, folder, filenames, len(encoder.labels), encoder.n_frames, **kwargs)

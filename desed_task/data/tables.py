@@ -1,0 +1,98 @@
+"""Metadata tables of the DESED sets: strong (filename, onset, offset, event_label) and weak
+(filename, event_labels), checked on reading so a bad row is reported with its file and line."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+class MetadataError(ValueError):
+    """A metadata table is malformed; the message names the file, the row and the fix."""
+
+
+def _read(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise MetadataError(f"{path}: metadata file not found")
+    try:
+        return pd.read_csv(path, sep="\t", keep_default_na=True)
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise MetadataError(f"{path}: not a readable TSV ({err})") from err
+
+
+def _require_columns(df: pd.DataFrame, columns: Sequence[str], path: Path) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise MetadataError(
+            f"{path}: missing column(s) {missing}; found {list(df.columns)} "
+            f"(a tab-separated file with a header row is expected)"
+        )
+
+
+def _first_bad_row(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0]) + 2  # +1 for the header, +1 for 1-based lines
+
+
+def read_strong_table(path: str | Path, class_names: Sequence[str]) -> pd.DataFrame:
+    """Strongly labelled events; clips without events are rows with empty onset/label.
+
+    Returns columns filename (str), onset, offset (float, seconds), event_label (str or NaN).
+    """
+    path = Path(path)
+    df = _read(path)
+    _require_columns(df, ("filename", "onset", "offset", "event_label"), path)
+    df = df[["filename", "onset", "offset", "event_label"]].copy()
+    for col in ("onset", "offset"):
+        values = pd.to_numeric(df[col], errors="coerce")
+        bad = values.isna().to_numpy() & df[col].notna().to_numpy()
+        if bad.any():
+            line = _first_bad_row(bad)
+            raise MetadataError(f"{path}: line {line}: {col} {df[col].iloc[line - 2]!r} is not a number")
+        df[col] = values.astype(float)
+    has_event = df["event_label"].notna().to_numpy()
+    times_missing = has_event & (df["onset"].isna() | df["offset"].isna()).to_numpy()
+    if times_missing.any():
+        raise MetadataError(f"{path}: line {_first_bad_row(times_missing)}: event without onset/offset")
+    reversed_ = has_event & (df["offset"] < df["onset"]).to_numpy()
+    if reversed_.any():
+        raise MetadataError(f"{path}: line {_first_bad_row(reversed_)}: offset before onset")
+    unknown = has_event & ~df["event_label"].isin(class_names).to_numpy()
+    if unknown.any():
+        line = _first_bad_row(unknown)
+        raise MetadataError(
+            f"{path}: line {line}: unknown event label {df['event_label'].iloc[line - 2]!r} "
+            f"(known: {', '.join(class_names)})"
+        )
+    df["filename"] = df["filename"].astype(str)
+    return df
+
+
+def read_weak_table(path: str | Path, class_names: Sequence[str]) -> pd.DataFrame:
+    """Weakly labelled clips: columns filename, event_labels (comma-separated class names)."""
+    path = Path(path)
+    df = _read(path)
+    _require_columns(df, ("filename", "event_labels"), path)
+    df = df[["filename", "event_labels"]].copy()
+    df["filename"] = df["filename"].astype(str)
+    labels = df["event_labels"].fillna("").astype(str).str.split(",")
+    known = set(class_names)
+    for line, names in enumerate(labels, start=2):
+        unknown = [n for n in names if n and n not in known]
+        if unknown:
+            raise MetadataError(f"{path}: line {line}: unknown event label(s) {unknown}")
+    df["event_labels"] = labels.map(lambda names: [n for n in names if n])
+    return df
+
+
+def read_durations(path: str | Path) -> pd.DataFrame:
+    """Clip durations: columns filename, duration (seconds)."""
+    path = Path(path)
+    df = _read(path)
+    _require_columns(df, ("filename", "duration"), path)
+    duration = pd.to_numeric(df["duration"], errors="coerce")
+    if duration.isna().any():
+        raise MetadataError(f"{path}: line {_first_bad_row(duration.isna().to_numpy())}: bad duration")
+    return pd.DataFrame({"filename": df["filename"].astype(str), "duration": duration.astype(float)})
