@@ -101,10 +101,9 @@ class DESEDDataModule(L.LightningDataModule):
                 sep = self.data.get(f"{name}_folder_sep")
                 if not sep or not Path(sep).is_dir():
                     missing.append(f"{sep} (data.{name}_folder_sep; run run_separation.py)")
-            for table in ("tsv",):
-                key = f"{name}_{table}"
-                if key in self.data and not Path(self.data[key] or "").is_file():
-                    missing.append(f"{self.data[key]} (data.{key})")
+            key = f"{name}_tsv"
+            if key in self.data and not Path(self.data[key] or "").is_file():
+                missing.append(f"{self.data[key]} (data.{key})")
         if missing:
             raise DataMissingError(_how_to_get_data(missing))
 
@@ -133,9 +132,10 @@ class DESEDDataModule(L.LightningDataModule):
             "check_audio": bool(self.data.get("check_audio", True)),
         }
 
-    def _strong(self, name: str) -> StronglyLabeledSet:
+    def _strong(self, name: str) -> tuple[StronglyLabeledSet, pd.DataFrame]:
         events = read_strong_table(self.data[f"{name}_tsv"], self.class_names)
-        return StronglyLabeledSet(name, self._folder(name), events, self.encoder, **self._clip_kwargs(name))
+        dataset = StronglyLabeledSet(name, self._folder(name), events, self.encoder, **self._clip_kwargs(name))
+        return dataset, events
 
     def _present(self, events: pd.DataFrame, durations_key: str, dataset: ClipSet) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Ground truth and durations restricted to the clips on disk."""
@@ -154,13 +154,11 @@ class DESEDDataModule(L.LightningDataModule):
             self.test_set = UnlabeledSet("eval", self._folder("eval"), self.encoder, **self._clip_kwargs("eval"))
             built.append(self.test_set)
         else:
-            self.test_set = self._strong("test")
-            self.test_events, self.test_durations = self._present(
-                self.test_set_events(), "test_dur", self.test_set
-            )
+            self.test_set, events = self._strong("test")
+            self.test_events, self.test_durations = self._present(events, "test_dur", self.test_set)
             built.append(self.test_set)
         if self.mode == "fit":
-            synth = self._strong("synth")
+            synth, _ = self._strong("synth")
             weak_all = read_weak_table(self.data["weak_tsv"], self.class_names)
             seed = int(self.training["seed"])
             # the 2021 split: pandas' seeded sample, so the same clips are held out
@@ -172,10 +170,8 @@ class DESEDDataModule(L.LightningDataModule):
                 "unlabeled", self._folder("unlabeled"), self.encoder, **self._clip_kwargs("unlabeled")
             )
             self.train_sets = [synth, weak, unlabeled]
-            synth_val = self._strong("synth_val")
-            self.synth_val_events, self.synth_val_durations = self._present(
-                read_strong_table(self.data["synth_val_tsv"], self.class_names), "synth_val_dur", synth_val
-            )
+            synth_val, events = self._strong("synth_val")
+            self.synth_val_events, self.synth_val_durations = self._present(events, "synth_val_dur", synth_val)
             val_sets: list[ClipSet] = [synth_val]
             if len(weak_val):
                 val_sets.append(
@@ -184,9 +180,6 @@ class DESEDDataModule(L.LightningDataModule):
             self.val_set = ConcatDataset(val_sets)
             built += [*self.train_sets, *val_sets]
         self._log_skipped(built)
-
-    def test_set_events(self) -> pd.DataFrame:
-        return read_strong_table(self.data["test_tsv"], self.class_names)
 
     @staticmethod
     def _log_skipped(sets: list[ClipSet]) -> None:
