@@ -59,6 +59,9 @@ def pretrained_checkpoint(path: Path, config: dict) -> tuple[Path, dict]:
             for name, buffer in model.named_buffers():
                 if name.endswith("running_mean"):
                     buffer.uniform_(-0.3, 0.3)
+            # low frame probabilities, as for a trained model on mostly silent frames: the
+            # separated branch sums its sources and clamps at 1, where gradients stop
+            model.dense.bias.fill_(-3.0)
     state = {f"sed_student.{k}": v for k, v in student.state_dict().items()}
     state.update({f"sed_teacher.{k}": v for k, v in teacher.state_dict().items()})
     torch.save({"state_dict": state, "hyper_parameters": copy.deepcopy(config)}, path)
