@@ -1,13 +1,12 @@
 """Conformance with the official tools on the real 2021 baseline outputs (../shared)."""
 
 import json
-from pathlib import Path
 
 import pytest
+from conftest import SHARED
 
 from desed_task.evaluation.cli import main
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REFERENCE = SHARED / "reference" / "dcase2021_baseline_devtest"
 EXPECTED = {
     "psds1": 0.3345,

@@ -1,15 +1,14 @@
 """CRNN of the 2021 baseline: golden outputs, parameter layout, configuration checks."""
 
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import SHARED
 
 from desed_task.nnet.CNN import CNN, GLU, ContextGating
 from desed_task.nnet.CRNN import CRNN
 from desed_task.nnet.RNN import BidirectionalGRU
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 GOLDEN = SHARED / "reference" / "crnn2021_golden.pt"
 
 # the ``net:`` section of the 2021 confs/sed.yaml
