@@ -6,7 +6,12 @@ Reimplements the semantics of psds_eval 0.5.3 and sed_eval 0.2.1 in vectorised n
 """
 
 from desed_task.evaluation.collar_f1 import collar_f1
-from desed_task.evaluation.decode import FRAME_STEP, decode_scores, median_filter_binary
+from desed_task.evaluation.decode import (
+    FRAME_STEP,
+    decode_scores,
+    median_filter_binary,
+    median_filter_scores,
+)
 from desed_task.evaluation.errors import EvaluationInputError
 from desed_task.evaluation.evaluate import (
     evaluate_exact,
@@ -46,6 +51,7 @@ __all__ = [
     "intersection_f1_macro",
     "intersection_f1_scores",
     "median_filter_binary",
+    "median_filter_scores",
     "psds_from_operating_points",
     "read_durations",
     "read_event_table",

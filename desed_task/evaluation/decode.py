@@ -50,6 +50,34 @@ def median_filter_binary(active: np.ndarray, window: int) -> np.ndarray:
     return count >= window - window // 2
 
 
+def median_filter_scores(scores: np.ndarray, median_window: int | Sequence[int]) -> np.ndarray:
+    """Median filter of frame scores along time, one window for all classes or one per class.
+
+    ``scipy.ndimage.median_filter`` with size (window, 1) on each clip's (frames, classes)
+    scores, mode 'reflect', as the later DESED recipes filter scores before sed_scores_eval.
+    Thresholding the filtered scores gives the 2021 decoding (filtering the binarised
+    scores): a median commutes with a threshold.
+
+    Args:
+        scores: (..., n_classes, n_frames) probabilities.
+        median_window: window length in frames, one int or (n_classes,) ints in [1, 255].
+
+    Returns:
+        (..., n_classes, n_frames) float array, the same dtype as ``scores``.
+    """
+    from scipy.ndimage import median_filter
+
+    scores = np.asarray(scores)
+    windows = _windows_per_class(median_window, scores.shape[-2])
+    filtered = scores.copy()
+    for window in np.unique(windows):
+        if window > 1:
+            selected = windows == window
+            size = (1,) * (scores.ndim - 1) + (int(window),)
+            filtered[..., selected, :] = median_filter(scores[..., selected, :], size=size, mode="reflect")
+    return filtered
+
+
 def _windows_per_class(median_window: int | Sequence[int], n_classes: int) -> np.ndarray:
     windows = np.broadcast_to(np.asarray(median_window, dtype=np.int64), (n_classes,))
     if (windows < 1).any() or (windows > 255).any():
