@@ -7,8 +7,9 @@ Steps (each resumable; see ``generate_dcase_task4_2021.py --help``):
    fetched are listed in ``<desed_real>/missing_files/missing_files_<set>.tsv``;
 2. DESED soundbank, FSD50K ground truth, FUSS, 2021 meta infos (Zenodo archives);
 3. the 2021 soundbank, by symbolic links (:mod:`~desed_task.data_generation.soundbank_2021`);
-4. synthetic 2021 train / validation soundscapes (scaper, :mod:`.soundscapes`), with JAMS and
-   ``soundscapes.tsv`` (+ ``durations.tsv`` for validation);
+4. synthetic 2021 train / validation soundscapes, drawn exactly as the 2021 generator drew them
+   (:mod:`.soundscapes_2021`; with ``fix_2021_quirks``, the project's corrected draws of
+   :mod:`.soundscapes`), with JAMS and ``soundscapes.tsv`` (+ ``durations.tsv`` for validation);
 5. resampling of every audio folder to 16 kHz (``<folder>_16k``, as ``confs/sed.yaml`` expects).
 """
 
@@ -19,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from desed_task.data.classes import DESED_CLASSES
@@ -32,12 +34,17 @@ from desed_task.data_generation.raw_datasets_2021 import (
 )
 from desed_task.data_generation.real_audio import ClipFetcher, YtDlpFetcher, fetch_clips
 from desed_task.data_generation.soundbank import SoundbankIndex
-from desed_task.data_generation.soundbank_2021 import build_soundbank_split, link_real_data
+from desed_task.data_generation.soundbank_2021 import (
+    SoundbankSplit,
+    build_soundbank_split,
+    link_real_data,
+)
 from desed_task.data_generation.soundscapes import (
     SoundscapeParams,
     plan_soundscapes,
     render_soundscapes,
 )
+from desed_task.data_generation.soundscapes_2021 import draw_split, render_split
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +80,7 @@ class Dcase2021Config:
     render_jobs: int = 1  # scaper processes
     resample: bool = True
     seed: int = SEED
+    fix_2021_quirks: bool = False  # the project's corrected draws instead of the 2021 ones
     given: set[str] = field(default_factory=set)  # inputs the user pointed at
 
     def __post_init__(self) -> None:
@@ -149,60 +157,118 @@ def prepare_real(
         link_real_data(real, Path(config.out_dir))
 
 
+def existing_soundbank(out_soundbank: Path) -> dict[str, SoundbankSplit] | None:
+    """The splits of a complete 2021 soundbank (``fg_tgt_ntgt/`` and ``background/`` of both
+    splits under ``audio/<split>/soundbank/``), or None if one is missing."""
+    splits = {
+        split: SoundbankSplit(Path(out_soundbank) / "audio" / split / "soundbank")
+        for split in ("train", "validation")
+    }
+    complete = all(s.fg_tgt_ntgt.is_dir() and s.background.is_dir() for s in splits.values())
+    return splits if complete else None
+
+
 def prepare_soundbank(config: Dcase2021Config, sources: ZenodoSources) -> dict[str, SoundbankIndex]:
-    """Steps 2 and 3: raw datasets (downloaded unless given) and the 2021 soundbank splits."""
-    if "desed_soundbank" not in config.given:
+    """Steps 2 and 3: raw datasets (downloaded unless given) and the 2021 soundbank splits.
+
+    A complete 2021 soundbank at ``out_soundbank`` is used as it is: nothing is downloaded
+    for it (only the meta infos, if neither given nor on disk).
+    """
+    layouts = existing_soundbank(Path(config.out_soundbank))
+    needed = ["meta_infos"] if layouts else ["desed_soundbank", "fsd50k", "fuss", "meta_infos"]
+    if layouts:
+        logger.info("2021 soundbank complete in %s, using it as it is", config.out_soundbank)
+    if "desed_soundbank" in needed and "desed_soundbank" not in config.given:
         download_desed_soundbank(sources, Path(config.desed_soundbank), config.downloads)
-    if "fsd50k" not in config.given:
+    if "fsd50k" in needed and "fsd50k" not in config.given:
         download_simple(
             sources, [sources.fsd50k_ground_truth], Path(config.fsd50k), config.downloads
         )
-    if "fuss" not in config.given:
+    if "fuss" in needed and "fuss" not in config.given:
         download_simple(
             sources, [sources.fuss_data, sources.fuss_license], Path(config.fuss), config.downloads
         )
     if "meta_infos" not in config.given:
         download_simple(sources, [sources.meta_infos], Path(config.meta_infos), config.downloads)
-    banks = {}
-    for split in ("train", "validation"):
-        layout = build_soundbank_split(
-            split,
-            Path(config.desed_soundbank),
-            Path(config.meta_infos),
-            Path(config.fsd50k),
-            Path(config.fuss),
-            Path(config.out_soundbank),
-        )
-        banks[split] = SoundbankIndex.scan(layout.fg_tgt_ntgt, layout.background)
-    return banks
+    if layouts is None:
+        layouts = {
+            split: build_soundbank_split(
+                split,
+                Path(config.desed_soundbank),
+                Path(config.meta_infos),
+                Path(config.fsd50k),
+                Path(config.fuss),
+                Path(config.out_soundbank),
+            )
+            for split in ("train", "validation")
+        }
+    return {
+        split: SoundbankIndex.scan(layout.fg_tgt_ntgt, layout.background)
+        for split, layout in layouts.items()
+    }
+
+
+def _read_meta_infos(meta: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    tables = []
+    for name in ("target_nb.tsv", "event_cooc.tsv"):
+        if not (meta / name).is_file():
+            raise FileNotFoundError(
+                f"{meta / name}: missing; give the 2021 meta infos folder with --meta_infos "
+                "(or leave it out to download it)"
+            )
+        tables.append(pd.read_csv(meta / name, sep="\t"))
+    return tables[0], tables[1]
 
 
 def generate_synthetic(
     config: Dcase2021Config, banks: dict[str, SoundbankIndex], report: Dcase2021Report
 ) -> None:
-    """Step 4: synthetic 2021 soundscapes, JAMS and metadata, seeded."""
-    meta = Path(config.meta_infos)
-    target_nb = pd.read_csv(meta / "target_nb.tsv", sep="\t")
-    event_cooc = pd.read_csv(meta / "event_cooc.tsv", sep="\t")
+    """Step 4: synthetic 2021 soundscapes, JAMS and metadata, seeded.
+
+    Default: the 2021 draws (scaper seeded with ``seed`` for each split, one NumPy generator
+    seeded with ``seed`` passed from train to validation). ``fix_2021_quirks``: the project's
+    corrected draws (:func:`plan_soundscapes`, seeds ``seed`` and ``seed + 1``).
+    """
+    target_nb, event_cooc = _read_meta_infos(Path(config.meta_infos))
     params = SoundscapeParams()
+    global_rng = np.random.RandomState(config.seed)  # 2021's np.random.seed(seed) at import
     for split, n_clips, seed in (
         ("train", config.n_train, config.seed),
         ("validation", config.n_validation, config.seed + 1),
     ):
         bank = banks[split]
-        sampler = CooccurrenceLabelSampler(target_nb, event_cooc, bank.classes)
-        plans = plan_soundscapes(n_clips, bank, sampler, params, seed)
         out = Path(config.out_dir) / "audio" / split / f"synthetic21_{split}" / "soundscapes"
         start = time.perf_counter()
-        events = render_soundscapes(
-            plans,
-            bank,
-            params,
-            out,
-            jobs=config.render_jobs,
-            keep_classes=DESED_CLASSES,
-            description=f"synthetic21_{split}",
-        )
+        if config.fix_2021_quirks:
+            sampler = CooccurrenceLabelSampler(target_nb, event_cooc, bank.classes)
+            plans = plan_soundscapes(n_clips, bank, sampler, params, seed)
+            events = render_soundscapes(
+                plans,
+                bank,
+                params,
+                out,
+                jobs=config.render_jobs,
+                keep_classes=DESED_CLASSES,
+                description=f"synthetic21_{split}",
+            )
+        else:
+            drawn = draw_split(
+                n_clips,
+                bank.foreground_dir,
+                bank.background_dir,
+                target_nb,
+                event_cooc,
+                config.seed,
+                global_rng,
+            )
+            events = render_split(
+                drawn,
+                n_clips,
+                out,
+                jobs=config.render_jobs,
+                keep_classes=DESED_CLASSES,
+                description=f"synthetic21_{split}",
+            )
         metadata = Path(config.out_dir) / "metadata" / split / f"synthetic21_{split}"
         write_tsv(strong_table(events), metadata / "soundscapes.tsv")
         if split == "validation":
