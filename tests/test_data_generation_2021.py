@@ -2,7 +2,8 @@
 
 A local HTTP server (127.0.0.1) serves small archives shaped like the Zenodo ones, the YouTube
 fetcher is replaced at its boundary by a fake that fails for some ids, and real scaper
-soundscapes are rendered from the tiny soundbank.
+soundscapes are rendered from the tiny soundbank. The 2021 draws are checked against the JAMS
+the 2021 generator wrote (``../shared``), and the command is killed and resumed for real.
 """
 
 from __future__ import annotations
@@ -11,17 +12,25 @@ import functools
 import hashlib
 import http.server
 import io
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
 import tarfile
 import threading
+import time
 import zipfile
 from pathlib import Path
 
+import jams
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
 
-from desed_task.data_generation import soundscapes as soundscapes_module
+from desed_task.data_generation import soundscapes_2021 as soundscapes_2021_module
 from desed_task.data_generation.dcase2021 import (
     Dcase2021Config,
     format_report,
@@ -31,6 +40,9 @@ from desed_task.data_generation.dcase2021 import (
 from desed_task.data_generation.downloads import DownloadError, download_and_unpack
 from desed_task.data_generation.raw_datasets_2021 import ZenodoSources
 from desed_task.data_generation.real_audio import ClipUnavailable
+from desed_task.data_generation.soundscapes_2021 import event_records, same_events
+
+REPO = Path(__file__).resolve().parents[1]
 
 SR = 16000
 WEAK = [
@@ -262,6 +274,7 @@ def test_soundbank_2021(generated):
     assert sorted(p.name for p in (train / "non_target_fg" / "Door").iterdir()) == ["11.wav"]
     assert not (train / "non_target_fg" / "Guitar").exists()
     assert (train / "fg_tgt_ntgt" / "Door").is_symlink()
+    assert (train / "fg_tgt_ntgt" / "Door" / "11.wav").is_file()  # the link survives the rename
     validation = Path(config.out_soundbank) / "audio" / "validation" / "soundbank"
     assert sorted(p.name for p in (validation / "non_target_fg" / "Door").iterdir()) == ["12.wav"]
     assert sorted(p.name for p in (validation / "background").iterdir()) == ["sins"]
@@ -307,7 +320,7 @@ def test_missing_youtube_files_are_reported(generated):
 
 def test_interrupted_run_completes_with_the_same_result(zenodo, generated, tmp_path, monkeypatch):
     _, sources = zenodo
-    real_render = soundscapes_module.render_soundscape
+    real_render = soundscapes_2021_module._render
     calls = {"n": 0}
 
     def interrupted_render(*args, **kwargs):
@@ -316,10 +329,10 @@ def test_interrupted_run_completes_with_the_same_result(zenodo, generated, tmp_p
             raise KeyboardInterrupt
         return real_render(*args, **kwargs)
 
-    monkeypatch.setattr(soundscapes_module, "render_soundscape", interrupted_render)
+    monkeypatch.setattr(soundscapes_2021_module, "_render", interrupted_render)
     with pytest.raises(KeyboardInterrupt):
         generate_dcase2021(_config(tmp_path), sources=sources, fetcher=fake_fetcher)
-    monkeypatch.setattr(soundscapes_module, "render_soundscape", real_render)
+    monkeypatch.setattr(soundscapes_2021_module, "_render", real_render)
     config = _config(tmp_path)
     generate_dcase2021(config, sources=sources, fetcher=fake_fetcher)
     reference, _ = generated
@@ -369,3 +382,157 @@ def test_failed_download_leaves_nothing(zenodo, tmp_path):
         download_and_unpack(url, tmp_path / "dest", "does_not_exist.zip", tmp_path / "downloads")
     assert not (tmp_path / "dest").exists() or not list((tmp_path / "dest").iterdir())
     assert not list((tmp_path / "downloads").glob("*"))
+
+
+def _generate(*args: str, env: dict | None = None, **popen) -> subprocess.Popen:
+    """Start ``generate_dcase_task4_2021.py --only_synth --no_resample ARGS`` in its own session."""
+    command = [sys.executable, str(REPO / "generate_dcase_task4_2021.py"), "--only_synth"]
+    return subprocess.Popen(
+        [*command, "--no_resample", *args],
+        cwd=REPO,
+        env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE", **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        **popen,
+    )
+
+
+def _run(*args: str) -> str:
+    process = _generate(*args)
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, output
+    return output
+
+
+@pytest.mark.slow
+def test_2021_draws_match_the_2021_generator(shared_reference, tmp_path):
+    """The issue's command on the golden soundbank writes the JAMS events 2021 wrote."""
+    golden = shared_reference / "soundscapes2021"
+    _run(
+        "--basedir", str(tmp_path / "base"),
+        "--out_soundbank", str(golden / "soundbank"),
+        "--meta_infos", str(golden / "meta_infos"),
+        "--out_dir", str(tmp_path / "out"),
+        "--n_train", "24", "--n_validation", "8",
+    )  # fmt: skip
+    assert not (tmp_path / "base" / "raw_datasets").exists()  # nothing downloaded
+    for split, n_clips in (("train", 24), ("validation", 8)):
+        folder = tmp_path / "out" / "audio" / split / f"synthetic21_{split}" / "soundscapes"
+        assert sorted(p.name for p in folder.glob("*.jams")) == sorted(
+            p.name for p in (golden / "jams" / split).glob("*.jams")
+        )
+        for i in range(n_clips):
+            ours = event_records(jams.load(str(folder / f"{i}.jams")))
+            theirs = event_records(jams.load(str(golden / "jams" / split / f"{i}.jams")))
+            assert same_events(ours, theirs, atol=1e-6), (split, i, ours, theirs)
+
+
+def _tiny_2021_soundbank(root: Path) -> tuple[Path, Path]:
+    """A small 2021-layout soundbank (8 kHz tones, noise backgrounds) and its meta infos."""
+    rng = np.random.default_rng(0)
+    sr = 8000
+
+    def tone(path: Path, seconds: float, noise: bool = False) -> None:
+        t = np.arange(int(seconds * sr)) / sr
+        if noise:
+            x = 0.1 * rng.standard_normal(t.size)
+        else:
+            x = 0.5 * np.sin(2 * np.pi * rng.uniform(200, 3000) * t)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, x.astype(np.float32), sr, subtype="PCM_16")
+
+    files = {
+        "Dog": [("a.wav", 1.5), ("b.wav", 0.8)],
+        "Speech": [("a.wav", 2.0), ("c_nOn.wav", 4.0)],
+        "Blender": [("a.wav", 3.0), ("d_nOn_nOff.wav", 12.0), ("e_nOff.wav", 2.5)],
+        "Door": [("a.wav", 1.0)],
+    }
+    bank = root / "soundbank"
+    for split in ("train", "validation"):
+        split_dir = bank / "audio" / split / "soundbank"
+        for label, entries in files.items():
+            for name, seconds in entries:
+                tone(split_dir / "fg_tgt_ntgt" / label / name, seconds)
+        for label in ("sins", "tut"):
+            tone(split_dir / "background" / label / "bg.wav", 11.0, noise=True)
+    meta = root / "meta_infos"
+    meta.mkdir()
+    classes = list(files)
+    target_nb = pd.DataFrame(
+        {"event_class": classes[:3], "mean": [2.0, 2.5, 1.5], "std": [1.0, 1.0, 0.5],
+         "min": [1, 1, 1], "max": [4, 4, 3]}
+    )  # fmt: skip
+    target_nb.to_csv(meta / "target_nb.tsv", sep="\t", index=False)
+    weights = rng.uniform(0.1, 1.0, (len(classes), len(classes)))
+    cooc = pd.DataFrame(weights, columns=classes).assign(label=classes)[["label", *classes]]
+    cooc.to_csv(meta / "event_cooc.tsv", sep="\t", index=False)
+    return bank, meta
+
+
+def _outputs(out_dir: Path) -> dict[str, object]:
+    """Every soundscape's JAMS events and audio samples, and every TSV's bytes."""
+    found: dict[str, object] = {}
+    for path in sorted(out_dir.rglob("*")):
+        key = str(path.relative_to(out_dir))
+        if path.suffix == ".jams":
+            found[key] = event_records(jams.load(str(path)))
+        elif path.suffix == ".wav":
+            audio, sr = sf.read(path, dtype="int32")
+            found[key] = hashlib.sha1(audio.tobytes() + str(sr).encode()).hexdigest()
+        elif path.suffix in (".tsv", ".txt"):
+            found[key] = path.read_bytes()
+        elif path.is_file():
+            found[key] = "unexpected file"
+    return found
+
+
+@pytest.mark.slow
+def test_killed_generator_resumes_without_rendering_twice(tmp_path):
+    """SIGKILL the real command (with its workers) at a seeded random point, start it again:
+    the result equals an uninterrupted run, and no clip complete at the kill is rendered again."""
+    bank, meta = _tiny_2021_soundbank(tmp_path)
+    common = ["--out_soundbank", str(bank), "--meta_infos", str(meta), "--n_train", "5",
+              "--n_validation", "3"]  # fmt: skip
+    uninterrupted = Dcase2021Config(
+        basedir=tmp_path / "a", out_dir=tmp_path / "a" / "out", out_soundbank=bank,
+        meta_infos=meta, n_train=5, n_validation=3, only_synth=True, resample=False,
+    )  # fmt: skip
+    generate_dcase2021(uninterrupted)
+    reference = _outputs(tmp_path / "a" / "out")
+    assert sum(key.endswith(".wav") for key in reference) == 8
+
+    out = tmp_path / "b" / "out"
+    args = ["--basedir", str(tmp_path / "b"), "--out_dir", str(out), *common, "--render_jobs", "2"]
+    draw = random.Random(2021)
+    kill_after, extra_s = draw.randint(1, 3), draw.uniform(0.0, 0.1)
+    process = _generate(*args)
+    deadline = time.monotonic() + 240
+    while len(list(out.rglob("*.jams"))) < kill_after and process.poll() is None:
+        assert time.monotonic() < deadline, "the generator did not progress"
+        time.sleep(0.02)
+    time.sleep(extra_s)
+    os.killpg(process.pid, signal.SIGKILL)  # the command and its rendering workers
+    process.communicate()
+    assert process.returncode == -signal.SIGKILL
+
+    complete = sorted(out.rglob("*.jams"))
+    assert 0 < len(complete) < 8
+    for jams_path in complete:  # a JAMS is written last: its clip is whole
+        assert jams_path.with_suffix(".wav").is_file() and jams_path.with_suffix(".txt").is_file()
+    stamps = {
+        p: (p.stat().st_ino, p.stat().st_mtime_ns)
+        for j in complete
+        for p in (j, j.with_suffix(".wav"))
+    }
+    output = _run(*args)
+    counts = [
+        tuple(map(int, m)) for m in re.findall(r"(\d+) clips to render \((\d+) already", output)
+    ]
+    assert len(counts) == 2  # train, validation
+    assert sum(done for _, done in counts) == len(complete)
+    assert sum(todo for todo, _ in counts) == 8 - len(complete)
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in stamps} == stamps
+    assert not [p for p in out.rglob(".*") if p.is_file()]  # no temporary file left
+    assert _outputs(out) == reference  # same JAMS, audio, TSVs; render_jobs changed nothing

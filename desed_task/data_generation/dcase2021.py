@@ -165,7 +165,17 @@ def existing_soundbank(out_soundbank: Path) -> dict[str, SoundbankSplit] | None:
         for split in ("train", "validation")
     }
     complete = all(s.fg_tgt_ntgt.is_dir() and s.background.is_dir() for s in splits.values())
-    return splits if complete else None
+    if not complete:
+        return None
+    for split in splits.values():
+        for folder in (split.fg_tgt_ntgt, split.background):
+            broken = [p for p in folder.iterdir() if p.is_symlink() and not p.exists()]
+            if broken:  # earlier versions linked non-target classes into soundbank.partial
+                raise FileNotFoundError(
+                    f"{broken[0]}: broken link in the 2021 soundbank; delete {split.root} "
+                    "to have it assembled again"
+                )
+    return splits
 
 
 def prepare_soundbank(config: Dcase2021Config, sources: ZenodoSources) -> dict[str, SoundbankIndex]:

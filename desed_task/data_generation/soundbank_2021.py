@@ -52,10 +52,13 @@ class SoundbankSplit:
         return self.root / "background"
 
 
-def _link(src: Path, dest: Path) -> None:
+def _link(src: Path, dest: Path, relative: bool = False) -> None:
+    """Link ``dest`` to ``src``: absolute, or relative (a link inside the split being assembled
+    must survive the rename of ``soundbank.partial``)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     if not dest.is_symlink():
-        os.symlink(Path(src).resolve(), dest)
+        target = os.path.relpath(src, dest.parent) if relative else Path(src).resolve()
+        os.symlink(target, dest)
 
 
 def non_target_files(
@@ -114,7 +117,7 @@ def build_soundbank_split(
             _link(wav, layout.fg_tgt_ntgt / class_dir.name / wav.name)
     if layout.non_target_fg.is_dir():
         for class_dir in sorted(layout.non_target_fg.iterdir()):
-            _link(class_dir, layout.fg_tgt_ntgt / class_dir.name)
+            _link(class_dir, layout.fg_tgt_ntgt / class_dir.name, relative=True)
     for bg_dir in sorted(p for p in (source / "background").iterdir() if p.is_dir()):
         _link(bg_dir, layout.background / bg_dir.name)
     layout.background.mkdir(parents=True, exist_ok=True)
