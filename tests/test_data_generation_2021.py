@@ -40,6 +40,7 @@ from desed_task.data_generation.dcase2021 import (
 from desed_task.data_generation.downloads import DownloadError, download_and_unpack
 from desed_task.data_generation.raw_datasets_2021 import ZenodoSources
 from desed_task.data_generation.real_audio import ClipUnavailable
+from desed_task.data_generation.soundscapes import DrawMismatch
 from desed_task.data_generation.soundscapes_2021 import event_records, same_events
 
 REPO = Path(__file__).resolve().parents[1]
@@ -536,3 +537,34 @@ def test_killed_generator_resumes_without_rendering_twice(tmp_path):
     assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in stamps} == stamps
     assert not [p for p in out.rglob(".*") if p.is_file()]  # no temporary file left
     assert _outputs(out) == reference  # same JAMS, audio, TSVs; render_jobs changed nothing
+
+
+@pytest.mark.parametrize("first_fixed", [True, False])
+def test_resuming_with_the_other_draws_stops(tmp_path, first_fixed):
+    """Clips drawn with(out) --fix_2021_quirks are never silently reused by the other mode."""
+    bank, meta = _tiny_2021_soundbank(tmp_path)
+
+    def config(fixed: bool) -> Dcase2021Config:
+        return Dcase2021Config(
+            basedir=tmp_path, out_dir=tmp_path / "out", out_soundbank=bank, meta_infos=meta,
+            n_train=1, n_validation=1, only_synth=True, resample=False, fix_2021_quirks=fixed,
+        )  # fmt: skip
+
+    generate_dcase2021(config(first_fixed))
+    with pytest.raises(DrawMismatch, match="0.jams"):
+        generate_dcase2021(config(not first_fixed))
+
+
+def test_bad_meta_infos_is_one_error_line(tmp_path, capsys):
+    from desed_task.data_generation.cli import main
+
+    bank, meta = _tiny_2021_soundbank(tmp_path)
+    (meta / "target_nb.tsv").unlink()
+    argv = ["--basedir", str(tmp_path), "--only_synth", "--out_soundbank", str(bank),
+            "--meta_infos", str(meta), "--no_resample"]  # fmt: skip
+    assert main("generate", argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    error = [line for line in err.splitlines() if line.startswith("error")]
+    assert error == [f"error: {meta / 'target_nb.tsv'}: missing; give the 2021 meta infos "
+                     "folder with --meta_infos (or leave it out to download it)"]  # fmt: skip

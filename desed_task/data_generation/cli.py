@@ -14,7 +14,8 @@ from desed_task.data_generation.dcase2021 import (
 )
 from desed_task.data_generation.downloads import DownloadError
 from desed_task.data_generation.raw_datasets_2021 import ZenodoSources
-from desed_task.data_generation.soundscapes_2021 import Draw2021Error, DrawMismatch
+from desed_task.data_generation.soundscapes import DrawMismatch
+from desed_task.data_generation.soundscapes_2021 import Draw2021Error
 
 
 def _count(text: str) -> int:

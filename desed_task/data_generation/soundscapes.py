@@ -1,4 +1,6 @@
-"""The one scaper code path that renders DESED-style soundscapes from a soundbank.
+"""The project's own soundscape draws and rendering (the demo dataset, ``--fix_2021_quirks``).
+
+The 2021 synthetic sets are drawn by :mod:`.soundscapes_2021` instead, exactly as 2021 drew them.
 
 Generation is split in two:
 
@@ -263,13 +265,31 @@ def render_soundscape(
     return events_from_jams(jam)
 
 
+class DrawMismatch(RuntimeError):
+    """A clip on disk was drawn with other options than the run that resumes it."""
+
+
+def _sources(jam: jams.JAMS) -> list[tuple[str, str]]:
+    """Sorted ``(label, source file name)`` of every event and background of a scaper JAMS."""
+    annotation = jam.annotations.search(namespace="scaper")[0]
+    return sorted((o.value["label"], Path(o.value["source_file"]).name) for o in annotation.data)
+
+
 def _render_or_load(
     job: tuple[SoundscapePlan, SoundbankIndex, SoundscapeParams, Path, Path],
 ) -> tuple[str, list[tuple[float, float, str]]]:
     plan, soundbank, params, out_dir, jams_dir = job
     jams_path = jams_dir / f"{plan.name}.jams"
     if jams_path.is_file() and (out_dir / f"{plan.name}.wav").is_file():
-        return plan.name, events_from_jams(jams.load(str(jams_path)))
+        jam = jams.load(str(jams_path))
+        if _sources(jam) != sorted(
+            (e.label, Path(e.source_file).name) for e in (plan.background, *plan.events)
+        ):
+            raise DrawMismatch(
+                f"{jams_path} was drawn with other options (seed, soundbank, counts, or without "
+                f"--fix_2021_quirks): delete {jams_dir} or choose another output folder"
+            )
+        return plan.name, events_from_jams(jam)
     return plan.name, render_soundscape(plan, soundbank, params, out_dir, jams_dir)
 
 

@@ -43,6 +43,7 @@ from tqdm import tqdm
 
 from desed_task.data_generation._scaper_compat import import_scaper
 from desed_task.data_generation.annotations import clean_clip_events, events_from_jams
+from desed_task.data_generation.soundscapes import DrawMismatch
 
 logger = logging.getLogger(__name__)
 
@@ -284,10 +285,6 @@ def _render(job: tuple[str, str, Path]) -> str:
     for ext in ("wav", "txt", "jams"):
         os.replace(tmp[ext], final[ext])
     return name
-
-
-class DrawMismatch(RuntimeError):
-    """A clip on disk was drawn with other options than the run that resumes it."""
 
 
 def render_split(
