@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -154,6 +155,7 @@ def time_exact_psds(scores, filenames, ground_truth, durations, reference: bool)
     our_seconds = time.perf_counter() - start
     print(f"exact PSDS 1 and 2 (median-filtered scores): this package {our_seconds:.2f} s")
     if reference:
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated")  # dcase_util's import
         start = time.perf_counter()
         theirs = exact_psds_scenarios(mapping, CLASSES, 0.064, ground_truth, durations, PSDS_SCENARIOS, reference=True)
         their_seconds = time.perf_counter() - start

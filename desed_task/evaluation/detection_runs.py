@@ -60,21 +60,6 @@ class DetectionRuns:
         return int(self.birth.size)
 
 
-def _rank_rows(blocks: np.ndarray, is_frame: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
-    """Global ranks (int32) of (n_classes, width) scores; -1 on the separators between clips."""
-    ranks = np.full(blocks.shape, -1, dtype=np.int32)
-    class_scores = []
-    offsets = [0]
-    for k in range(blocks.shape[0]):
-        unique, inverse = np.unique(blocks[k, is_frame], return_inverse=True)
-        ranks[k, is_frame] = inverse + offsets[-1]
-        offsets.append(offsets[-1] + unique.size)
-        class_scores.append(unique)
-    if offsets[-1] >= np.iinfo(np.int32).max:
-        raise EvaluationInputError(f"{offsets[-1]} distinct scores: too many for one evaluation")
-    return ranks, class_scores, np.asarray(offsets, dtype=np.int64)
-
-
 def _block_minima(ranks: np.ndarray, n_levels: int) -> list[np.ndarray]:
     """Sparse table: level j holds min(ranks[i : i + 2**j]) (-1 past the end)."""
     levels = [ranks]
@@ -113,6 +98,34 @@ def _extend(levels: list[np.ndarray], edge: np.ndarray, target: np.ndarray, pass
     return edge
 
 
+def _row_runs(ranks: np.ndarray, n_levels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The runs of one class's rows laid end to end.
+
+    Args:
+        ranks: (n,) int32 score ranks, -1 on separators (one first, one after each row).
+        n_levels: sparse-table levels; 2**n_levels must exceed the longest row.
+
+    Returns:
+        birth, before, after: (n_runs,) positions of each run's leftmost lowest frame, of
+        the frame before it and of the frame after it.
+    """
+    levels = _block_minima(ranks, n_levels)
+    positions = np.flatnonzero(ranks >= 0)
+    value = ranks[positions]
+    # before: the last frame to the left not above the frame (a separator at worst)
+    before = positions - 1
+    search = np.flatnonzero(ranks[before] > value)
+    before[search] = _extend(levels, positions[search], value[search], np.greater, leftward=True) - 1
+    # one run per leftmost lowest frame: no equal score between the frame and its run's start
+    canonical = ranks[before] < value
+    positions, before, value = positions[canonical], before[canonical], value[canonical]
+    # after: the first frame to the right below the frame
+    after = positions + 1
+    search = np.flatnonzero(ranks[after] >= value)
+    after[search] = _extend(levels, after[search], value[search], np.greater_equal, leftward=False)
+    return positions, before, after
+
+
 def detection_runs(
     scores: Mapping[str, np.ndarray], class_names: Sequence[str], frame_step: float
 ) -> DetectionRuns:
@@ -130,50 +143,46 @@ def detection_runs(
     n_classes = len(class_names)
     if not clips:
         raise EvaluationInputError("no scores given")
-    arrays = []
-    for clip in clips:
-        values = np.asarray(scores[clip], dtype=np.float64)
+    arrays = [np.asarray(scores[clip], dtype=np.float64) for clip in clips]
+    for clip, values in zip(clips, arrays):
         if values.ndim != 2 or values.shape[0] != n_classes or values.shape[1] == 0:
             raise EvaluationInputError(
                 f"scores of {clip}: expected shape ({n_classes}, n_frames > 0), got {values.shape}"
             )
-        if not np.isfinite(values).all():
-            raise EvaluationInputError(f"scores of {clip}: NaN or infinite values")
-        arrays.append(values)
     n_frames = np.array([a.shape[1] for a in arrays], dtype=np.int64)
     # class-major layout: each class's rows side by side, each row followed by a separator
-    blocks = np.concatenate(
-        [np.concatenate([a, np.full((n_classes, 1), -np.inf)], axis=1) for a in arrays], axis=1
-    )
-    width = blocks.shape[1]
     column_start = np.concatenate([[0], np.cumsum(n_frames + 1)[:-1]])
-    is_frame = np.isfinite(blocks[0])
-    ranks, class_scores, rank_offset = _rank_rows(blocks, is_frame)
-    flat = np.concatenate([np.full(1, -1, dtype=np.int32), ranks.ravel()])  # a separator in front of the first row
+    width = int(n_frames.sum() + n_frames.size)
+    blocks = np.full((n_classes, width), -np.inf)
+    if (n_frames == n_frames[0]).all():
+        blocks.reshape(n_classes, len(clips), -1)[:, :, :-1] = np.stack(arrays, axis=1)
+    else:
+        for start, values in zip(column_start, arrays):
+            blocks[:, start:start + values.shape[1]] = values
+    is_frame = np.ones(width, dtype=bool)
+    is_frame[column_start + n_frames] = False
+    if not np.isfinite(blocks[:, is_frame]).all():
+        bad = next(clip for clip, values in zip(clips, arrays) if not np.isfinite(values).all())
+        raise EvaluationInputError(f"scores of {bad}: NaN or infinite values")
     n_levels = max(1, int(np.ceil(np.log2(n_frames.max() + 1))))
-    levels = _block_minima(flat, n_levels)
-
-    positions = np.flatnonzero(flat >= 0)
-    value = flat[positions]
-    # before: the last frame to the left not above the frame (a separator at worst)
-    before = positions - 1
-    search = np.flatnonzero(flat[before] > value)
-    before[search] = _extend(levels, positions[search], value[search], np.greater, leftward=True) - 1
-    # one run per leftmost lowest frame: no equal score between the frame and its run's start
-    canonical = flat[before] < value
-    positions, before, value = positions[canonical], before[canonical], value[canonical]
-    # after: the first frame to the right below the frame
-    after = positions + 1
-    search = np.flatnonzero(flat[after] >= value)
-    after[search] = _extend(levels, after[search], value[search], np.greater_equal, leftward=False)
-
-    label, column = np.divmod(positions - 1, width)
-    clip = np.searchsorted(column_start, column, side="right") - 1
-    first = 1 + label * width + column_start[clip]  # flat position of the row's frame 0
-    row_ranks = ranks.reshape(n_classes, width)
-    row_top = np.stack([
-        np.maximum.reduceat(np.where(is_frame, row_ranks[k], -1), column_start) for k in range(n_classes)
-    ])
+    clip_of_column = np.repeat(np.arange(len(clips)), n_frames + 1)
+    class_scores, parts, row_top = [], [], []
+    rank_offset = np.zeros(n_classes + 1, dtype=np.int64)
+    for k in range(n_classes):  # one class at a time: the sparse table stays in cache
+        unique, inverse = np.unique(blocks[k, is_frame], return_inverse=True)
+        ranks = np.full(width + 1, -1, dtype=np.int32)  # a separator in front of the first row
+        ranks[1:][is_frame] = inverse
+        birth, before, after = _row_runs(ranks, n_levels)
+        clip = clip_of_column[birth - 1]
+        first = 1 + column_start[clip]  # position of the row's frame 0
+        offset = rank_offset[k]
+        death = np.maximum(ranks[before], ranks[after]).astype(np.int64)
+        death[death >= 0] += offset
+        parts.append((clip, np.full(clip.size, k), before + 1 - first, after - first, ranks[birth] + offset, death))
+        row_top.append(np.maximum.reduceat(ranks[1:], column_start) + offset)
+        class_scores.append(unique)
+        rank_offset[k + 1] = offset + unique.size
+    clip, label, start, stop, birth, death = (np.concatenate(column) for column in zip(*parts))
     return DetectionRuns(
         clips=clips,
         class_names=list(class_names),
@@ -181,11 +190,11 @@ def detection_runs(
         n_frames=n_frames,
         class_scores=class_scores,
         rank_offset=rank_offset,
-        row_top=row_top,
+        row_top=np.stack(row_top),
         clip=clip,
         label=label,
-        start=before + 1 - first,
-        stop=after - first,
-        birth=flat[positions],
-        death=np.maximum(flat[before], flat[after]),
+        start=start,
+        stop=stop,
+        birth=birth,
+        death=death,
     )

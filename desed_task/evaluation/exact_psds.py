@@ -126,7 +126,12 @@ def _reference_psds(
     duration_of: Mapping[str, float],
     settings: Mapping[str, float],
 ) -> tuple:
-    from sed_scores_eval import intersection_based
+    try:
+        from sed_scores_eval import intersection_based
+    except ImportError as error:
+        raise EvaluationInputError(
+            f"--reference needs sed_scores_eval ({error}): pip install 'desed_task[reference]'"
+        ) from error
 
     per_clip: dict[str, list[tuple]] = {audio_id(clip): [] for clip in clips}
     events = events_only(ground_truth)
