@@ -14,6 +14,7 @@ from desed_task.evaluation import (
     EvaluationInputError,
     exact_psds,
     read_score_folder,
+    score_dataframes,
     write_sed_scores,
 )
 from desed_task.evaluation.cli import main
@@ -165,10 +166,15 @@ def test_runs_are_every_threshold_s_detections():
 def test_score_files_in_sed_scores_eval_layout(tmp_path):
     pytest.importorskip("sed_scores_eval")
     from sed_scores_eval.base_modules.io import read_sed_scores
+    from sed_scores_eval.base_modules.io import write_sed_scores as their_writer
 
     scores, classes, step, ground_truth, _ = random_case(5)
     write_sed_scores(scores, classes, step, tmp_path)
-    theirs = read_sed_scores(tmp_path)
+    their_writer(score_dataframes(scores, classes, step), tmp_path / "theirs")
+    for name in scores:
+        text = (tmp_path / name.replace(".wav", ".tsv")).read_text()
+        assert text == (tmp_path / "theirs" / name.replace(".wav", ".tsv")).read_text()
+    theirs = read_sed_scores(tmp_path / "theirs")
     assert sorted(theirs) == sorted(name.removesuffix(".wav") for name in scores)
     read, read_classes, read_step = read_score_folder(tmp_path, set(scores))
     assert read_classes == classes and read_step == pytest.approx(step)
@@ -206,3 +212,9 @@ def test_importing_the_evaluation_loads_no_reference_tool():
         "import sys; from desed_task.evaluation.cli import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass"
     ) == []
+
+
+@pytest.mark.slow
+def test_training_loads_no_reference_tool():
+    loaded = _loaded_after("import desed_task.training.mean_teacher, desed_task.training.cli")
+    assert "sed_scores_eval" not in loaded and "dcase_util" not in loaded

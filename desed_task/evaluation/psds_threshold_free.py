@@ -243,8 +243,9 @@ def threshold_free_psds(
     fp_rate = fps / dataset_seconds
     candidate = fp_rate * SECONDS_PER_HOUR <= max_efpr
     class_of_rank = np.repeat(np.arange(n_classes), np.diff(runs.rank_offset))
-    lowest = np.full(n_classes, n_ranks, dtype=np.int64)
-    np.minimum.at(lowest, class_of_rank[candidate], np.flatnonzero(candidate))
+    candidates = np.r_[np.flatnonzero(candidate), n_ranks]
+    lowest = candidates[np.searchsorted(candidates, runs.rank_offset[:-1])]
+    lowest = np.where(lowest < runs.rank_offset[1:], lowest, n_ranks)  # per class; n_ranks: none
     alive_above = runs.birth >= lowest[runs.label]
 
     used = relevant[pair_run] & alive_above[pair_run] & (overlap > 0)
