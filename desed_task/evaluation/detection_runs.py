@@ -16,7 +16,7 @@ Scores are compared through their rank among the sorted unique scores of their c
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,7 +71,13 @@ def _block_minima(ranks: np.ndarray, n_levels: int) -> list[np.ndarray]:
     return levels
 
 
-def _extend(levels: list[np.ndarray], edge: np.ndarray, target: np.ndarray, passes, leftward: bool) -> np.ndarray:
+def _extend(
+    levels: list[np.ndarray],
+    edge: np.ndarray,
+    target: np.ndarray,
+    passes: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    leftward: bool,
+) -> np.ndarray:
     """Move each ``edge`` over the longest block of frames that ``passes(block minimum,
     target)``: leftward, edge is an exclusive end and moves to the block's first frame;
     rightward, edge is the first frame and moves past the block. Galloping (blocks of 1, 2,
