@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> dict[str, float]:
     if not (args.operating_points or args.predictions or args.scores):
         raise EvaluationInputError("give at least one of --operating_points, --predictions, --scores")
+    if args.reference and not args.scores:
+        raise EvaluationInputError("--reference applies to the exact PSDS: give --scores")
     ground_truth = read_event_table(args.ground_truth)
     durations = read_durations(args.durations)
     save_dir = Path(args.save_dir) if args.save_dir else None
