@@ -1,6 +1,7 @@
 """Speed of the evaluation: this package vs the DCASE 2021 path, on 1168 clips x 10 classes x 156 frames.
 
     python benchmarks/bench_evaluation.py [--legacy_clips N] [--oracle /work/oracle/bin/python]
+                                          [--skip_sed_scores_eval]
 
 Both paths decode synthetic scores at the 50 thresholds 0.01 ... 0.99 (and 0.5 for the
 F1s), then compute PSDS 1 and 2, the intersection F1 and the collar F1. The 2021 path
@@ -8,6 +9,10 @@ decodes clip by clip with scipy's median filter and grows a DataFrame per clip; 
 metrics are computed by psds_eval / sed_eval in the oracle environment (a subprocess)
 when that exists, otherwise only its decoding is timed. With --legacy_clips the 2021
 decoding is timed on fewer clips and scaled up to all of them (printed as such).
+
+Then the exact (threshold-free) PSDS 1 and 2 on the median-filtered scores: this package
+vs sed_scores_eval on the same input, and the whole command-line process
+``python -m desed_task.evaluation --scores DIR ...`` (imports included; goal: 4 s on 2 cores).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +35,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from desed_task.evaluation import (  # noqa: E402
     collar_f1,
     decode_scores,
+    exact_psds_scenarios,
     intersection_f1_macro,
+    median_filter_scores,
     psds_from_operating_points,
     threshold_grid,
+    write_sed_scores,
 )
-from desed_task.evaluation.scenarios import PSDS_SCENARIO_1, PSDS_SCENARIO_2  # noqa: E402
+from desed_task.evaluation.scenarios import (  # noqa: E402
+    PSDS_SCENARIO_1,
+    PSDS_SCENARIO_2,
+    PSDS_SCENARIOS,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CLASSES = ["Alarm_bell_ringing", "Blender", "Cat", "Dishes", "Dog", "Electric_shaver_toothbrush",
            "Frying", "Running_water", "Speech", "Vacuum_cleaner"]
@@ -132,10 +147,46 @@ def run_ours(scores, filenames, ground_truth, durations, thresholds):
     return values, decode_seconds, time.perf_counter() - start, decoded, at_half
 
 
+def time_exact_psds(scores, filenames, ground_truth, durations, reference: bool) -> None:
+    """Exact PSDS 1 and 2 on median-filtered scores: ours, then sed_scores_eval's."""
+    mapping = dict(zip(filenames, median_filter_scores(scores, 7)))
+    start = time.perf_counter()
+    ours = exact_psds_scenarios(mapping, CLASSES, 0.064, ground_truth, durations, PSDS_SCENARIOS)
+    our_seconds = time.perf_counter() - start
+    print(f"exact PSDS 1 and 2 (median-filtered scores): this package {our_seconds:.2f} s")
+    if reference:
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated")  # dcase_util's import
+        start = time.perf_counter()
+        theirs = exact_psds_scenarios(mapping, CLASSES, 0.064, ground_truth, durations, PSDS_SCENARIOS, reference=True)
+        their_seconds = time.perf_counter() - start
+        print(f"exact PSDS 1 and 2: sed_scores_eval {their_seconds:.1f} s, {their_seconds / our_seconds:.0f}x slower")
+    for name, result in ours.items():
+        also = f"  sed_scores_eval {theirs[name].value:.6f}  diff {abs(result.value - theirs[name].value):.1e}" if reference else ""
+        print(f"  {name + '_exact':>22s}: ours {result.value:.6f}{also}")
+
+
+def time_command_line(scores, filenames, ground_truth, durations) -> float:
+    """Wall seconds of ``python -m desed_task.evaluation --scores DIR ...`` (a new process)."""
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        write_sed_scores(dict(zip(filenames, scores)), CLASSES, 0.064, folder / "scores")
+        ground_truth.to_csv(folder / "gt.tsv", sep="\t", index=False)
+        durations.to_csv(folder / "durations.tsv", sep="\t", index=False)
+        command = [sys.executable, "-m", "desed_task.evaluation", "--scores", str(folder / "scores"),
+                   "--ground_truth", str(folder / "gt.tsv"), "--durations", str(folder / "durations.tsv")]
+        start = time.perf_counter()
+        subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
+        seconds = time.perf_counter() - start
+    print(f"command line (python -m desed_task.evaluation --scores DIR ..., imports included): {seconds:.2f} s"
+          f" (goal: 4 s on 2 cores)")
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--legacy_clips", type=int, default=N_CLIPS, help="clips decoded by the 2021 path")
     parser.add_argument("--oracle", default="/work/oracle/bin/python", help="python with psds_eval and sed_eval")
+    parser.add_argument("--skip_sed_scores_eval", action="store_true", help="do not time sed_scores_eval's exact PSDS")
     args = parser.parse_args()
     scores, filenames, ground_truth, durations = synthetic_data()
     thresholds = threshold_grid(50)
@@ -182,6 +233,11 @@ def main() -> None:
     baseline = legacy_total if legacy_total is not None else legacy_decode
     what = "whole evaluation" if legacy_total is not None else "decoding only (2021) vs whole evaluation (ours)"
     print(f"2021 path {baseline:.1f} s vs this package {our_total:.2f} s: {baseline / our_total:.0f}x faster ({what})")
+
+    time_exact_psds(scores, filenames, ground_truth, durations, reference=not args.skip_sed_scores_eval)
+    command_seconds = time_command_line(scores, filenames, ground_truth, durations)
+    print(f"2021 path {baseline:.1f} s vs this package's command line {command_seconds:.2f} s: "
+          f"{baseline / command_seconds:.0f}x faster ({what})")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 intersection-, collar- and segment-based F1, PSD-ROC plots and a command line.
 
 Reimplements the semantics of psds_eval 0.5.3 and sed_eval 0.2.1 in vectorised numpy
-(neither runs on numpy 2 / pandas 3); the exact PSDS uses sed_scores_eval.
+(neither runs on numpy 2 / pandas 3), and sed_scores_eval 0.0.4's exact (threshold-free)
+PSDS; sed_scores_eval stays the reference (``--reference``), imported only then.
 """
 
 from desed_task.evaluation.collar_f1 import collar_f1
@@ -19,10 +20,17 @@ from desed_task.evaluation.evaluate import (
     evaluate_predictions,
     evaluate_scores,
 )
-from desed_task.evaluation.exact_psds import ExactPSDSResult, exact_psds, score_dataframes
+from desed_task.evaluation.exact_psds import (
+    ExactPSDSResult,
+    exact_psds,
+    exact_psds_scenarios,
+    score_dataframes,
+)
 from desed_task.evaluation.intersection_f1 import intersection_f1_macro, intersection_f1_scores
 from desed_task.evaluation.psds import PSDSResult, psds_from_operating_points
+from desed_task.evaluation.psds_threshold_free import ThresholdFreePSDS, threshold_free_psds
 from desed_task.evaluation.scenarios import PSDS_SCENARIO_1, PSDS_SCENARIO_2, threshold_grid
+from desed_task.evaluation.score_files import read_score_folder, write_sed_scores
 from desed_task.evaluation.segment_f1 import segment_f1
 from desed_task.evaluation.tables import (
     clean_durations,
@@ -39,6 +47,7 @@ __all__ = [
     "EvaluationInputError",
     "ExactPSDSResult",
     "PSDSResult",
+    "ThresholdFreePSDS",
     "clean_durations",
     "clean_event_table",
     "collar_f1",
@@ -48,6 +57,7 @@ __all__ = [
     "evaluate_predictions",
     "evaluate_scores",
     "exact_psds",
+    "exact_psds_scenarios",
     "intersection_f1_macro",
     "intersection_f1_scores",
     "median_filter_binary",
@@ -55,8 +65,11 @@ __all__ = [
     "psds_from_operating_points",
     "read_durations",
     "read_event_table",
+    "read_score_folder",
     "score_dataframes",
     "segment_f1",
+    "threshold_free_psds",
     "threshold_grid",
     "weak_f1_macro",
+    "write_sed_scores",
 ]

@@ -47,12 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--n_thresholds", type=int, default=50, help="operating points decoded from --scores")
     parser.add_argument("--median_window", type=int, default=7, help="median filter length in frames")
     parser.add_argument("--save_dir", help="where per-class tables and PSD-ROC plots are written")
+    parser.add_argument("--reference", action="store_true",
+                        help="exact PSDS (--scores) computed by sed_scores_eval instead of this package (slow)")
     return parser
 
 
 def run(args: argparse.Namespace) -> dict[str, float]:
     if not (args.operating_points or args.predictions or args.scores):
         raise EvaluationInputError("give at least one of --operating_points, --predictions, --scores")
+    if args.reference and not args.scores:
+        raise EvaluationInputError("--reference applies to the exact PSDS: give --scores")
     ground_truth = read_event_table(args.ground_truth)
     durations = read_durations(args.durations)
     save_dir = Path(args.save_dir) if args.save_dir else None
@@ -61,7 +65,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         scores, class_names, frame_step = read_score_folder(args.scores, set(ground_truth["filename"]))
         metrics |= evaluate_scores(
             scores, class_names, ground_truth, durations, args.n_thresholds, args.median_window,
-            frame_step, save_dir / "scores_evaluation" if save_dir else None,
+            frame_step, save_dir / "scores_evaluation" if save_dir else None, reference=args.reference,
         )
     if args.operating_points:
         operating_points = read_operating_points(args.operating_points)

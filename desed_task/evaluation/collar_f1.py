@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import maximum_bipartite_matching
 
 from desed_task.evaluation.encoding import same_key_pairs
 from desed_task.evaluation.f_measure import f1_from_counts, nan_mean
@@ -32,6 +30,9 @@ def matched_reference_events(reference, estimated, n_classes: int, t_collar: flo
     matched = np.zeros(len(reference), dtype=bool)
     if not hit.any():
         return matched
+    from scipy.sparse import csr_matrix  # imported when used (0.3 s)
+    from scipy.sparse.csgraph import maximum_bipartite_matching
+
     graph = csr_matrix(
         (np.ones(int(hit.sum()), dtype=np.int8), (ref_index[hit], est_index[hit])),
         shape=(len(reference), len(estimated)),

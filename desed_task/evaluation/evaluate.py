@@ -9,12 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sed_scores_eval.base_modules.io import write_sed_scores
 
 from desed_task.evaluation.collar_f1 import collar_f1
 from desed_task.evaluation.decode import FRAME_STEP, decode_scores
 from desed_task.evaluation.errors import EvaluationInputError
-from desed_task.evaluation.exact_psds import exact_psds, score_dataframes
+from desed_task.evaluation.exact_psds import exact_psds_scenarios
 from desed_task.evaluation.intersection_f1 import intersection_f1_scores
 from desed_task.evaluation.plots import plot_exact_psds, plot_psds
 from desed_task.evaluation.psds import psds_from_operating_points
@@ -24,6 +23,7 @@ from desed_task.evaluation.scenarios import (
     threshold_grid,
     threshold_name,
 )
+from desed_task.evaluation.score_files import write_sed_scores
 from desed_task.evaluation.segment_f1 import segment_f1
 from desed_task.evaluation.tables import clean_durations, clean_event_table
 
@@ -86,19 +86,21 @@ def evaluate_predictions(
 
 
 def evaluate_exact(
-    score_tables: Mapping[str, pd.DataFrame],
+    scores: Mapping[str, np.ndarray],
+    class_names: Sequence[str],
+    frame_step: float,
     ground_truth: pd.DataFrame,
     durations: pd.DataFrame,
     save_dir: Path | None = None,
+    reference: bool = False,
 ) -> dict[str, float]:
-    """Exact PSDS scenarios 1 and 2 from sed_scores_eval score tables.
+    """Exact PSDS scenarios 1 and 2 from frame scores ({filename: (n_classes, n_frames)});
+    ``reference``: computed by sed_scores_eval instead of this package.
 
     With ``save_dir``: ``psds_exact_per_class.tsv`` and the PSD-ROC PNGs.
     """
-    results = {
-        f"{name}_exact": exact_psds(score_tables, ground_truth, durations, **settings)
-        for name, settings in PSDS_SCENARIOS.items()
-    }
+    scenarios = {f"{name}_exact": settings for name, settings in PSDS_SCENARIOS.items()}
+    results = exact_psds_scenarios(scores, class_names, frame_step, ground_truth, durations, scenarios, reference)
     if save_dir is not None:
         save_dir = Path(save_dir)
         per_class = pd.DataFrame({name: result.class_psds for name, result in results.items()})
@@ -144,6 +146,7 @@ def evaluate_scores(
     median_window: int | Sequence[int] = 7,
     frame_step: float = FRAME_STEP,
     save_dir: Path | None = None,
+    reference: bool = False,
 ) -> dict[str, float]:
     """All the 2021 metrics from frame scores.
 
@@ -159,6 +162,7 @@ def evaluate_scores(
         frame_step: seconds per frame.
         save_dir: where to write decoded predictions, frame scores (sed_scores_eval
             layout), per-class tables and PSD-ROC plots.
+        reference: the exact PSDS computed by sed_scores_eval (slow) instead of this package.
 
     Returns:
         psds1, psds2, psds1_exact, psds2_exact, intersection_f1_macro, collar_f1_macro,
@@ -174,16 +178,14 @@ def evaluate_scores(
     at_f1_threshold = _decode_mapping(
         scores, class_names, [F1_THRESHOLD], median_window, frame_step, duration_of
     )[F1_THRESHOLD]
-    score_tables = score_dataframes(scores, class_names, frame_step)
-
     if save_dir is not None:
         save_dir = Path(save_dir)
         for threshold, table in operating_points.items():
             _write_tsv(table, save_dir / "operating_points" / f"predictions_th_{threshold_name(threshold)}.tsv")
         _write_tsv(at_f1_threshold, save_dir / f"predictions_th_{threshold_name(F1_THRESHOLD)}.tsv")
-        write_sed_scores(score_tables, save_dir / "scores")
+        write_sed_scores(scores, class_names, frame_step, save_dir / "scores")
 
     metrics = evaluate_operating_points(operating_points, ground_truth, durations, save_dir)
-    metrics |= evaluate_exact(score_tables, ground_truth, durations, save_dir)
+    metrics |= evaluate_exact(scores, class_names, frame_step, ground_truth, durations, save_dir, reference)
     metrics |= evaluate_predictions(at_f1_threshold, ground_truth, durations, save_dir)
     return metrics

@@ -1,4 +1,5 @@
-"""Threshold-independent (exact) PSDS from frame scores, computed by sed_scores_eval."""
+"""Threshold-independent (exact) PSDS from frame scores: ours (``psds_threshold_free``) by
+default, sed_scores_eval's with ``reference=True`` (imported only then)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sed_scores_eval import intersection_based
-from sed_scores_eval.base_modules.scores import create_score_dataframe
 
+from desed_task.evaluation.detection_runs import detection_runs
+from desed_task.evaluation.encoding import encode_events
 from desed_task.evaluation.errors import EvaluationInputError
+from desed_task.evaluation.psds_threshold_free import threshold_free_psds
 from desed_task.evaluation.tables import (
     check_ground_truth,
     clean_durations,
@@ -23,7 +25,7 @@ from desed_task.evaluation.tables import (
 
 @dataclass(frozen=True)
 class ExactPSDSResult:
-    """sed_scores_eval's PSDS output.
+    """An exact PSDS with its curves (as sed_scores_eval's ``psds`` returns them).
 
     Attributes:
         value: the PSDS.
@@ -39,6 +41,11 @@ class ExactPSDSResult:
     roc_efpr: np.ndarray
     class_rocs: dict[str, tuple[np.ndarray, np.ndarray]]
     settings: dict[str, float]
+
+
+def audio_id(filename: str) -> str:
+    """sed_scores_eval's clip id: the file name without its extension."""
+    return str(Path(filename).with_suffix("")) if filename.endswith(".wav") else filename
 
 
 class _WritableSeries(pd.Series):
@@ -71,15 +78,10 @@ class _WritableScores(pd.DataFrame):
         return np.array(super().to_numpy(*args, **kwargs))
 
 
-def audio_id(filename: str) -> str:
-    """sed_scores_eval's clip id: the file name without its extension."""
-    return str(Path(filename).with_suffix("")) if filename.endswith(".wav") else filename
-
-
 def score_dataframes(
     scores: Mapping[str, np.ndarray], class_names: Sequence[str], frame_step: float
 ) -> dict[str, pd.DataFrame]:
-    """sed_scores_eval score tables keyed by clip id.
+    """sed_scores_eval score tables keyed by clip id (columns onset, offset, one per class).
 
     Args:
         scores: {filename: (n_classes, n_frames) probabilities}; frame i covers
@@ -93,23 +95,135 @@ def score_dataframes(
                 f"scores of {filename}: expected shape ({len(class_names)}, n_frames), got {clip_scores.shape}"
             )
         timestamps = np.arange(clip_scores.shape[1] + 1) * frame_step
-        table = create_score_dataframe(clip_scores.T, timestamps, list(class_names))
+        table = pd.DataFrame(
+            np.concatenate([timestamps[:-1, None], timestamps[1:, None], clip_scores.T], axis=1),
+            columns=["onset", "offset", *class_names],
+        )
         tables[audio_id(filename)] = _WritableScores(table)
     return tables
 
 
-def _sed_scores_ground_truth(ground_truth: pd.DataFrame, clip_ids: list[str]) -> dict[str, list[tuple]]:
+def _checked_clips(scores: Mapping[str, np.ndarray], ground_truth: pd.DataFrame) -> list[str]:
+    """The ground-truth clips, in sed_scores_eval's order; they must be exactly the scored ones."""
+    gt_clips = set(pd.unique(ground_truth["filename"]))
+    missing = sorted(gt_clips - set(scores))
+    extra = sorted(set(scores) - gt_clips)
+    if missing or extra:
+        raise EvaluationInputError(
+            f"scores do not match {source_of(ground_truth, 'the ground truth')}: "
+            f"{len(missing)} clip(s) without scores (first: {missing[:1]}), "
+            f"{len(extra)} scored clip(s) not in the ground truth (first: {extra[:1]})"
+        )
+    return sorted(gt_clips, key=audio_id)
+
+
+def _reference_psds(
+    scores: Mapping[str, np.ndarray],
+    class_names: Sequence[str],
+    frame_step: float,
+    ground_truth: pd.DataFrame,
+    clips: list[str],
+    duration_of: Mapping[str, float],
+    settings: Mapping[str, float],
+) -> tuple:
+    try:
+        from sed_scores_eval import intersection_based
+    except ImportError as error:
+        raise EvaluationInputError(
+            f"--reference needs sed_scores_eval ({error}): pip install 'desed_task[reference]'"
+        ) from error
+
+    per_clip: dict[str, list[tuple]] = {audio_id(clip): [] for clip in clips}
     events = events_only(ground_truth)
-    per_clip: dict[str, list[tuple]] = {clip: [] for clip in clip_ids}
     for filename, onset, offset, label in zip(
         events["filename"], events["onset"], events["offset"], events["event_label"]
     ):
         per_clip[audio_id(filename)].append((float(onset), float(offset), str(label)))
-    return per_clip
+    try:
+        return intersection_based.psds(
+            scores=score_dataframes({clip: scores[clip] for clip in clips}, class_names, frame_step),
+            ground_truth=per_clip,
+            audio_durations={audio_id(clip): float(duration_of[clip]) for clip in clips},
+            dtc_threshold=settings["dtc"],
+            gtc_threshold=settings["gtc"],
+            # sed_scores_eval refuses an unused cttc
+            cttc_threshold=settings["cttc"] if settings["alpha_ct"] > 0 else None,
+            alpha_ct=settings["alpha_ct"],
+            alpha_st=settings["alpha_st"],
+            max_efpr=settings["max_efpr"],
+            num_jobs=1,
+        )
+    except (AssertionError, ValueError) as error:
+        raise EvaluationInputError(f"sed_scores_eval (--reference) refuses the input: {error}") from error
+
+
+def exact_psds_scenarios(
+    scores: Mapping[str, np.ndarray],
+    class_names: Sequence[str],
+    frame_step: float,
+    ground_truth: pd.DataFrame,
+    durations: pd.DataFrame,
+    scenarios: Mapping[str, Mapping[str, float]],
+    reference: bool = False,
+) -> dict[str, ExactPSDSResult]:
+    """Exact PSDS of several scenarios over the ground-truth clips (the runs are found once).
+
+    Args:
+        scores: {filename: (n_classes, n_frames) scores}, one per ground-truth clip, no other.
+        class_names: (n_classes,) labels of the score rows; they must include every
+            ground-truth label.
+        frame_step: seconds per frame.
+        ground_truth, durations: event and durations tables.
+        scenarios: {name: dtc, gtc, and optionally cttc, alpha_ct, alpha_st, max_efpr}.
+        reference: compute with sed_scores_eval instead (slow; it refuses classes without
+            ground-truth events and overlapping events of one class).
+    """
+    ground_truth = clean_event_table(ground_truth)
+    durations = clean_durations(durations)
+    check_ground_truth(ground_truth, durations)
+    clips = _checked_clips(scores, ground_truth)
+    duration_of = dict(zip(durations["filename"], durations["duration"]))
+    class_index = pd.Index(list(class_names), dtype=object)
+    events = encode_events(ground_truth, pd.Index(clips, dtype=object), class_index)
+    if (events.label < 0).any():
+        unknown = sorted(set(events_only(ground_truth)["event_label"]) - set(class_names))
+        raise EvaluationInputError(
+            f"{source_of(ground_truth, 'the ground truth')}: class(es) {unknown} have no scores "
+            f"(score classes: {list(class_names)})"
+        )
+    events = events.select(np.argsort(events.clip, kind="stable"))  # sed_scores_eval's summing order
+    clip_durations = np.array([duration_of[clip] for clip in clips], dtype=np.float64)
+    runs = None if reference else detection_runs({c: scores[c] for c in clips}, class_names, frame_step)
+
+    results = {}
+    for name, given in scenarios.items():
+        settings = {"cttc": 0.3, "alpha_ct": 0.0, "alpha_st": 0.0, "max_efpr": 100.0, **given}
+        if reference:
+            value, class_psds, (etpr, efpr), class_rocs = _reference_psds(
+                scores, class_names, frame_step, ground_truth, clips, duration_of, settings
+            )
+            class_rocs = {str(k): (np.asarray(v[0]), np.asarray(v[1])) for k, v in class_rocs.items()}
+            class_psds = {str(k): float(v) for k, v in class_psds.items()}
+        else:
+            result = threshold_free_psds(runs, events, clip_durations, **settings)
+            value, etpr, efpr = result.value, result.roc_etpr, result.roc_efpr
+            class_rocs = dict(zip(runs.class_names, result.class_rocs))
+            class_psds = {k: float(v) for k, v in zip(runs.class_names, result.class_psds)}
+        results[name] = ExactPSDSResult(
+            value=float(value),
+            class_psds=class_psds,
+            roc_etpr=np.asarray(etpr),
+            roc_efpr=np.asarray(efpr),
+            class_rocs=class_rocs,
+            settings=settings,
+        )
+    return results
 
 
 def exact_psds(
-    score_tables: Mapping[str, pd.DataFrame],
+    scores: Mapping[str, np.ndarray],
+    class_names: Sequence[str],
+    frame_step: float,
     ground_truth: pd.DataFrame,
     durations: pd.DataFrame,
     dtc: float,
@@ -118,45 +232,10 @@ def exact_psds(
     alpha_ct: float = 0.0,
     alpha_st: float = 0.0,
     max_efpr: float = 100.0,
+    reference: bool = False,
 ) -> ExactPSDSResult:
-    """Exact PSDS over the ground-truth clips.
-
-    Args:
-        score_tables: {clip id: sed_scores_eval score table} (``score_dataframes``); one per
-            ground-truth clip, no other.
-        ground_truth, durations: event and durations tables.
-    """
-    ground_truth = clean_event_table(ground_truth)
-    durations = clean_durations(durations)
-    check_ground_truth(ground_truth, durations)
-    gt_ids = {audio_id(name): name for name in pd.unique(ground_truth["filename"])}
-    missing = sorted(set(gt_ids) - set(score_tables))
-    extra = sorted(set(score_tables) - set(gt_ids))
-    if missing or extra:
-        raise EvaluationInputError(
-            f"scores do not match {source_of(ground_truth, 'the ground truth')}: "
-            f"{len(missing)} clip(s) without scores (first: {missing[:1]}), "
-            f"{len(extra)} scored clip(s) not in the ground truth (first: {extra[:1]})"
-        )
-    clip_ids = sorted(gt_ids)
-    duration_of = dict(zip(durations["filename"], durations["duration"]))
-    value, class_psds, (etpr, efpr), class_rocs = intersection_based.psds(
-        scores=dict(score_tables),
-        ground_truth=_sed_scores_ground_truth(ground_truth, clip_ids),
-        audio_durations={clip: float(duration_of[gt_ids[clip]]) for clip in clip_ids},
-        dtc_threshold=dtc,
-        gtc_threshold=gtc,
-        cttc_threshold=cttc if alpha_ct > 0 else None,  # sed_scores_eval refuses an unused cttc
-        alpha_ct=alpha_ct,
-        alpha_st=alpha_st,
-        max_efpr=max_efpr,
-        num_jobs=1,
-    )
-    return ExactPSDSResult(
-        value=float(value),
-        class_psds={str(k): float(v) for k, v in class_psds.items()},
-        roc_etpr=np.asarray(etpr),
-        roc_efpr=np.asarray(efpr),
-        class_rocs={str(k): (np.asarray(v[0]), np.asarray(v[1])) for k, v in class_rocs.items()},
-        settings={"dtc": dtc, "gtc": gtc, "cttc": cttc, "alpha_ct": alpha_ct, "alpha_st": alpha_st, "max_efpr": max_efpr},
-    )
+    """Exact PSDS of one scenario (``exact_psds_scenarios`` for the arguments)."""
+    settings = {"dtc": dtc, "gtc": gtc, "cttc": cttc, "alpha_ct": alpha_ct, "alpha_st": alpha_st, "max_efpr": max_efpr}
+    return exact_psds_scenarios(
+        scores, class_names, frame_step, ground_truth, durations, {"psds": settings}, reference
+    )["psds"]

@@ -1,7 +1,11 @@
-"""Reading a folder of frame scores in sed_scores_eval's layout (one TSV per clip)."""
+"""Frame scores in sed_scores_eval's layout: a folder with one TSV per clip, columns
+onset, offset (seconds) and one per class, one row per frame."""
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +14,56 @@ import pandas as pd
 from desed_task.evaluation.errors import EvaluationInputError
 
 
+def _clip_id(filename: str) -> str:
+    """sed_scores_eval's clip id: the file name without its .wav extension."""
+    return filename[: -len(".wav")] if filename.endswith(".wav") else filename
+
+
+def write_sed_scores(
+    scores: Mapping[str, np.ndarray], class_names: Sequence[str], frame_step: float, folder: str | Path
+) -> None:
+    """Write ``<clip id>.tsv`` per clip, as sed_scores_eval's ``write_sed_scores`` does.
+
+    Args:
+        scores: {filename: (n_classes, n_frames) scores}; the clip id drops ".wav".
+        class_names: (n_classes,) column names.
+        frame_step: seconds per frame; frame i covers [i * frame_step, (i + 1) * frame_step).
+        folder: created if needed.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    header = "\t".join(["onset", "offset", *map(str, class_names)])
+    for filename, clip_scores in scores.items():
+        clip_scores = np.asarray(clip_scores, dtype=np.float64)
+        if clip_scores.ndim != 2 or clip_scores.shape[0] != len(class_names):
+            raise EvaluationInputError(
+                f"scores of {filename}: expected shape ({len(class_names)}, n_frames), got {clip_scores.shape}"
+            )
+        timestamps = np.arange(clip_scores.shape[1] + 1) * frame_step
+        table = np.concatenate([timestamps[:-1, None], timestamps[1:, None], clip_scores.T], axis=1)
+        # repr: the shortest text that reads back to the same float, as pandas writes them
+        lines = ["\t".join(map(repr, row)) for row in table.tolist()]
+        (folder / f"{_clip_id(filename)}.tsv").write_text(header + "\n" + "\n".join(lines) + "\n")
+
+
+def _read_one(path: Path) -> np.ndarray:
+    """(n_frames, 2 + n_classes) values of one file, errors naming it."""
+    try:
+        values = pd.read_csv(path, sep="\t").to_numpy(dtype=np.float64)
+    except (ValueError, pd.errors.ParserError) as error:
+        raise EvaluationInputError(f"{path}: non-numeric values ({error})") from error
+    if len(values) == 0:
+        raise EvaluationInputError(f"{path}: no frames")
+    return values
+
+
 def read_score_folder(
     folder: str | Path, known_filenames: set[str]
 ) -> tuple[dict[str, np.ndarray], list[str], float]:
     """Read ``<clip id>.tsv`` files with columns onset, offset, one per class.
+
+    All files are parsed at once (one ``read_csv`` over their joined rows); a file that
+    breaks it is then read alone to name it in the error.
 
     Args:
         folder: the folder.
@@ -27,26 +77,39 @@ def read_score_folder(
     paths = sorted(folder.glob("*.tsv"))
     if not paths:
         raise EvaluationInputError(f"{folder}: no .tsv score files")
-    scores: dict[str, np.ndarray] = {}
     class_names: list[str] | None = None
-    frame_steps = []
+    bodies, n_rows = [], []
     for path in paths:
-        table = pd.read_csv(path, sep="\t")
-        if list(table.columns[:2]) != ["onset", "offset"] or table.shape[1] < 3:
+        header, _, body = path.read_text().partition("\n")
+        columns = [c.strip() for c in next(csv.reader([header.rstrip("\r")], delimiter="\t"), [])]
+        if columns[:2] != ["onset", "offset"] or len(columns) < 3:
             raise EvaluationInputError(f"{path}: expected columns onset, offset, then one per class")
-        classes = [str(c) for c in table.columns[2:]]
         if class_names is None:
-            class_names = classes
-        elif classes != class_names:
-            raise EvaluationInputError(f"{path}: classes {classes} differ from {class_names}")
-        try:
-            values = table.to_numpy(dtype=np.float64)
-        except ValueError as error:
-            raise EvaluationInputError(f"{path}: non-numeric values ({error})") from error
-        if len(values) == 0:
+            class_names = columns[2:]
+        elif columns[2:] != class_names:
+            raise EvaluationInputError(f"{path}: classes {columns[2:]} differ from {class_names}")
+        body = body.strip("\r\n")
+        if not body:
             raise EvaluationInputError(f"{path}: no frames")
-        frame_steps.append((values[-1, 1] - values[0, 0]) / len(values))
+        bodies.append(body)
+        n_rows.append(body.count("\n") + 1)
+    try:
+        values = pd.read_csv(
+            io.StringIO("\n".join(bodies)), sep="\t", header=None, dtype=np.float64, skip_blank_lines=False
+        ).to_numpy()
+        complete = values.shape == (sum(n_rows), len(class_names) + 2)
+    except (ValueError, pd.errors.ParserError):
+        complete = False
+    if complete:
+        tables = np.split(values, np.cumsum(n_rows)[:-1])
+    else:
+        tables = [_read_one(path) for path in paths]  # raises, naming the file
+    scores: dict[str, np.ndarray] = {}
+    frame_steps = []
+    for path, table in zip(paths, tables):
+        if table.shape[1] != len(class_names) + 2:
+            raise EvaluationInputError(f"{path}: rows of {table.shape[1]} values, expected {len(class_names) + 2}")
+        frame_steps.append((table[-1, 1] - table[0, 0]) / len(table))
         clip = path.stem + ".wav" if path.stem + ".wav" in known_filenames else path.stem
-        scores[clip] = values[:, 2:].T
-    frame_step = float(np.median(frame_steps))
-    return scores, class_names, frame_step
+        scores[clip] = table[:, 2:].T
+    return scores, class_names, float(np.median(frame_steps))

@@ -386,9 +386,7 @@ def write_predictions(
 ) -> None:
     """Evaluation-set outputs: events decoded at `threshold` and the frame scores
     (sed_scores_eval layout: one TSV per clip with onset, offset and one column per class)."""
-    from sed_scores_eval.base_modules.io import write_sed_scores
-
-    from desed_task.evaluation import score_dataframes
+    from desed_task.evaluation import write_sed_scores
 
     names = sorted(scores)
     decoded = decode_scores(
@@ -396,7 +394,7 @@ def write_predictions(
     )[threshold]
     save_dir.mkdir(parents=True, exist_ok=True)
     decoded.to_csv(save_dir / f"predictions_th_{threshold:.2f}.tsv", sep="\t", index=False)
-    write_sed_scores(score_dataframes(scores, class_names, frame_step), save_dir / "scores")
+    write_sed_scores(scores, class_names, frame_step, save_dir / "scores")
 
 
 def summary_table(results: dict[str, dict[str, float]]) -> str:
