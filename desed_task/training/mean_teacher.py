@@ -176,9 +176,11 @@ class MeanTeacher(L.LightningModule):
             batches = tqdm(batches, total=n_batches, desc="fitting the dataset scaler", unit="batch")
         self.scaler.fit(batches, lambda batch: self.log_mel(self.features(batch["audio"].to(self.device))))
         self._average_scaler_over_processes()
-        log.info("dataset scaler fitted over %d training batches", n_batches)
+        if not self.trainer.is_global_zero:
+            return
+        log.info("dataset scaler fitted over %d training batches (per process)", n_batches)
         path = self.config["scaler"].get("savepath")
-        if path and self.trainer.is_global_zero:
+        if path:
             self.scaler.save_statistics(path)
             log.info("dataset scaler statistics saved to %s (scaler.savepath)", path)
 
