@@ -55,6 +55,9 @@ SCHEMA: dict[str, dict[str, tuple[Any, bool]]] = {
         "sed_model": (_OPT_STR, False),
         "sep_checkpoint": (_OPT_STR, False),
         "sep_graph": (_OPT_STR, False),
+        "ensemble_mixture_input": (_OPT_STR, False),  # sum_of_sources (2021) or mixture
+        "ensemble_mixture_dropout": (bool, False),  # true (2021): frozen copy's dropout on
+        "ensemble_q_clamp": (bool, False),  # false (2021): q unconstrained
     },
     "scaler": {
         "statistic": (str, True),
@@ -112,6 +115,10 @@ SCHEMA: dict[str, dict[str, tuple[Any, bool]]] = {
         "sizes": (dict, False),  # clips per set, see desed_task.data_generation.demo.DemoSizes
     },
 }
+OBJ_METRIC_SYNTH_TYPES = (None, "intersection", "event")
+"""Values of ``training.obj_metric_synth_type`` (None: intersection), as 2021 accepted."""
+ENSEMBLE_MIXTURE_INPUTS = (None, "sum_of_sources", "mixture")
+"""Values of ``training.ensemble_mixture_input`` (None: sum_of_sources, the 2021 input)."""
 REQUIRED_SECTIONS = ("training", "scaler", "data", "opt", "feats", "net")
 
 _SET_NAMES = ("synth", "weak", "unlabeled", "synth_val", "test", "eval")
@@ -176,9 +183,16 @@ def validate_config(config: dict, source: str = "<config>") -> dict:
         raise ConfigError(f"{source}: 'training.self_sup_loss' must be mse or bce")
     if training.get("mixup") not in (None, "soft", "hard"):
         raise ConfigError(f"{source}: 'training.mixup' must be soft, hard or null")
-    if training.get("obj_metric_synth_type") not in (None, "intersection", "event", "psds"):
+    if training.get("obj_metric_synth_type") not in OBJ_METRIC_SYNTH_TYPES:
+        # 2021 raised NotImplementedError for any other value (at the first validation)
         raise ConfigError(
-            f"{source}: 'training.obj_metric_synth_type' must be intersection, event or psds"
+            f"{source}: 'training.obj_metric_synth_type' must be intersection, event or empty "
+            f"(= intersection), got {training['obj_metric_synth_type']!r}"
+        )
+    if training.get("ensemble_mixture_input") not in ENSEMBLE_MIXTURE_INPUTS:
+        raise ConfigError(
+            f"{source}: 'training.ensemble_mixture_input' must be sum_of_sources (2021) or "
+            f"mixture, got {training['ensemble_mixture_input']!r}"
         )
     return config
 

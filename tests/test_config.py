@@ -37,6 +37,27 @@ def test_unknown_key_is_refused_with_its_name():
         validate_config(c)
 
 
+@pytest.mark.parametrize("value", ["psds", "collar"])
+def test_obj_metric_synth_type_takes_the_2021_values_only(value):
+    for accepted in ("intersection", "event", None):
+        c = _sed()
+        c["training"]["obj_metric_synth_type"] = accepted
+        validate_config(c)
+    c = _sed()
+    c["training"]["obj_metric_synth_type"] = value  # 2021: NotImplementedError at validation
+    with pytest.raises(ConfigError, match="obj_metric_synth_type' must be intersection, event or empty"):
+        validate_config(c)
+
+
+def test_ensemble_keys_are_checked():
+    c = _sed()
+    c["training"].update(ensemble_mixture_input="mixture", ensemble_mixture_dropout=False, ensemble_q_clamp=True)
+    validate_config(c)
+    c["training"]["ensemble_mixture_input"] = "sources"
+    with pytest.raises(ConfigError, match="ensemble_mixture_input' must be sum_of_sources"):
+        validate_config(c)
+
+
 def test_wrong_type_is_refused_with_its_name():
     c = _sed()
     c["opt"]["lr"] = "fast"

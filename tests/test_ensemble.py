@@ -1,4 +1,5 @@
-"""SeparatedEnsemble: exact paths at q = 0 / 1, frozen parts stay frozen, q is learned."""
+"""SeparatedEnsemble: exact paths at q = 0 / 1, frozen parts stay frozen, q is learned, and the
+2021 defaults: q drawn by the seeded torch.rand and unconstrained, the frozen copy's dropout on."""
 
 from __future__ import annotations
 
@@ -30,13 +31,13 @@ def log_features(mels: torch.Tensor) -> torch.Tensor:
     return torch.log1p(mels)
 
 
-def make_ensemble(q: float) -> SeparatedEnsemble:
+def make_ensemble(q: float, **options) -> SeparatedEnsemble:
     torch.manual_seed(0)
     sed = TinySED()
     with torch.no_grad():  # non-trivial batch norm statistics, as a pre-trained model has
         sed.bn.running_mean.uniform_(-0.5, 0.5)
         sed.bn.running_var.uniform_(0.5, 2.0)
-    return SeparatedEnsemble.from_pretrained(sed, log_features, q_init=q)
+    return SeparatedEnsemble.from_pretrained(sed, log_features, q_init=q, **options)
 
 
 def mel_sources() -> torch.Tensor:
@@ -90,7 +91,8 @@ def test_training_step_keeps_frozen_parts_and_learns_q() -> None:
     with torch.no_grad():  # low source outputs: their sum stays below the clamp at 1
         ensemble.multisrc_model.dense.bias.fill_(-3.0)
     assert ensemble.multisrc_model.training and not ensemble.multisrc_model.bn.training
-    assert not ensemble.monaural_model.training and not ensemble.monaural_model.bn.training
+    # 2021: the frozen copy is in train mode (dropout on) with its batch norm frozen
+    assert ensemble.monaural_model.training and not ensemble.monaural_model.bn.training
     mixture_before = {k: v.clone() for k, v in ensemble.monaural_model.state_dict().items()}
     bn_before = {k: v.clone() for k, v in ensemble.multisrc_model.bn.state_dict().items()}
     conv_before = ensemble.multisrc_model.conv.weight.detach().clone()
@@ -113,8 +115,26 @@ def test_training_step_keeps_frozen_parts_and_learns_q() -> None:
     assert not torch.equal(ensemble.q.detach(), q_before)
 
 
-def test_q_is_clamped_but_keeps_its_gradient() -> None:
+def test_q_is_not_clamped_by_default_as_2021() -> None:
     ensemble = make_ensemble(1.5).eval()
+    assert not ensemble.q_clamp
+    strong, weak = ensemble(mel_sources())
+    (strong_sep, weak_sep), (strong_mix, weak_mix) = expected_paths(ensemble, mel_sources())
+    torch.testing.assert_close(strong, 1.5 * strong_mix - 0.5 * strong_sep)
+    torch.testing.assert_close(weak, 1.5 * weak_mix - 0.5 * weak_sep)
+    assert ensemble.mixture_weight is ensemble.q
+
+
+def test_q_starts_from_the_seeded_torch_rand() -> None:
+    sed = TinySED()
+    torch.manual_seed(7)
+    ensemble = SeparatedEnsemble.from_pretrained(sed)
+    torch.manual_seed(7)
+    assert torch.equal(ensemble.q.detach(), torch.rand(1))
+
+
+def test_q_clamp_variant_clamps_but_keeps_its_gradient() -> None:
+    ensemble = make_ensemble(1.5, q_clamp=True).eval()
     strong, _ = ensemble(mel_sources())
     (_, _), (strong_mix, _) = expected_paths(ensemble, mel_sources())
     assert torch.equal(strong, strong_mix)  # q = 1.5 acts as 1
@@ -177,3 +197,31 @@ def test_mixture_first_refuses_an_input_without_sources() -> None:
         ensemble(torch.rand(BATCH, 1, N_MELS, FRAMES))
     with pytest.raises(ValueError, match="channel 0"):
         ensemble(mel_sources(), torch.rand(BATCH, N_MELS, FRAMES))
+
+
+def dropout_crnn() -> nn.Module:
+    from desed_task.nnet.CRNN import CRNN
+
+    torch.manual_seed(0)
+    return CRNN(n_in_channel=1, nclass=N_CLASSES, attention=True, n_RNN_cell=8, rnn_layers=1,
+                kernel_size=[3, 3], padding=[1, 1], stride=[1, 1], nb_filters=[4, 8],
+                pooling=[[1, 4], [1, 2]], dropout=0.5)
+
+
+def test_frozen_mixture_copy_keeps_dropout_in_training_as_2021() -> None:
+    ensemble = SeparatedEnsemble.from_pretrained(dropout_crnn(), log_features, q_init=1.0).train()
+    mixture = torch.rand(BATCH, N_MELS, FRAMES)
+    first, second = ensemble.mixture_path(mixture), ensemble.mixture_path(mixture)
+    assert not torch.equal(first[0], second[0])  # dropout draws differ
+    bn = [m for m in ensemble.monaural_model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert bn and not any(m.training for m in bn)  # batch norm frozen, as CRNN(freeze_bn=True)
+    ensemble.eval()
+    assert torch.equal(ensemble.mixture_path(mixture)[0], ensemble.mixture_path(mixture)[0])
+
+
+def test_mixture_dropout_off_keeps_the_frozen_copy_in_eval_mode() -> None:
+    ensemble = SeparatedEnsemble.from_pretrained(dropout_crnn(), log_features, q_init=1.0,
+                                                 mixture_dropout=False).train()
+    assert not ensemble.monaural_model.training and ensemble.multisrc_model.training
+    mixture = torch.rand(BATCH, N_MELS, FRAMES)
+    assert torch.equal(ensemble.mixture_path(mixture)[0], ensemble.mixture_path(mixture)[0])

@@ -171,3 +171,17 @@ def test_dataset_scaler_loads_a_2021_state_and_needs_fitting():
 def test_scaler_rejects_unknown_options(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TorchScaler(**kwargs)
+
+
+def test_dataset_statistics_file_round_trip_and_refusals(tmp_path):
+    data = torch.randn(8, 4, 10) * 2 + 3
+    scaler = TorchScaler("dataset", "standard").fit(data.split(4))
+    path = tmp_path / "sub" / "scaler.ckpt"
+    scaler.save_statistics(path)
+    restored = TorchScaler("dataset", "standard").load_statistics(path)
+    torch.testing.assert_close(restored(data), scaler(data))
+    with pytest.raises(ValueError, match="dims"):
+        TorchScaler("dataset", "standard", dims=(2,)).load_statistics(path)
+    torch.save(torch.nn.Identity(), tmp_path / "pickled.ckpt")  # as a 2021 scaler.ckpt: a module
+    with pytest.raises(ValueError, match="pickled.ckpt: not a scaler statistics file.*delete it"):
+        TorchScaler("dataset", "standard").load_statistics(tmp_path / "pickled.ckpt")

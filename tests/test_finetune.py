@@ -171,3 +171,32 @@ def test_builder_errors_name_the_file_or_key(tmp_path):
     write_yaml({"net": wider, "log_dir": "./exp/2021_baseline"}, tmp_path / "hparams.yaml")
     with pytest.raises(CheckpointError, match=r"sed\.ckpt: the sed_teacher\.\* weights do not fit"):
         build_ensemble_student(config, None)
+
+
+@pytest.mark.parametrize("mixture_input", ["sum_of_sources", "mixture"])
+def test_mixture_branch_input_is_the_log_mel_of_the_summed_source_mels(tmp_path, mixture_input):
+    """2021 read only the separated files: the frozen copy saw the log-mel of the sum over
+    sources of each source's mel magnitude. `mixture` (not 2021): the real mixture's log-mel."""
+    from desed_task.training.finetune import ensemble_of
+    from desed_task.training.mean_teacher import MeanTeacher
+
+    config = sep_config(tmp_path / "demo", tmp_path / "exp", tmp_path / "sed.ckpt")
+    if mixture_input != "sum_of_sources":
+        config["training"]["ensemble_mixture_input"] = mixture_input
+    torch.manual_seed(0)
+    module = MeanTeacher(config, ensemble_of(CRNN(**config["net"]), config["training"]), list("abcdefghij"), 0.064)
+    seen = []
+    module.sed_student.monaural_model.register_forward_pre_hook(lambda _, args: seen.append(args[0]))
+    mixture = torch.randn(2, 16000)
+    sources = torch.randn(2, N_SOURCES, 16000)  # not adding up to the mixture: the test tells them apart
+    audio = torch.cat([mixture[:, None], sources], 1)
+    module.eval()
+    module.detect(module.features(audio), module.sed_student)
+
+    if mixture_input == "sum_of_sources":
+        mel = module.mel(sources).sum(1)
+    else:
+        mel = module.mel(mixture)
+    want = module.scaler(module.log_mel(mel))
+    assert len(seen) == 1 and seen[0].shape == want.shape
+    torch.testing.assert_close(seen[0], want)

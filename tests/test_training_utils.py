@@ -154,3 +154,32 @@ def test_update_ema_leaves_buffers_and_gradients_alone():
 def test_update_ema_rejects_mismatched_models():
     with pytest.raises(ValueError, match="parameters"):
         update_ema(torch.nn.Linear(2, 2), torch.nn.Sequential(), alpha=0.9, step=1)
+
+
+def _epoch_len_2021(set_sizes, batch_sizes, accumulate):
+    """train_sed.py / finetune_on_separated.py of 2021, verbatim in meaning."""
+    return min(n // (b * accumulate) for n, b in zip(set_sizes, batch_sizes))
+
+
+@pytest.mark.parametrize(
+    "batch_sizes, accumulate, n_epochs_warmup, expected",
+    [([1, 2, 2], 64, 30, 330),  # SSEP + SED fine-tuning (Lightning's rounding up gave 360)
+     ([12, 12, 24], 1, 50, 5900)],  # SED baseline
+)
+def test_warmup_length_is_the_2021_count(batch_sizes, accumulate, n_epochs_warmup, expected):
+    from types import SimpleNamespace
+
+    from desed_task.data.sampler import MixedBatchSampler
+    from desed_task.training.mean_teacher import MeanTeacher
+    from desed_task.training.schedulers import warmup_length
+
+    sizes = [10000, 1420, 14412]  # DESED 2021: synthetic, 90 % of the weak set, unlabelled
+    batches = len(MixedBatchSampler(sizes, batch_sizes))
+    assert n_epochs_warmup * _epoch_len_2021(sizes, batch_sizes, accumulate) == expected
+    assert warmup_length(n_epochs_warmup, batches, accumulate) == expected
+
+    # the module counts it from the trainer as Lightning sets it up
+    trainer = SimpleNamespace(estimated_stepping_batches=-1, num_training_batches=batches,
+                              accumulate_grad_batches=accumulate)
+    module = SimpleNamespace(trainer=trainer, config={"training": {"n_epochs_warmup": n_epochs_warmup}})
+    assert MeanTeacher._count_warmup_steps(module) == expected

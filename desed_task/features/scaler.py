@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -117,6 +118,43 @@ class TorchScaler(nn.Module):
         sums["mean_squared"] /= n_batches
         for name, value in sums.items():
             setattr(self, name, value.to(feats.dtype))
+        return self
+
+    def save_statistics(self, path: str | Path) -> None:
+        """Write the fitted dataset statistics (and the settings they hold for) to `path`,
+        a tensors-only file read back by `load_statistics` (``scaler.savepath``)."""
+        if self.statistic != "dataset" or not self.is_fitted:
+            raise ValueError("TorchScaler.save_statistics: only fitted dataset statistics are saved")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        stats = {name: getattr(self, name).detach().cpu() for name in DATASET_BUFFERS}
+        torch.save({"normtype": self.normtype, "dims": list(self.dims), **stats}, path)
+
+    def load_statistics(self, path: str | Path) -> TorchScaler:
+        """Read statistics written by `save_statistics`.
+
+        Raises:
+            ValueError: the file is unreadable, not a statistics file of this project (a 2021
+                ``scaler.ckpt`` is a pickled module: not loaded, no code from files runs), or
+                holds statistics over other ``dims`` (the message names the file and the fix).
+        """
+        if self.statistic != "dataset":
+            raise ValueError("TorchScaler.load_statistics: only statistic='dataset' loads statistics")
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - any unreadable or unsafe file
+            raise ValueError(
+                f"{path}: not a scaler statistics file of this project ({type(err).__name__}); "
+                f"delete it (or point scaler.savepath elsewhere) to fit the statistics again"
+            ) from err
+        if not isinstance(saved, dict) or not all(isinstance(saved.get(k), torch.Tensor) for k in DATASET_BUFFERS):
+            raise ValueError(f"{path}: holds no scaler statistics; delete it to fit them again")
+        if tuple(saved.get("dims", ())) != self.dims:
+            raise ValueError(
+                f"{path}: statistics over dims {saved.get('dims')}, the config asks for "
+                f"{list(self.dims)}; delete it to fit them again"
+            )
+        for name in DATASET_BUFFERS:
+            setattr(self, name, saved[name].to(getattr(self, name).device))
         return self
 
     def _load_from_state_dict(

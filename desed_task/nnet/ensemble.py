@@ -5,8 +5,9 @@ Two copies of a pre-trained SED model:
 
 * `multisrc_model`, fine-tuned: it sees each separated source on its own (batch * sources
   inputs); its strong and weak outputs are summed over the sources and clamped to 1;
-* `monaural_model`, frozen (no gradient, eval mode, so batch norm statistics and dropout are
-  off): it sees the mixture.
+* `monaural_model`, frozen (no gradient, not in the optimizer): it sees the mixture. As 2021
+  (``CRNN(freeze_bn=True)`` deep-copied) only its batch norm is in eval mode: its dropout stays
+  active in training (`mixture_dropout`; False puts the whole copy in eval mode).
 
 Their outputs, both after the sigmoid, are averaged with a learned weight q:
 ``q * mixture_path + (1 - q) * separated_path``. Batch norm of the fine-tuned copy is frozen
@@ -22,13 +23,16 @@ Input layouts (`mixture_first`):
   then log + scaler on each. Here too: mixture = sum over the source axis, then `features` on
   each, unless an explicit mixture (batch, ...) is passed.
 * True (what `MeanTeacher` feeds with separated sources): input (batch, 1 + sources, ...),
-  channel 0 the mixture itself (its own normalised log-mel), channels 1.. the sources. One
-  tensor, so the ensemble is called as any SED student: ``student(features)``.
+  channel 0 the mixture branch's input, channels 1.. the sources. One tensor, so the ensemble
+  is called as any SED student: ``student(features)``. `MeanTeacher` fills channel 0 with the
+  log-mel of the summed source mels (2021) or of the real mixture
+  (``training.ensemble_mixture_input``).
 
-q: 2021 used an unconstrained ``nn.Parameter(torch.rand(1))``. Here the weight applied is q
-clamped to [0, 1], with a straight-through gradient (the gradient reaches q even when it sits
-beyond a bound, so it can come back); the parameter keeps the 2021 name and meaning, so a 2021
-fine-tuned state dict (keys ``multisrc_model.*``, ``monaural_model.*``, ``q``) loads as is.
+q: as 2021, an unconstrained ``nn.Parameter(torch.rand(1))`` (seeded by the caller). With
+`q_clamp` the weight applied is q clamped to [0, 1], with a straight-through gradient (the
+gradient reaches q even when it sits beyond a bound, so it can come back). The parameter keeps
+the 2021 name and meaning, so a 2021 fine-tuned state dict (keys ``multisrc_model.*``,
+``monaural_model.*``, ``q``) loads as is.
 """
 
 from __future__ import annotations
@@ -64,9 +68,12 @@ class SeparatedEnsemble(nn.Module):
             (e.g. log + scaler when the inputs are mel magnitudes, as in 2021). Default
             identity. It is called, not owned: a module passed here is not registered (no
             state dict keys, not moved by `.to()`); its owner (the LightningModule) keeps it.
-        q_init: initial q in [0, 1]; None draws it uniformly as 2021 did.
+        q_init: initial q; None draws it uniformly in [0, 1) as 2021 did (``torch.rand``).
         mixture_first: the input is (batch, 1 + sources, ...) with the mixture at index 0
             (see the module docstring); False: (batch, sources, ...), the 2021 layout.
+        mixture_dropout: the frozen mixture copy keeps its dropout active in train mode
+            (2021); False: the whole copy stays in eval mode.
+        q_clamp: apply q clamped to [0, 1]; False (2021): q as it is.
 
     Any SED model with the CRNN interface fits: ``forward(x (B, n_mels, T)) ->
     (strong (B, C, T'), weak (B, C))``, outputs after the sigmoid.
@@ -80,9 +87,13 @@ class SeparatedEnsemble(nn.Module):
         *,
         q_init: float | None = None,
         mixture_first: bool = False,
+        mixture_dropout: bool = True,
+        q_clamp: bool = False,
     ) -> None:
         super().__init__()
         self.mixture_first = mixture_first
+        self.mixture_dropout = mixture_dropout
+        self.q_clamp = q_clamp
         if mixture_model is separated_model:
             raise ValueError("give two copies of the SED model (see from_pretrained)")
         self.multisrc_model = separated_model  # 2021 name: fine-tuned on separated sources
@@ -91,7 +102,6 @@ class SeparatedEnsemble(nn.Module):
         self.q = nn.Parameter(initial)
         object.__setattr__(self, "features", features or (lambda x: x))  # not a submodule
         self.monaural_model.requires_grad_(False)
-        freeze_batch_norm(self.multisrc_model)
         self.train(self.training)
 
     @classmethod
@@ -99,31 +109,29 @@ class SeparatedEnsemble(nn.Module):
         cls,
         sed_model: nn.Module,
         features: Callable[[Tensor], Tensor] | None = None,
-        *,
-        q_init: float | None = None,
-        mixture_first: bool = False,
+        **options,
     ) -> SeparatedEnsemble:
-        """Both copies from one pre-trained SED model (deep copies; `sed_model` untouched)."""
-        return cls(
-            copy.deepcopy(sed_model),
-            copy.deepcopy(sed_model),
-            features,
-            q_init=q_init,
-            mixture_first=mixture_first,
-        )
+        """Both copies from one pre-trained SED model (deep copies; `sed_model` untouched);
+        `options` are the keyword arguments of the constructor."""
+        return cls(copy.deepcopy(sed_model), copy.deepcopy(sed_model), features, **options)
 
     @property
     def mixture_weight(self) -> Tensor:
-        """q as applied: clamped to [0, 1], gradient passed straight through to `q`."""
+        """q as applied: q itself (2021), or with `q_clamp` clamped to [0, 1] with the
+        gradient passed straight through to `q`."""
+        if not self.q_clamp:
+            return self.q
         # value: exactly the clamped q (q - q.detach() is 0); gradient: 1 with respect to q
         return self.q.detach().clamp(0.0, 1.0) + (self.q - self.q.detach())
 
     def train(self, mode: bool = True) -> SeparatedEnsemble:
-        """Train mode for the fine-tuned copy except its batch norm; the frozen copy stays in
-        eval mode."""
+        """Train mode for both copies except their batch norm (2021); without
+        `mixture_dropout` the frozen copy stays wholly in eval mode."""
         super().train(mode)
-        self.monaural_model.eval()
         freeze_batch_norm(self.multisrc_model)
+        freeze_batch_norm(self.monaural_model)
+        if not self.mixture_dropout:
+            self.monaural_model.eval()
         return self
 
     def separated_path(self, sources: Tensor) -> SEDOutput:

@@ -93,7 +93,8 @@ def load_network_weights(module: nn.Module, checkpoint: dict, path: str | Path) 
             f"(missing {len(missing)} weights, e.g. {missing[:3]}); use the config the "
             f"checkpoint was trained with"
         )
-    shapes = [k for k in selected if selected[k].shape != own[k].shape]
+    # an unfitted dataset scaler has empty buffers: it takes the checkpoint's shapes
+    shapes = [k for k in selected if selected[k].shape != own[k].shape and not k.startswith("scaler.")]
     if shapes:
         k = shapes[0]
         raise CheckpointError(

@@ -50,9 +50,9 @@ def build_ensemble_student(config: dict, checkpoint: dict | None) -> nn.Module:
         CheckpointError: the pre-trained checkpoint is missing, unreadable or does not hold
             the network its configuration describes (the file is named).
     """
-    if checkpoint is not None:
-        return ensemble_of(CRNN(**config["net"]))
     training = config["training"]
+    if checkpoint is not None:
+        return ensemble_of(CRNN(**config["net"]), training)
     path = training.get("sed_checkpoint")
     if not path:
         raise ConfigError(
@@ -71,13 +71,24 @@ def build_ensemble_student(config: dict, checkpoint: dict | None) -> nn.Module:
     if net != config["net"]:
         log.info("net: the pre-trained network's configuration replaces the config's `net:` section")
     config["net"] = net
-    return ensemble_of(sed_model)
+    return ensemble_of(sed_model, training)
 
 
-def ensemble_of(sed_model: nn.Module) -> SeparatedEnsemble:
+def ensemble_of(sed_model: nn.Module, training: dict) -> SeparatedEnsemble:
     """Both copies of `sed_model`, the mixture copy frozen, the other with frozen batch norm;
-    fed the `MeanTeacher` layout (mixture first). q starts uniform in [0, 1] as in 2021."""
-    return SeparatedEnsemble.from_pretrained(sed_model, mixture_first=True)
+    fed the `MeanTeacher` layout (mixture first). q starts uniform in [0, 1) as in 2021 (drawn
+    from the seeded torch generator).
+
+    ``training.ensemble_mixture_dropout`` (default true, 2021): the frozen copy's dropout
+    is active in training; ``training.ensemble_q_clamp`` (default false, 2021): q applied
+    unconstrained.
+    """
+    return SeparatedEnsemble.from_pretrained(
+        sed_model,
+        mixture_first=True,
+        mixture_dropout=bool(training.get("ensemble_mixture_dropout", True)),
+        q_clamp=bool(training.get("ensemble_q_clamp", False)),
+    )
 
 
 def pretrained_net_config(config: dict, sed_checkpoint: dict, path: str | Path) -> dict:

@@ -9,6 +9,7 @@ baseline and fine-tunes the separation ensemble: the network is whatever `studen
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 import random
 from pathlib import Path
@@ -18,7 +19,9 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
+from desed_task.config import ConfigError
 from desed_task.data.datasets import LabelType
 from desed_task.evaluation import (
     collar_f1,
@@ -29,10 +32,15 @@ from desed_task.evaluation import (
 )
 from desed_task.features.mel import DB_CLAMP_MAX, DB_CLAMP_MIN, MelSpectrogram, amplitude_to_db
 from desed_task.features.scaler import TorchScaler
+from desed_task.training.checkpoints import CheckpointError
 from desed_task.training.distributed import broadcast_from_zero, gather_by_name
 from desed_task.training.ema import update_ema
 from desed_task.training.mixup import mixup
-from desed_task.training.schedulers import ExponentialWarmup, exponential_warmup_factor
+from desed_task.training.schedulers import (
+    ExponentialWarmup,
+    exponential_warmup_factor,
+    warmup_length,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +100,7 @@ class MeanTeacher(L.LightningModule):
         scaler = config["scaler"]
         self.scaler = TorchScaler(scaler["statistic"], scaler["normtype"], tuple(scaler["dims"]))
         training = config["training"]
+        self._mixture_input = training.get("ensemble_mixture_input") or "sum_of_sources"
         self.supervised_loss = nn.BCELoss()
         self.consistency_loss = nn.MSELoss() if training["self_sup_loss"] == "mse" else nn.BCELoss()
         self._buffers_reset()
@@ -100,15 +109,29 @@ class MeanTeacher(L.LightningModule):
 
     # ------------------------------------------------------------------ features
     def features(self, audio: torch.Tensor) -> torch.Tensor:
-        """Linear mel magnitudes: (B, samples) -> (B, n_mels, frames); (B, K, samples) ->
-        (B, K, n_mels, frames) for separated sources."""
-        return self.mel(audio)
+        """Linear mel magnitudes: (B, samples) -> (B, n_mels, frames).
+
+        Separated sources, (B, 1 + K, samples) with the mixture first -> (B, 1 + K, n_mels,
+        frames), channel 0 the input of the ensemble's mixture branch: as 2021 (which read
+        only the separated files), the sum over the K sources of their mel magnitudes
+        (``training.ensemble_mixture_input: sum_of_sources``, the default), or the mel of
+        the real mixture (``mixture``).
+        """
+        mel = self.mel(audio)
+        if mel.dim() == 4 and self._mixture_input == "sum_of_sources":
+            mel = torch.cat([mel[:, 1:].sum(1, keepdim=True), mel[:, 1:]], 1)
+        return mel
+
+    @staticmethod
+    def log_mel(mel: torch.Tensor) -> torch.Tensor:
+        """dB (amin 1e-5) clamped to [-50, 80], as (N, n_mels, frames): clips and sources
+        flattened into N (what the scaler sees)."""
+        db = amplitude_to_db(mel, amin=1e-5).clamp(DB_CLAMP_MIN, DB_CLAMP_MAX)
+        return db.reshape(-1, *db.shape[-2:])
 
     def normalise(self, mel: torch.Tensor) -> torch.Tensor:
         """dB (amin 1e-5) clamped to [-50, 80], then the scaler, clip by clip and source by source."""
-        db = amplitude_to_db(mel, amin=1e-5).clamp(DB_CLAMP_MIN, DB_CLAMP_MAX)
-        flat = db.reshape(-1, *db.shape[-2:])
-        return self.scaler(flat).reshape(db.shape)
+        return self.scaler(self.log_mel(mel)).reshape(mel.shape)
 
     def detect(self, mel: torch.Tensor, model: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
         return model(self.normalise(mel))
@@ -119,9 +142,83 @@ class MeanTeacher(L.LightningModule):
         return exponential_warmup_factor(self.global_step + 1, self._warmup_steps)
 
     def _count_warmup_steps(self) -> int:
-        """n_epochs_warmup epochs of optimizer steps (2021: n_epochs_warmup * epoch_len)."""
-        steps_per_epoch = self.trainer.estimated_stepping_batches / max(self.trainer.max_epochs, 1)
-        return int(self.config["training"]["n_epochs_warmup"] * steps_per_epoch)
+        """n_epochs_warmup epochs of optimizer steps, counted as 2021 counted them.
+
+        2021: ``n_epochs_warmup * min_i(len(set_i) // (batch_size_i * accumulate_batches))``,
+        i.e. the loader's batches per epoch floor-divided by the accumulation (Lightning's
+        ``estimated_stepping_batches`` rounds up: 360 instead of 330 for the 2021 SSEP + SED
+        fine-tuning). The batches per epoch are those Lightning runs: the loader's length, or
+        ``training.max_steps_per_epoch`` when smaller (not in 2021), per process under DDP.
+        """
+        self.trainer.estimated_stepping_batches  # noqa: B018 - sets the train loader up
+        return warmup_length(
+            self.config["training"]["n_epochs_warmup"],
+            int(self.trainer.num_training_batches),
+            int(self.trainer.accumulate_grad_batches),
+        )
+
+    # ------------------------------------------------------------------ dataset scaler
+    def on_fit_start(self) -> None:
+        """``scaler.statistic: dataset``: statistics restored from the resumed checkpoint,
+        else read from ``scaler.savepath`` when that file exists, else fitted once over an
+        epoch of the training loader's log-mels and saved there (2021). They are buffers of
+        the scaler, so every checkpoint holds them."""
+        if self.scaler.is_fitted:
+            if self.scaler.statistic == "dataset":
+                log.info("dataset scaler: statistics from the checkpoint (no refit)")
+            return
+        if self._load_scaler_file():
+            return
+        loader = self.trainer.datamodule.train_dataloader()
+        n_batches = min(len(loader), int(self.trainer.num_training_batches))
+        batches = itertools.islice(loader, n_batches)
+        if self.trainer.is_global_zero:
+            batches = tqdm(batches, total=n_batches, desc="fitting the dataset scaler", unit="batch")
+        self.scaler.fit(batches, lambda batch: self.log_mel(self.features(batch["audio"].to(self.device))))
+        self._average_scaler_over_processes()
+        if not self.trainer.is_global_zero:
+            return
+        log.info("dataset scaler fitted over %d training batches (per process)", n_batches)
+        path = self.config["scaler"].get("savepath")
+        if path:
+            self.scaler.save_statistics(path)
+            log.info("dataset scaler statistics saved to %s (scaler.savepath)", path)
+
+    def on_test_start(self) -> None:
+        """A tested checkpoint brings its dataset statistics; else ``scaler.savepath``."""
+        if self.scaler.is_fitted or self._load_scaler_file():
+            return
+        raise CheckpointError(
+            "scaler.statistic is dataset but the checkpoint holds no scaler statistics and "
+            f"scaler.savepath ({self.config['scaler'].get('savepath')}) is not a file: test a "
+            "checkpoint trained with this scaler, or set scaler.savepath to its statistics"
+        )
+
+    def _load_scaler_file(self) -> bool:
+        path = self.config["scaler"].get("savepath")
+        if not path or not Path(path).is_file():
+            return False
+        try:
+            self.scaler.load_statistics(path)
+        except ValueError as err:
+            raise ConfigError(f"scaler.savepath: {err}") from err
+        self.scaler.to(self.device)
+        log.info("dataset scaler statistics loaded from %s (scaler.savepath; delete it to refit)", path)
+        return True
+
+    def _average_scaler_over_processes(self) -> None:
+        """Under DDP each process fitted its own shard: means averaged, extrema reduced."""
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return
+        ops = {"mean": "avg", "mean_squared": "avg", "amin": "min", "amax": "max"}
+        for name, op in ops.items():
+            value = getattr(self.scaler, name)
+            if op == "avg":
+                torch.distributed.all_reduce(value, torch.distributed.ReduceOp.SUM)
+                value /= torch.distributed.get_world_size()
+            else:
+                reduce_op = torch.distributed.ReduceOp.MIN if op == "min" else torch.distributed.ReduceOp.MAX
+                torch.distributed.all_reduce(value, reduce_op)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         training = self.config["training"]

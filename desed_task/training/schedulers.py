@@ -73,3 +73,23 @@ class ExponentialWarmup(LambdaLR):
     @property
     def rampup_length(self) -> int:
         return self.lr_lambdas[0].rampup_length
+
+
+def warmup_length(n_epochs_warmup: int, batches_per_epoch: int, accumulate_batches: int = 1) -> int:
+    """Warm-up length in optimizer steps, as 2021 counted it.
+
+    2021 (train_sed.py, finetune_on_separated.py): ``n_epochs_warmup * epoch_len`` with
+    ``epoch_len = min_i(len(set_i) // (batch_size_i * accumulate_batches))``. The loader of
+    mixed batches has ``min_i(len(set_i) // batch_size_i)`` batches, and floor(floor(n / b) / a)
+    = floor(n / (a b)): so ``epoch_len = batches_per_epoch // accumulate_batches``, rounded
+    down (an epoch's last, partial accumulation still steps the optimizer, but 2021 did not
+    count it).
+
+    Args:
+        n_epochs_warmup: epochs of warm-up (50 for the SED baseline, 30 for SSEP + SED).
+        batches_per_epoch: training batches of an epoch (the loader's length).
+        accumulate_batches: batches per optimizer step.
+    """
+    if accumulate_batches < 1:
+        raise ValueError(f"accumulate_batches must be >= 1, got {accumulate_batches}")
+    return int(n_epochs_warmup) * (int(batches_per_epoch) // int(accumulate_batches))
