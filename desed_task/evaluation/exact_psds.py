@@ -119,24 +119,25 @@ def exact_psds(
     alpha_st: float = 0.0,
     max_efpr: float = 100.0,
 ) -> ExactPSDSResult:
-    """Exact PSDS over the ground-truth clips.
+    """Exact PSDS over the clips of the durations table (those without ground-truth events
+    have none).
 
     Args:
         score_tables: {clip id: sed_scores_eval score table} (``score_dataframes``); one per
-            ground-truth clip, no other.
+            clip of the durations table, no other.
         ground_truth, durations: event and durations tables.
     """
     ground_truth = clean_event_table(ground_truth)
     durations = clean_durations(durations)
     check_ground_truth(ground_truth, durations)
-    gt_ids = {audio_id(name): name for name in pd.unique(ground_truth["filename"])}
+    gt_ids = {audio_id(name): name for name in durations["filename"]}
     missing = sorted(set(gt_ids) - set(score_tables))
     extra = sorted(set(score_tables) - set(gt_ids))
     if missing or extra:
         raise EvaluationInputError(
-            f"scores do not match {source_of(ground_truth, 'the ground truth')}: "
-            f"{len(missing)} clip(s) without scores (first: {missing[:1]}), "
-            f"{len(extra)} scored clip(s) not in the ground truth (first: {extra[:1]})"
+            f"scores do not match {source_of(durations, 'the durations table')}: "
+            f"{len(missing)} of its clip(s) without scores (first: {missing[:1]}), "
+            f"{len(extra)} scored clip(s) not in it (first: {extra[:1]})"
         )
     clip_ids = sorted(gt_ids)
     duration_of = dict(zip(durations["filename"], durations["duration"]))

@@ -32,15 +32,17 @@ def _draw_overall(path: Path, efpr: np.ndarray, etpr: np.ndarray, value: float, 
     figure.savefig(path)
 
 
-def _draw_per_class(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], max_efpr: float, title: str) -> None:
-    figure = Figure(figsize=(9, 7))
+def _draw_per_class(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], max_efpr: float, title: str) -> Figure:
+    figure = Figure(figsize=(11, 7), layout="constrained")
     axes = figure.add_subplot()
     for name, (efpr, tpr) in curves.items():
         axes.step(efpr, tpr, label=name, where="post")
     axes.set(xlim=(0, max_efpr), ylim=(0, 1), xlabel="eFPR per hour", ylabel="TPR", title=title)
-    axes.legend(fontsize="small")
+    # outside the axes: inside, it hides the lowest curves
+    axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     axes.grid()
     figure.savefig(path)
+    return figure
 
 
 def plot_psds(result: PSDSResult, directory: Path, name: str) -> list[Path]:
