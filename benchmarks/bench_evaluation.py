@@ -147,6 +147,9 @@ def main() -> None:
     args = parser.parse_args()
     n_clips = args.n_clips
     scores, filenames, ground_truth, durations = synthetic_data(n_clips)
+    absent = sorted(set(CLASSES) - set(ground_truth["event_label"].dropna()))
+    if absent:
+        sys.exit(f"error: --n_clips {n_clips} leaves {absent} without ground-truth events; give more clips")
     thresholds = threshold_grid(50)
     print(f"data: {n_clips} clips x {N_FRAMES} frames x {len(CLASSES)} classes, "
           f"{ground_truth['event_label'].notna().sum()} ground-truth events, 50 thresholds + 0.5")

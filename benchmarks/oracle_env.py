@@ -40,14 +40,18 @@ def venv_python(folder: Path) -> Path:
 
 def create_oracle_venv(folder: Path) -> Path:
     """Create (or complete) the virtual environment with the 2021 tools; return its python."""
+    if folder.exists() and any(folder.iterdir()) and not (folder / "pyvenv.cfg").is_file():
+        raise SystemExit(f"error: {folder} exists and is not a virtual environment; "
+                         f"set {VENV_VARIABLE} to an empty or new folder")
     print(f"oracle: creating a virtual environment with {' '.join(ORACLE_REQUIREMENTS)} in {folder}"
-          f" (once; set {VENV_VARIABLE} to put it elsewhere)", flush=True)
-    venv.EnvBuilder(with_pip=True, clear=folder.exists()).create(folder)
+          f" (once, a few minutes; set {VENV_VARIABLE} to put it elsewhere)", flush=True)
+    venv.EnvBuilder(with_pip=True, clear=(folder / "pyvenv.cfg").is_file()).create(folder)
     python = venv_python(folder)
     install = [str(python), "-m", "pip", "install", "--quiet", *ORACLE_REQUIREMENTS]
     completed = subprocess.run(install, check=False)
     if completed.returncode != 0 or not has_reference_tools(python):
-        raise RuntimeError(f"could not install the 2021 tools in {folder}: see pip's output above")
+        raise SystemExit(f"error: could not install the 2021 tools in {folder} (see pip's output above)")
+    print(f"oracle: ready, {python}", flush=True)
     return python
 
 

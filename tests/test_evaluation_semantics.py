@@ -276,6 +276,11 @@ def test_the_test_set_is_every_clip_of_the_durations_table(tmp_path):
     restricted = restrict_to_ground_truth(scores, list(DESED_CLASSES), events_only.test_events, events_only.test_durations)
     assert sorted(restricted[0]) == ["a.wav", "b.wav", "c.wav"] and restricted[1] == ["Dog", "Speech"]
 
+    # a listed clip absent from the disk is skipped (counted), as before; one on disk but
+    # without a duration could not be evaluated: refused before any work
+    with_missing = test_set(pd.concat([EVENTS_ONLY, events(("gone.wav", 0.0, 1.0, "Dog"))]))
+    assert with_missing.test_set.missing == ["gone.wav"]
+    write_wav(tmp_path / "audio" / "d.wav", seconds=1.0)
     with pytest.raises(MetadataError, match=r"gt\.tsv: 1 clip\(s\) missing from .*durations\.tsv \(first: d\.wav\)"):
         test_set(pd.concat([EVENTS_ONLY, events(("d.wav", 0.0, 1.0, "Dog"))]))
 

@@ -137,20 +137,19 @@ class DESEDDataModule(L.LightningDataModule):
         without any event (the evaluated clips are the durations table's, as in psds_eval)."""
         tsv = self.data[f"{name}_tsv"]
         events = read_strong_table(tsv, self.class_names)
-        clips_without_rows: list[str] = []
-        if durations is not None:
+        in_events = set(events["filename"])
+        clips_without_rows = [] if durations is None else [f for f in durations["filename"] if f not in in_events]
+        dataset = StronglyLabeledSet(
+            name, self._folder(name), events, self.encoder, extra_clips=clips_without_rows, **self._clip_kwargs(name)
+        )
+        if durations is not None:  # clips on disk that the metrics could not evaluate: say so now
             listed = set(durations["filename"])
-            unlisted = [f for f in dict.fromkeys(events["filename"]) if f not in listed]
+            unlisted = [f for f in dataset.filenames if f not in listed]
             if unlisted:
                 raise MetadataError(
                     f"{tsv}: {len(unlisted)} clip(s) missing from {self.data[f'{name}_dur']} "
                     f"(first: {unlisted[0]}); add their durations"
                 )
-            in_events = set(events["filename"])
-            clips_without_rows = [f for f in durations["filename"] if f not in in_events]
-        dataset = StronglyLabeledSet(
-            name, self._folder(name), events, self.encoder, extra_clips=clips_without_rows, **self._clip_kwargs(name)
-        )
         return dataset, events
 
     def _present(self, events: pd.DataFrame, durations: pd.DataFrame, dataset: ClipSet) -> tuple[pd.DataFrame, pd.DataFrame]:
