@@ -294,3 +294,17 @@ def test_per_class_legend_is_outside_the_axes(tmp_path):
     axes = figure.axes[0]
     assert axes.get_legend().get_window_extent().x0 >= axes.get_window_extent().x1
     assert (tmp_path / "roc.png").stat().st_size > 0
+
+
+def test_the_clipping_key_is_a_boolean_off_by_default():
+    from pathlib import Path
+
+    import yaml
+
+    from desed_task.config import ConfigError, validate_config
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "confs" / "sed.yaml").read_text())
+    assert "clip_events_to_durations" not in config["training"]  # 2021: not clipped
+    validate_config({**config, "training": {**config["training"], "clip_events_to_durations": True}})
+    with pytest.raises(ConfigError, match="clip_events_to_durations"):
+        validate_config({**config, "training": {**config["training"], "clip_events_to_durations": "yes"}})
