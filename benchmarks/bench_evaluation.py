@@ -1,14 +1,17 @@
 """Speed of the evaluation: this package vs the DCASE 2021 path, on 1168 clips x 10 classes x 156 frames.
 
-    python benchmarks/bench_evaluation.py [--legacy_clips N] [--oracle /work/oracle/bin/python]
+    python benchmarks/bench_evaluation.py [--legacy_clips N] [--oracle_python PATH | --no_oracle] [--n_clips N]
                                           [--skip_sed_scores_eval]
 
 Both paths decode synthetic scores at the 50 thresholds 0.01 ... 0.99 (and 0.5 for the
 F1s), then compute PSDS 1 and 2, the intersection F1 and the collar F1. The 2021 path
 decodes clip by clip with scipy's median filter and grows a DataFrame per clip; its
-metrics are computed by psds_eval / sed_eval in the oracle environment (a subprocess)
-when that exists, otherwise only its decoding is timed. With --legacy_clips the 2021
-decoding is timed on fewer clips and scaled up to all of them (printed as such).
+metrics are computed by psds_eval 0.5.3 / sed_eval 0.2.1 in a Python of their own (they
+do not run on numpy 2.4 / pandas 3): ``--oracle_python PATH``, else a virtual environment
+under ~/.cache/desed_task/oracle-venv ($DESED_TASK_ORACLE_VENV), created on first use
+(see oracle_env.py). With --no_oracle only the 2021 decoding is timed. With
+--legacy_clips the 2021 decoding is timed on fewer clips and scaled up to all of them
+(printed as such).
 
 Then the exact (threshold-free) PSDS 1 and 2 on the median-filtered scores: this package
 vs sed_scores_eval on the same input, and the whole command-line process
@@ -31,6 +34,9 @@ import pandas as pd
 import scipy.ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from oracle_env import oracle_python  # noqa: E402
 
 from desed_task.evaluation import (  # noqa: E402
     collar_f1,
@@ -52,7 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CLASSES = ["Alarm_bell_ringing", "Blender", "Cat", "Dishes", "Dog", "Electric_shaver_toothbrush",
            "Frying", "Running_water", "Speech", "Vacuum_cleaner"]
-N_CLIPS, N_FRAMES = 1168, 156
+N_FRAMES = 156
 
 ORACLE_SCRIPT = r"""
 import json, sys, time, warnings
@@ -89,11 +95,11 @@ print(json.dumps(values))
 """
 
 
-def synthetic_data(seed: int = 0):
+def synthetic_data(n_clips: int = 1168, seed: int = 0):
     """Scores (n_clips, n_classes, n_frames), ground truth and durations tables."""
     rng = np.random.default_rng(seed)
-    filenames = [f"Y{i:05d}_0.000_10.000.wav" for i in range(N_CLIPS)]
-    truth = np.zeros((N_CLIPS, len(CLASSES), N_FRAMES), bool)
+    filenames = [f"Y{i:05d}_0.000_10.000.wav" for i in range(n_clips)]
+    truth = np.zeros((n_clips, len(CLASSES), N_FRAMES), bool)
     rows = []
     for i, name in enumerate(filenames):
         for c in range(len(CLASSES)):
@@ -142,7 +148,7 @@ def run_ours(scores, filenames, ground_truth, durations, thresholds):
         "psds1": psds_from_operating_points(decoded, ground_truth, durations, **PSDS_SCENARIO_1).value,
         "psds2": psds_from_operating_points(decoded, ground_truth, durations, **PSDS_SCENARIO_2).value,
         "intersection_f1_macro": intersection_f1_macro(at_half, ground_truth, durations),
-        "collar_f1_macro": collar_f1(at_half, ground_truth)["macro"],
+        "collar_f1_macro": collar_f1(at_half, ground_truth, durations=durations)["macro"],
     }
     return values, decode_seconds, time.perf_counter() - start, decoded, at_half
 
@@ -184,32 +190,39 @@ def time_command_line(scores, filenames, ground_truth, durations) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--legacy_clips", type=int, default=N_CLIPS, help="clips decoded by the 2021 path")
-    parser.add_argument("--oracle", default="/work/oracle/bin/python", help="python with psds_eval and sed_eval")
+    parser.add_argument("--n_clips", type=int, default=1168, help="clips of the synthetic set (1168: DESED dev-test)")
+    parser.add_argument("--legacy_clips", type=int, help="clips decoded by the 2021 path (default: all)")
+    parser.add_argument("--oracle_python", help="a python with psds_eval 0.5.3 and sed_eval (default: the cached venv)")
+    parser.add_argument("--no_oracle", action="store_true", help="do not run (or build) the 2021 tools")
     parser.add_argument("--skip_sed_scores_eval", action="store_true", help="do not time sed_scores_eval's exact PSDS")
     args = parser.parse_args()
-    scores, filenames, ground_truth, durations = synthetic_data()
+    n_clips = args.n_clips
+    scores, filenames, ground_truth, durations = synthetic_data(n_clips)
+    absent = sorted(set(CLASSES) - set(ground_truth["event_label"].dropna()))
+    if absent:
+        sys.exit(f"error: --n_clips {n_clips} leaves {absent} without ground-truth events; give more clips")
     thresholds = threshold_grid(50)
-    print(f"data: {N_CLIPS} clips x {N_FRAMES} frames x {len(CLASSES)} classes, "
+    print(f"data: {n_clips} clips x {N_FRAMES} frames x {len(CLASSES)} classes, "
           f"{ground_truth['event_label'].notna().sum()} ground-truth events, 50 thresholds + 0.5")
 
     ours, our_decode, our_total, decoded, at_half = run_ours(scores, filenames, ground_truth, durations, thresholds)
     print(f"this package: decoding {our_decode:.2f} s, whole evaluation {our_total:.2f} s")
 
-    n_legacy = min(args.legacy_clips, N_CLIPS)
+    n_legacy = min(args.legacy_clips or n_clips, n_clips)
     start = time.perf_counter()
     legacy = decode_2021(scores, filenames, thresholds + [0.5], n_legacy)
-    legacy_decode = (time.perf_counter() - start) * N_CLIPS / n_legacy
-    scaled = "" if n_legacy == N_CLIPS else f" (timed on {n_legacy} clips, scaled to {N_CLIPS})"
-    print(f"2021 path: decoding {legacy_decode:.1f} s, {1000 * legacy_decode / N_CLIPS:.1f} ms a clip{scaled}")
-    if n_legacy == N_CLIPS:
+    legacy_decode = (time.perf_counter() - start) * n_clips / n_legacy
+    scaled = "" if n_legacy == n_clips else f" (timed on {n_legacy} clips, scaled to {n_clips})"
+    print(f"2021 path: decoding {legacy_decode:.1f} s, {1000 * legacy_decode / n_clips:.1f} ms a clip{scaled}")
+    if n_legacy == n_clips:
         for threshold in thresholds:
             ours_table = decoded[threshold][["event_label", "onset", "offset", "filename"]]
             pd.testing.assert_frame_equal(ours_table, legacy[threshold], check_dtype=False)
         print("decoded events: identical to the 2021 path at all thresholds")
 
     legacy_total = None
-    if Path(args.oracle).exists():
+    oracle = None if args.no_oracle else oracle_python(args.oracle_python)
+    if oracle is not None:
         with tempfile.TemporaryDirectory() as folder:
             folder = Path(folder)
             (folder / "ops").mkdir()
@@ -218,8 +231,10 @@ def main() -> None:
             for threshold, table in decoded.items():
                 table.to_csv(folder / "ops" / f"predictions_th_{threshold:.2f}.tsv", sep="\t", index=False)
             at_half.to_csv(folder / "pred05.tsv", sep="\t", index=False)
-            completed = subprocess.run([args.oracle, "-c", ORACLE_SCRIPT, str(folder)],
-                                       capture_output=True, text=True, check=True)
+            completed = subprocess.run([str(oracle), "-c", ORACLE_SCRIPT, str(folder)],
+                                       capture_output=True, text=True, check=False)
+        if completed.returncode != 0:
+            sys.exit(f"error: the 2021 tools failed in {oracle}:\n{completed.stderr}")
         reference = json.loads(completed.stdout.strip().splitlines()[-1])
         legacy_total = legacy_decode + reference.pop("seconds")
         print(f"2021 path: psds_eval + sed_eval (oracle venv) metrics {legacy_total - legacy_decode:.1f} s")
@@ -227,7 +242,7 @@ def main() -> None:
             print(f"  {name:>22s}: ours {value:.6f}  reference tools {reference[name]:.6f}  "
                   f"diff {abs(value - reference[name]):.1e}")
     else:
-        print(f"2021 path: {args.oracle} absent, only its decoding is timed")
+        print("2021 path: --no_oracle, only its decoding is timed")
         for name, value in ours.items():
             print(f"  {name:>22s}: ours {value:.6f}")
     baseline = legacy_total if legacy_total is not None else legacy_decode

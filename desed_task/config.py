@@ -38,6 +38,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, bool]]] = {
         "median_window": (int, True),
         "val_thresholds": (_NUM_LIST, False),
         "n_test_thresholds": (int, True),
+        "clip_events_to_durations": (bool, False),
         "ema_factor": (_NUM, True),
         "self_sup_loss": (str, True),
         "backend": (_OPT_STR, False),

@@ -154,7 +154,8 @@ def test_inconsistent_inputs_name_the_problem(synthetic, tmp_path, capsys):
     dur_path = _write(durations, tmp_path / "durations.tsv")
     unknown_clip = _write(predictions.assign(filename="other.wav"), tmp_path / "clip.tsv")
     assert main(["--ground_truth", str(gt_path), "--durations", str(dur_path), "--predictions", str(unknown_clip)]) == 2
-    assert "clip.tsv: 1 clip(s) not in the ground truth" in capsys.readouterr().err
+    assert "clip.tsv: 1 clip(s) not in" in (err := capsys.readouterr().err)
+    assert "durations.tsv (first: other.wav)" in err
 
     unknown_class = _write(predictions.assign(event_label="Cat"), tmp_path / "class.tsv")
     assert main(["--ground_truth", str(gt_path), "--durations", str(dur_path), "--predictions", str(unknown_class)]) == 2
@@ -175,13 +176,13 @@ def test_evaluate_scores_and_cli_agree(synthetic, tmp_path, capsys):
     run = tmp_path / "run"
     for written in ["psds1_roc.png", "psds2_exact_roc.png", "psds_exact_per_class.tsv",
                     "f1_per_class.tsv", "predictions_th_0.5.tsv", "operating_points/predictions_th_0.05.tsv",
-                    "scores/clip00.tsv"]:
+                    "scores/raw/clip00.tsv", "scores/filtered/clip00.tsv"]:
         assert (run / written).is_file(), written
 
     gt_path = _write(ground_truth, tmp_path / "gt.tsv")
     dur_path = _write(durations, tmp_path / "dur.tsv")
     assert main(["--ground_truth", str(gt_path), "--durations", str(dur_path),
-                 "--scores", str(run / "scores"), "--n_thresholds", "10"]) == 0
+                 "--scores", str(run / "scores" / "raw"), "--n_thresholds", "10"]) == 0
     from_cli = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert from_cli == pytest.approx(metrics, abs=1e-6)
 

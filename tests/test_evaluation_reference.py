@@ -5,6 +5,7 @@ import json
 import pytest
 from conftest import SHARED
 
+from desed_task.evaluation import read_event_table
 from desed_task.evaluation.cli import main
 
 REFERENCE = SHARED / "reference" / "dcase2021_baseline_devtest"
@@ -40,3 +41,20 @@ def test_cli_reproduces_the_official_values(reference_dir, capsys, tmp_path):
         assert metrics[name] == pytest.approx(value, abs=1e-3), name
     for written in ["psds1_roc.png", "psds2_roc_per_class.png", "psds_per_class.tsv", "f1_per_class.tsv"]:
         assert (tmp_path / written).is_file(), written
+
+
+@pytest.mark.slow
+def test_without_its_empty_rows_the_ground_truth_gives_the_same_values(reference_dir, capsys, tmp_path):
+    ground_truth = read_event_table(reference_dir / "validation.tsv")
+    events_only = ground_truth[ground_truth["event_label"].notna()]
+    assert len(events_only) < len(ground_truth)  # DESED lists its 15 clips without events
+    events_only.to_csv(tmp_path / "events_only.tsv", sep="\t", index=False)
+    assert main([
+        "--ground_truth", str(tmp_path / "events_only.tsv"),
+        "--durations", str(reference_dir / "validation_durations.tsv"),
+        "--operating_points", str(reference_dir / "student_operating_points"),
+        "--predictions", str(reference_dir / "student_predictions_th0.5.csv"),
+    ]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for name, value in EXPECTED.items():
+        assert metrics[name] == pytest.approx(value, abs=1e-4), name

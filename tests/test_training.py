@@ -55,7 +55,8 @@ def test_train_then_test_from_checkpoint_reproduces(tiny_data, tmp_path):
     assert (out / "summary.md").is_file()
     for model in ("student", "teacher"):
         assert len(list((out / model / "operating_points").glob("predictions_th_*.tsv"))) == 50
-        assert list((out / model / "scores").glob("*.tsv")) and list((out / model).glob("*.png"))
+        assert list((out / model / "scores" / "raw").glob("*.tsv")) and list((out / model).glob("*.png"))
+        assert list((out / model / "scores" / "filtered").glob("*.tsv"))
     assert list(version.glob("events.out.tfevents.*"))
 
     again = _run(conf, "--test_from_checkpoint", str(best), "--log_dir", str(tmp_path / "retest"))
@@ -71,7 +72,8 @@ def test_eval_from_checkpoint_writes_predictions_only(tiny_data, tmp_path):
     out = tmp_path / "eval" / "version_0" / "metrics_eval" / "teacher"
     predictions = pd.read_csv(out / "predictions_th_0.50.tsv", sep="\t")
     assert list(predictions.columns) == ["filename", "onset", "offset", "event_label"]
-    assert len(list((out / "scores").glob("*.tsv"))) == 3
+    for folder in ("raw", "filtered"):
+        assert len(list((out / "scores" / folder).glob("*.tsv"))) == 3
 
 
 def test_resume_after_kill_continues_from_saved_step(tiny_data, tmp_path):

@@ -20,7 +20,7 @@ from desed_task.data.datasets import (
 )
 from desed_task.data.resample import resample_folder, write_durations
 from desed_task.data.sampler import MixedBatchSampler
-from desed_task.data.tables import read_durations, read_strong_table, read_weak_table
+from desed_task.data.tables import MetadataError, read_durations, read_strong_table, read_weak_table
 
 log = logging.getLogger(__name__)
 
@@ -132,15 +132,29 @@ class DESEDDataModule(L.LightningDataModule):
             "check_audio": bool(self.data.get("check_audio", True)),
         }
 
-    def _strong(self, name: str) -> tuple[StronglyLabeledSet, pd.DataFrame]:
-        events = read_strong_table(self.data[f"{name}_tsv"], self.class_names)
-        dataset = StronglyLabeledSet(name, self._folder(name), events, self.encoder, **self._clip_kwargs(name))
+    def _strong(self, name: str, durations: pd.DataFrame | None = None) -> tuple[StronglyLabeledSet, pd.DataFrame]:
+        """A strongly labelled set; with `durations`, its clips are also those listed there
+        without any event (the evaluated clips are the durations table's, as in psds_eval)."""
+        tsv = self.data[f"{name}_tsv"]
+        events = read_strong_table(tsv, self.class_names)
+        in_events = set(events["filename"])
+        clips_without_rows = [] if durations is None else [f for f in durations["filename"] if f not in in_events]
+        dataset = StronglyLabeledSet(
+            name, self._folder(name), events, self.encoder, extra_clips=clips_without_rows, **self._clip_kwargs(name)
+        )
+        if durations is not None:  # clips on disk that the metrics could not evaluate: say so now
+            listed = set(durations["filename"])
+            unlisted = [f for f in dataset.filenames if f not in listed]
+            if unlisted:
+                raise MetadataError(
+                    f"{tsv}: {len(unlisted)} clip(s) missing from {self.data[f'{name}_dur']} "
+                    f"(first: {unlisted[0]}); add their durations"
+                )
         return dataset, events
 
-    def _present(self, events: pd.DataFrame, durations_key: str, dataset: ClipSet) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def _present(self, events: pd.DataFrame, durations: pd.DataFrame, dataset: ClipSet) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Ground truth and durations restricted to the clips on disk."""
         kept = set(dataset.filenames)
-        durations = read_durations(self.data[durations_key])
         return (
             events[events["filename"].isin(kept)].reset_index(drop=True),
             durations[durations["filename"].isin(kept)].reset_index(drop=True),
@@ -154,8 +168,9 @@ class DESEDDataModule(L.LightningDataModule):
             self.test_set = UnlabeledSet("eval", self._folder("eval"), self.encoder, **self._clip_kwargs("eval"))
             built.append(self.test_set)
         else:
-            self.test_set, events = self._strong("test")
-            self.test_events, self.test_durations = self._present(events, "test_dur", self.test_set)
+            durations = read_durations(self.data["test_dur"])
+            self.test_set, events = self._strong("test", durations)
+            self.test_events, self.test_durations = self._present(events, durations, self.test_set)
             built.append(self.test_set)
         if self.mode == "fit":
             synth, _ = self._strong("synth")
@@ -170,8 +185,9 @@ class DESEDDataModule(L.LightningDataModule):
                 "unlabeled", self._folder("unlabeled"), self.encoder, **self._clip_kwargs("unlabeled")
             )
             self.train_sets = [synth, weak, unlabeled]
-            synth_val, events = self._strong("synth_val")
-            self.synth_val_events, self.synth_val_durations = self._present(events, "synth_val_dur", synth_val)
+            durations = read_durations(self.data["synth_val_dur"])
+            synth_val, events = self._strong("synth_val", durations)
+            self.synth_val_events, self.synth_val_durations = self._present(events, durations, synth_val)
             val_sets: list[ClipSet] = [synth_val]
             if len(weak_val):
                 val_sets.append(

@@ -143,12 +143,16 @@ class StronglyLabeledSet(ClipSet):
     Args:
         events: table with filename, onset, offset, event_label (see `tables.read_strong_table`).
         encoder: a `ManyHotEncoder` giving the frame targets.
+        extra_clips: clips without events that `events` does not list (e.g. listed only in
+            the durations table), after those of `events`.
     """
 
     label_type = LabelType.STRONG
 
-    def __init__(self, name: str, folder: str | Path, events: pd.DataFrame, encoder, **kwargs) -> None:
-        filenames = list(dict.fromkeys(events["filename"]))
+    def __init__(
+        self, name: str, folder: str | Path, events: pd.DataFrame, encoder, extra_clips: Sequence[str] = (), **kwargs
+    ) -> None:
+        filenames = list(dict.fromkeys([*events["filename"], *extra_clips]))
         super().__init__(name, folder, filenames, len(encoder.labels), encoder.n_frames, **kwargs)
         labelled = events[events["event_label"].notna()]
         by_clip = dict(tuple(labelled.groupby("filename", sort=False)))

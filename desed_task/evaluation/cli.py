@@ -1,6 +1,7 @@
 """``python -m desed_task.evaluation``: the 2021 metrics from files.
 
-The last line of standard output is one JSON object with the metrics computed.
+The evaluated clips are those of ``--durations``. The last line of standard output is one
+JSON object with the metrics computed.
 """
 
 from __future__ import annotations
@@ -40,12 +41,15 @@ def read_operating_points(folder: str | Path) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m desed_task.evaluation", description=__doc__)
     parser.add_argument("--ground_truth", required=True, help="events TSV/CSV (filename, onset, offset, event_label)")
-    parser.add_argument("--durations", required=True, help="TSV/CSV (filename, duration)")
+    parser.add_argument("--durations", required=True, help="TSV/CSV (filename, duration): the evaluated clips")
     parser.add_argument("--operating_points", help="folder of predictions_th_<threshold>.tsv: psds1, psds2")
     parser.add_argument("--predictions", help="one decoded output (TSV/CSV): the F1 metrics")
     parser.add_argument("--scores", help="folder of per-clip score TSVs (sed_scores_eval layout): all metrics")
     parser.add_argument("--n_thresholds", type=int, default=50, help="operating points decoded from --scores")
-    parser.add_argument("--median_window", type=int, default=7, help="median filter length in frames")
+    parser.add_argument("--median_window", type=int, default=7,
+                        help="median filter length in frames, before decoding --scores and for their exact PSDS")
+    parser.add_argument("--clip_to_durations", action="store_true",
+                        help="clip events decoded from --scores to the clip durations (2021 did not)")
     parser.add_argument("--save_dir", help="where per-class tables and PSD-ROC plots are written")
     parser.add_argument("--reference", action="store_true",
                         help="exact PSDS (--scores) computed by sed_scores_eval instead of this package (slow)")
@@ -62,10 +66,11 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     save_dir = Path(args.save_dir) if args.save_dir else None
     metrics: dict[str, float] = {}
     if args.scores:
-        scores, class_names, frame_step = read_score_folder(args.scores, set(ground_truth["filename"]))
+        scores, class_names, frame_step = read_score_folder(args.scores, set(durations["filename"]))
         metrics |= evaluate_scores(
             scores, class_names, ground_truth, durations, args.n_thresholds, args.median_window,
-            frame_step, save_dir / "scores_evaluation" if save_dir else None, reference=args.reference,
+            frame_step, save_dir / "scores_evaluation" if save_dir else None, args.clip_to_durations,
+            reference=args.reference,
         )
     if args.operating_points:
         operating_points = read_operating_points(args.operating_points)

@@ -46,6 +46,8 @@ def collar_f1(
     ground_truth: pd.DataFrame,
     t_collar: float = 0.2,
     percentage_of_length: float = 0.2,
+    *,
+    durations: pd.DataFrame | None = None,
 ) -> dict[str, float]:
     """Collar-based F1: ``"macro"`` (mean over classes with a defined F1), ``"micro"`` and per class.
 
@@ -53,10 +55,13 @@ def collar_f1(
         predictions, ground_truth: event tables (filename, onset, offset, event_label).
         t_collar: onset (and minimum offset) tolerance, seconds.
         percentage_of_length: offset tolerance as a fraction of the reference event length.
+        durations: the durations table, whose clips are the evaluated ones (a clip without
+            ground-truth events need not be listed in the ground truth); without it, the
+            ground truth's clips.
 
     An empty output scores 0 (sed_eval's ``empty_system_output_handling="zero_score"``).
     """
-    inputs = prepare_sed_eval_inputs(predictions, ground_truth)
+    inputs = prepare_sed_eval_inputs(predictions, ground_truth, durations)
     n_classes = len(inputs.classes)
     reference, estimated = inputs.reference, inputs.estimated
     matched = matched_reference_events(reference, estimated, n_classes, t_collar, percentage_of_length)

@@ -1,6 +1,6 @@
 """The evaluation stages (operating points -> PSDS, one output -> F1s, scores -> exact PSDS)
 and ``evaluate_scores``, which runs them all from frame scores. The command line runs
-the same stages."""
+the same stages. Every stage evaluates the clips of the durations table (see ``tables``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from desed_task.evaluation.collar_f1 import collar_f1
-from desed_task.evaluation.decode import FRAME_STEP, decode_scores
+from desed_task.evaluation.decode import FRAME_STEP, decode_scores, median_filter_scores
 from desed_task.evaluation.errors import EvaluationInputError
 from desed_task.evaluation.exact_psds import exact_psds_scenarios
 from desed_task.evaluation.intersection_f1 import intersection_f1_scores
@@ -23,9 +23,9 @@ from desed_task.evaluation.scenarios import (
     threshold_grid,
     threshold_name,
 )
-from desed_task.evaluation.score_files import write_sed_scores
+from desed_task.evaluation.score_files import write_score_folders
 from desed_task.evaluation.segment_f1 import segment_f1
-from desed_task.evaluation.tables import clean_durations, clean_event_table
+from desed_task.evaluation.tables import check_clips, clean_durations, clean_event_table, source_of
 
 
 def _write_tsv(table: pd.DataFrame, path: Path) -> None:
@@ -70,8 +70,8 @@ def evaluate_predictions(
     With ``save_dir``: ``f1_per_class.tsv``.
     """
     intersection = intersection_f1_scores(predictions, ground_truth, durations)
-    collar = collar_f1(predictions, ground_truth)
-    segment = segment_f1(predictions, ground_truth)
+    collar = collar_f1(predictions, ground_truth, durations=durations)
+    segment = segment_f1(predictions, ground_truth, durations=durations)
     if save_dir is not None:
         table = pd.DataFrame(
             {"intersection_f1": intersection, "collar_f1": collar, "segment_f1": segment}
@@ -116,16 +116,17 @@ def _decode_mapping(
     thresholds: Sequence[float],
     median_window: int | Sequence[int],
     frame_step: float,
-    duration_of: Mapping[str, float],
+    duration_of: Mapping[str, float] | None,
 ) -> dict[float, pd.DataFrame]:
-    """``decode_scores`` on a {filename: (n_classes, n_frames)} mapping (clips grouped by length)."""
+    """``decode_scores`` on a {filename: (n_classes, n_frames)} mapping (clips grouped by length);
+    events are clipped to ``duration_of[filename]`` when it is given."""
     by_length: dict[int, list[str]] = {}
     for filename, clip_scores in scores.items():
         by_length.setdefault(np.shape(clip_scores)[-1], []).append(filename)
     parts = []
     for filenames in by_length.values():
         stacked = np.stack([np.asarray(scores[name], dtype=np.float64) for name in filenames])
-        clip_durations = np.array([duration_of.get(name, np.inf) for name in filenames])
+        clip_durations = None if duration_of is None else np.array([duration_of[name] for name in filenames])
         parts.append(
             decode_scores(stacked, filenames, class_names, thresholds, median_window, frame_step, clip_durations)
         )
@@ -146,22 +147,28 @@ def evaluate_scores(
     median_window: int | Sequence[int] = 7,
     frame_step: float = FRAME_STEP,
     save_dir: Path | None = None,
+    clip_to_durations: bool = False,
     reference: bool = False,
 ) -> dict[str, float]:
     """All the 2021 metrics from frame scores.
 
     Args:
-        scores: {clip filename (e.g. "Y00abc.wav"): (n_classes, n_frames) probabilities};
-            frame i covers [i * frame_step, (i + 1) * frame_step) seconds.
+        scores: {clip filename (e.g. "Y00abc.wav"): (n_classes, n_frames) probabilities},
+            one per clip of ``durations``; frame i covers [i * frame_step, (i + 1) * frame_step)
+            seconds.
         class_names: (n_classes,) labels of the score rows.
-        ground_truth: event table; clips without events as rows with NaN event_label.
-        durations: table with filename and duration (seconds); decoded events are
-            clipped to their clip's duration.
+        ground_truth: event table; a clip of ``durations`` without events may have an
+            empty-label row or none.
+        durations: table with filename and duration (seconds): the evaluated clips.
         n_thresholds: operating points for psds1/psds2: 1/(2n), 3/(2n), ..., 1 - 1/(2n).
-        median_window: median filter length in frames (one, or one per class).
+        median_window: median filter length in frames (one, or one per class), applied
+            before decoding (as 2021) and to the scores of the exact PSDS.
         frame_step: seconds per frame.
-        save_dir: where to write decoded predictions, frame scores (sed_scores_eval
-            layout), per-class tables and PSD-ROC plots.
+        save_dir: where to write decoded predictions, the raw and median-filtered frame
+            scores (``scores/raw/``, ``scores/filtered/``, sed_scores_eval layout),
+            per-class tables and PSD-ROC plots.
+        clip_to_durations: clip decoded events to their clip's duration, dropping those
+            left empty (not done in 2021, which decoded every output frame).
         reference: the exact PSDS computed by sed_scores_eval (slow) instead of this package.
 
     Returns:
@@ -172,20 +179,32 @@ def evaluate_scores(
         raise EvaluationInputError("no scores given")
     ground_truth = clean_event_table(ground_truth)
     durations = clean_durations(durations)
-    duration_of = dict(zip(durations["filename"], durations["duration"]))
+    check_clips(scores, durations, "scores")
+    unscored = [name for name in durations["filename"] if name not in scores]
+    if unscored:
+        raise EvaluationInputError(
+            f"scores: {len(unscored)} clip(s) of {source_of(durations, 'the durations table')} have no "
+            f"scores (first: {unscored[0]}); score every clip listed there"
+        )
+    duration_of = dict(zip(durations["filename"], durations["duration"])) if clip_to_durations else None
     thresholds = threshold_grid(n_thresholds)
     operating_points = _decode_mapping(scores, class_names, thresholds, median_window, frame_step, duration_of)
     at_f1_threshold = _decode_mapping(
         scores, class_names, [F1_THRESHOLD], median_window, frame_step, duration_of
     )[F1_THRESHOLD]
+    # the exact PSDS is the limit of the decoded one: median filter first (it commutes with thresholding)
+    filtered = {
+        name: median_filter_scores(np.asarray(clip_scores, dtype=np.float64), median_window)
+        for name, clip_scores in scores.items()
+    }
     if save_dir is not None:
         save_dir = Path(save_dir)
         for threshold, table in operating_points.items():
             _write_tsv(table, save_dir / "operating_points" / f"predictions_th_{threshold_name(threshold)}.tsv")
         _write_tsv(at_f1_threshold, save_dir / f"predictions_th_{threshold_name(F1_THRESHOLD)}.tsv")
-        write_sed_scores(scores, class_names, frame_step, save_dir / "scores")
+        write_score_folders(scores, filtered, class_names, frame_step, save_dir / "scores")
 
     metrics = evaluate_operating_points(operating_points, ground_truth, durations, save_dir)
-    metrics |= evaluate_exact(scores, class_names, frame_step, ground_truth, durations, save_dir, reference)
+    metrics |= evaluate_exact(filtered, class_names, frame_step, ground_truth, durations, save_dir, reference)
     metrics |= evaluate_predictions(at_f1_threshold, ground_truth, durations, save_dir)
     return metrics

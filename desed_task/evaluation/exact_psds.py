@@ -103,18 +103,19 @@ def score_dataframes(
     return tables
 
 
-def _checked_clips(scores: Mapping[str, np.ndarray], ground_truth: pd.DataFrame) -> list[str]:
-    """The ground-truth clips, in sed_scores_eval's order; they must be exactly the scored ones."""
-    gt_clips = set(pd.unique(ground_truth["filename"]))
-    missing = sorted(gt_clips - set(scores))
-    extra = sorted(set(scores) - gt_clips)
+def _checked_clips(scores: Mapping[str, np.ndarray], durations: pd.DataFrame) -> list[str]:
+    """The clips of the durations table, in sed_scores_eval's order; they must be exactly the
+    scored ones (a clip without ground-truth events has none)."""
+    clips = set(durations["filename"])
+    missing = sorted(clips - set(scores))
+    extra = sorted(set(scores) - clips)
     if missing or extra:
         raise EvaluationInputError(
-            f"scores do not match {source_of(ground_truth, 'the ground truth')}: "
-            f"{len(missing)} clip(s) without scores (first: {missing[:1]}), "
-            f"{len(extra)} scored clip(s) not in the ground truth (first: {extra[:1]})"
+            f"scores do not match {source_of(durations, 'the durations table')}: "
+            f"{len(missing)} of its clip(s) without scores (first: {missing[:1]}), "
+            f"{len(extra)} scored clip(s) not in it (first: {extra[:1]})"
         )
-    return sorted(gt_clips, key=audio_id)
+    return sorted(clips, key=audio_id)
 
 
 def _reference_psds(
@@ -166,10 +167,12 @@ def exact_psds_scenarios(
     scenarios: Mapping[str, Mapping[str, float]],
     reference: bool = False,
 ) -> dict[str, ExactPSDSResult]:
-    """Exact PSDS of several scenarios over the ground-truth clips (the runs are found once).
+    """Exact PSDS of several scenarios over the clips of the durations table (the runs are
+    found once).
 
     Args:
-        scores: {filename: (n_classes, n_frames) scores}, one per ground-truth clip, no other.
+        scores: {filename: (n_classes, n_frames) scores}, one per clip of the durations
+            table, no other.
         class_names: (n_classes,) labels of the score rows; they must include every
             ground-truth label.
         frame_step: seconds per frame.
@@ -181,7 +184,7 @@ def exact_psds_scenarios(
     ground_truth = clean_event_table(ground_truth)
     durations = clean_durations(durations)
     check_ground_truth(ground_truth, durations)
-    clips = _checked_clips(scores, ground_truth)
+    clips = _checked_clips(scores, durations)
     duration_of = dict(zip(durations["filename"], durations["duration"]))
     class_index = pd.Index(list(class_names), dtype=object)
     events = encode_events(ground_truth, pd.Index(clips, dtype=object), class_index)

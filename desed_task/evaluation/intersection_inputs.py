@@ -19,17 +19,18 @@ from desed_task.evaluation.tables import (
 
 @dataclass(frozen=True)
 class IntersectionInputs:
-    """The evaluation's clip list, class list and reference events."""
+    """The evaluation's clip list (the durations table's), class list and reference events."""
 
     ground_truth: pd.DataFrame
+    durations: pd.DataFrame
     clips: pd.Index
     classes: pd.Index
     reference: ReferenceEvents
 
     def encode_detections(self, predictions: pd.DataFrame) -> EncodedEvents:
-        """Check a prediction table against the ground truth and encode it."""
+        """Check a prediction table against the clip set and the ground truth's classes, and encode it."""
         predictions = clean_event_table(predictions)
-        check_predictions(predictions, self.ground_truth)
+        check_predictions(predictions, self.ground_truth, self.durations)
         return encode_events(predictions, self.clips, self.classes)
 
 
@@ -42,4 +43,4 @@ def prepare_intersection_inputs(ground_truth: pd.DataFrame, durations: pd.DataFr
     classes = class_index(ground_truth)
     encoded = encode_events(ground_truth, clips, classes)
     reference = build_reference(encoded, durations["duration"].to_numpy(np.float64), len(classes))
-    return IntersectionInputs(ground_truth, clips, classes, reference)
+    return IntersectionInputs(ground_truth, durations, clips, classes, reference)

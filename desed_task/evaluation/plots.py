@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from desed_task.evaluation.exact_psds import ExactPSDSResult
 from desed_task.evaluation.psds import PSDSResult
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def _title(value: float, settings: dict[str, float]) -> str:
@@ -33,17 +37,19 @@ def _draw_overall(path: Path, efpr: np.ndarray, etpr: np.ndarray, value: float, 
     figure.savefig(path)
 
 
-def _draw_per_class(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], max_efpr: float, title: str) -> None:
+def _draw_per_class(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], max_efpr: float, title: str) -> Figure:
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(9, 7))
+    figure = Figure(figsize=(11, 7), layout="constrained")
     axes = figure.add_subplot()
     for name, (efpr, tpr) in curves.items():
         axes.step(efpr, tpr, label=name, where="post")
     axes.set(xlim=(0, max_efpr), ylim=(0, 1), xlabel="eFPR per hour", ylabel="TPR", title=title)
-    axes.legend(fontsize="small")
+    # outside the axes: inside, it hides the lowest curves
+    axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     axes.grid()
     figure.savefig(path)
+    return figure
 
 
 def plot_psds(result: PSDSResult, directory: Path, name: str) -> list[Path]:

@@ -1,5 +1,6 @@
 """Frame scores in sed_scores_eval's layout: a folder with one TSV per clip, columns
-onset, offset (seconds) and one per class, one row per frame."""
+onset, offset (seconds) and one per class, one row per frame; raw and median-filtered
+scores are written side by side (``raw/``, ``filtered/``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,28 @@ import numpy as np
 import pandas as pd
 
 from desed_task.evaluation.errors import EvaluationInputError
+
+RAW_FOLDER, FILTERED_FOLDER = "raw", "filtered"
+
+
+def write_score_folders(
+    raw: Mapping[str, np.ndarray],
+    filtered: Mapping[str, np.ndarray],
+    class_names: Sequence[str],
+    frame_step: float,
+    folder: str | Path,
+) -> None:
+    """Write ``folder/raw/<clip id>.tsv`` and ``folder/filtered/<clip id>.tsv``.
+
+    Args:
+        raw, filtered: {filename: (n_classes, n_frames) scores}, the network's output and
+            its median-filtered version (what the exact PSDS is computed on).
+        class_names: (n_classes,) column names.
+        frame_step: seconds per frame.
+    """
+    folder = Path(folder)
+    for name, scores in ((RAW_FOLDER, raw), (FILTERED_FOLDER, filtered)):
+        write_sed_scores(scores, class_names, frame_step, folder / name)
 
 
 def _clip_id(filename: str) -> str:
@@ -67,8 +90,8 @@ def read_score_folder(
 
     Args:
         folder: the folder.
-        known_filenames: ground-truth file names; a clip id ``X`` is named ``X.wav`` when
-            that is one of them.
+        known_filenames: the evaluated clips' file names (durations table); a clip id ``X``
+            is named ``X.wav`` when that is one of them.
 
     Returns:
         ({filename: (n_classes, n_frames) scores}, class names, frame step in seconds).
@@ -76,7 +99,11 @@ def read_score_folder(
     folder = Path(folder)
     paths = sorted(folder.glob("*.tsv"))
     if not paths:
-        raise EvaluationInputError(f"{folder}: no .tsv score files")
+        hint = ""
+        if (folder / RAW_FOLDER).is_dir():
+            hint = (f"; give {folder / RAW_FOLDER} (median-filtered by --median_window) or "
+                    f"{folder / FILTERED_FOLDER} with --median_window 1")
+        raise EvaluationInputError(f"{folder}: no .tsv score files{hint}")
     class_names: list[str] | None = None
     bodies, n_rows = [], []
     for path in paths:

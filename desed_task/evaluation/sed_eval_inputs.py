@@ -1,8 +1,10 @@
 """Checked, encoded inputs of the sed_eval-style metrics (collar- and segment-based F1).
 
-sed_eval is run file by file over the ground-truth clips, with the union of ground
-truth and predicted labels as classes; predictions must name ground-truth clips and
-classes only (checked), so the classes are the ground truth's.
+The 2021 baseline runs sed_eval file by file over the ground-truth clips, a clip without
+events being an empty-label row of the ground truth. Here the clips are those of the
+durations table when it is given (the same clips whether or not the ground truth lists
+the empty ones), else those of the ground truth; predictions must name those clips and
+ground-truth classes only (checked), so the classes are the ground truth's.
 """
 
 from __future__ import annotations
@@ -12,24 +14,44 @@ from dataclasses import dataclass
 import pandas as pd
 
 from desed_task.evaluation.encoding import EncodedEvents, class_index, encode_events
-from desed_task.evaluation.tables import check_predictions, clean_event_table
+from desed_task.evaluation.tables import (
+    check_ground_truth,
+    check_predictions,
+    clean_durations,
+    clean_event_table,
+    source_of,
+)
 
 
 @dataclass(frozen=True)
 class SedEvalInputs:
-    """Reference and estimated events over the ground-truth clips."""
+    """Reference and estimated events over the evaluated clips."""
 
     classes: pd.Index
     reference: EncodedEvents
     estimated: EncodedEvents
 
 
-def prepare_sed_eval_inputs(predictions: pd.DataFrame, ground_truth: pd.DataFrame) -> SedEvalInputs:
-    """Clean, check and encode a prediction table and the ground truth."""
+def prepare_sed_eval_inputs(
+    predictions: pd.DataFrame, ground_truth: pd.DataFrame, durations: pd.DataFrame | None = None
+) -> SedEvalInputs:
+    """Clean, check and encode a prediction table and the ground truth.
+
+    Args:
+        predictions, ground_truth: event tables.
+        durations: the durations table, whose clips are the evaluated ones; without it,
+            the ground truth's clips (empty-label rows included) are.
+    """
     predictions = clean_event_table(predictions)
     ground_truth = clean_event_table(ground_truth)
-    check_predictions(predictions, ground_truth)
-    clips = pd.Index(pd.unique(ground_truth["filename"].to_numpy(dtype=object)))
+    if durations is None:
+        durations = ground_truth[["filename"]].drop_duplicates()
+        durations.attrs["source"] = source_of(ground_truth, "the ground truth")
+    else:
+        durations = clean_durations(durations)
+        check_ground_truth(ground_truth, durations)
+    check_predictions(predictions, ground_truth, durations)
+    clips = pd.Index(pd.unique(durations["filename"].to_numpy(dtype=object)))
     classes = class_index(ground_truth)
     return SedEvalInputs(
         classes=classes,

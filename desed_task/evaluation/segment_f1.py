@@ -29,10 +29,17 @@ def active_segments(events: EncodedEvents, n_classes: int, resolution: float, n_
 
 
 def segment_f1(
-    predictions: pd.DataFrame, ground_truth: pd.DataFrame, time_resolution: float = 1.0
+    predictions: pd.DataFrame,
+    ground_truth: pd.DataFrame,
+    time_resolution: float = 1.0,
+    *,
+    durations: pd.DataFrame | None = None,
 ) -> dict[str, float]:
-    """Segment-based F1: ``"macro"``, ``"micro"`` and per class (``time_resolution`` in seconds)."""
-    inputs = prepare_sed_eval_inputs(predictions, ground_truth)
+    """Segment-based F1: ``"macro"``, ``"micro"`` and per class (``time_resolution`` in seconds).
+
+    ``durations``: as in ``collar_f1``, the table whose clips are evaluated.
+    """
+    inputs = prepare_sed_eval_inputs(predictions, ground_truth, durations)
     n_classes = len(inputs.classes)
     offsets = np.concatenate([inputs.reference.offset, inputs.estimated.offset, [0.0]])
     n_segments = int(np.ceil(offsets.max() / time_resolution)) + 1

@@ -5,6 +5,11 @@ and ``offset`` (float, seconds) and ``event_label`` (str; NaN for a clip without
 events). A durations table has the columns ``filename`` and ``duration`` (seconds).
 The name of the file a table was read from is kept in ``table.attrs["source"]`` so
 that later errors can name it.
+
+The durations table is the set of evaluated clips, as psds_eval's metadata and
+sed_scores_eval's audio durations are: a clip listed there without any ground-truth
+event (no row, or an empty-label row) is a clip without events; detections or scores on
+a clip absent from it are an error.
 """
 
 from __future__ import annotations
@@ -146,24 +151,29 @@ def _unique(values: pd.Series) -> pd.Index:
 
 
 def check_ground_truth(ground_truth: pd.DataFrame, durations: pd.DataFrame) -> None:
-    """Every ground-truth clip must have a duration."""
+    """Every ground-truth clip must have a duration (the durations table is the clip set)."""
     missing = _unique(ground_truth["filename"]).difference(_unique(durations["filename"]))
     if len(missing):
         raise EvaluationInputError(
             f"{source_of(ground_truth, 'ground truth')}: {len(missing)} clip(s) missing from "
-            f"{source_of(durations, 'the durations table')} (first: {missing[0]})"
+            f"{source_of(durations, 'the durations table')} (first: {missing[0]}); add their durations"
         )
 
 
-def check_predictions(predictions: pd.DataFrame, ground_truth: pd.DataFrame) -> None:
-    """Predictions may only name clips and classes of the ground truth."""
-    source = source_of(predictions, "predictions")
-    unknown_clips = _unique(predictions["filename"]).difference(_unique(ground_truth["filename"]))
-    if len(unknown_clips):
+def check_clips(filenames: Iterable[str], durations: pd.DataFrame, source: str) -> None:
+    """Detected or scored clips must be clips of the evaluation: rows of the durations table."""
+    unknown = _unique(pd.Series(list(filenames), dtype=object)).difference(_unique(durations["filename"]))
+    if len(unknown):
         raise EvaluationInputError(
-            f"{source}: {len(unknown_clips)} clip(s) not in the ground truth "
-            f"(first: {unknown_clips[0]})"
+            f"{source}: {len(unknown)} clip(s) not in {source_of(durations, 'the durations table')} "
+            f"(first: {unknown[0]}), which lists the evaluated clips"
         )
+
+
+def check_predictions(predictions: pd.DataFrame, ground_truth: pd.DataFrame, durations: pd.DataFrame) -> None:
+    """Predictions may only name clips of the durations table and classes of the ground truth."""
+    source = source_of(predictions, "predictions")
+    check_clips(predictions["filename"], durations, source)
     known_classes = _unique(events_only(ground_truth)["event_label"])
     unknown_classes = _unique(events_only(predictions)["event_label"]).difference(known_classes)
     if len(unknown_classes):

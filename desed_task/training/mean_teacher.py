@@ -363,7 +363,7 @@ class MeanTeacher(L.LightningModule):
                     np.mean([intersection_f1_macro(decoded[t], gt, durations) for t in thresholds])
                 )
                 at_half = decoded[thresholds[0]] if 0.5 not in decoded else decoded[0.5]
-                metrics[f"val/synth/{model}/event_f1_macro"] = collar_f1(at_half, gt)["macro"]
+                metrics[f"val/synth/{model}/event_f1_macro"] = collar_f1(at_half, gt, durations=durations)["macro"]
         synth_type = training.get("obj_metric_synth_type") or "intersection"
         synth_key = "intersection_f1_macro" if synth_type == "intersection" else "event_f1_macro"
         metrics["val/obj_metric"] = metrics["val/weak/student/macro_F1"] + metrics.get(
@@ -412,6 +412,7 @@ class MeanTeacher(L.LightningModule):
                     median_window=training["median_window"],
                     frame_step=self.frame_step,
                     save_dir=save_dir,
+                    clip_to_durations=bool(training.get("clip_events_to_durations", False)),
                 )
             if self.evaluation:
                 log.info("predictions and scores written to %s", output_dir)
@@ -448,6 +449,8 @@ def restrict_to_ground_truth(
 ) -> tuple[dict[str, np.ndarray], list[str], pd.DataFrame, pd.DataFrame]:
     """Scores, classes and ground truth over what can be scored, each cut said in the log.
 
+    The evaluated clips are those of `durations` (a clip without events need not be in
+    `events`).
     - Clips not scored (fast_dev_run, limit_*_batches) leave the ground truth instead of
       counting as missed events.
     - Classes without any ground-truth event in the set leave the scores: the 2021 metrics
@@ -456,7 +459,7 @@ def restrict_to_ground_truth(
     unscored = set(durations["filename"]) - set(scores)
     if unscored:
         log.warning(
-            "%d of %d ground-truth clips were not scored (partial pass); metrics cover the %d scored clips",
+            "%d of %d clips of the durations table were not scored (partial pass); metrics cover the %d scored clips",
             len(unscored), len(durations), len(scores),
         )
         events = events[events["filename"].isin(scores)]
@@ -481,9 +484,11 @@ def write_predictions(
     frame_step: float,
     threshold: float = 0.5,
 ) -> None:
-    """Evaluation-set outputs: events decoded at `threshold` and the frame scores
-    (sed_scores_eval layout: one TSV per clip with onset, offset and one column per class)."""
-    from desed_task.evaluation import write_sed_scores
+    """Evaluation-set outputs: events decoded at `threshold` and the frame scores, raw and
+    median-filtered (`scores/raw/`, `scores/filtered/`; sed_scores_eval layout: one TSV per
+    clip with onset, offset and one column per class)."""
+    from desed_task.evaluation import median_filter_scores
+    from desed_task.evaluation.score_files import write_score_folders
 
     names = sorted(scores)
     decoded = decode_scores(
@@ -491,7 +496,8 @@ def write_predictions(
     )[threshold]
     save_dir.mkdir(parents=True, exist_ok=True)
     decoded.to_csv(save_dir / f"predictions_th_{threshold:.2f}.tsv", sep="\t", index=False)
-    write_sed_scores(scores, class_names, frame_step, save_dir / "scores")
+    filtered = {name: median_filter_scores(values, median_window) for name, values in scores.items()}
+    write_score_folders(scores, filtered, class_names, frame_step, save_dir / "scores")
 
 
 def summary_table(results: dict[str, dict[str, float]]) -> str:

@@ -1,22 +1,27 @@
 """Golden values for tests/test_evaluation_golden.py, produced by the reference tools.
 
-Run with the oracle environment (psds_eval 0.5.3, sed_eval 0.2.1, numpy 2.2, pandas 2.3):
+    python tests/golden/make_evaluation_golden.py [--oracle_python PATH]
 
-    /work/oracle/bin/python tests/golden/make_evaluation_golden.py
+psds_eval 0.5.3 and sed_eval 0.2.1 do not run on numpy 2.4 / pandas 3: the script runs
+itself again in a Python that has them, ``--oracle_python PATH``, else the virtual
+environment of benchmarks/oracle_env.py (~/.cache/desed_task/oracle-venv, created on
+first use; numpy < 2.3, pandas < 3).
 
 It writes tests/golden/evaluation_golden.json: for each generated case, its ground truth,
 durations, operating points and threshold-0.5 predictions, and what psds_eval / sed_eval
-give on them, called the way the DCASE 2021 baseline calls them.
+give on them, called the way the DCASE 2021 baseline calls them (sed_eval file by file
+over the ground truth's clips, every clip of the durations table listed there, with an
+empty row when it has no event).
 """
 
+import argparse
 import json
+import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import sed_eval
-from psds_eval import PSDSEval
 
 warnings.filterwarnings("ignore")
 
@@ -120,6 +125,33 @@ def random_case(seed, n_clips):
     return gt, durations_table, operating_points, operating_points[0.5]
 
 
+def push_past_the_end(rng, table, duration_of, share=0.3):
+    """Decoded outputs as 2021 wrote them (not clipped to the durations file): some offsets
+    moved past the clip's end, and some events lying wholly past it."""
+    table = table.copy()
+    duration = table["filename"].map(duration_of)
+    late = rng.random(len(table)) < share
+    table.loc[late, "offset"] = (duration[late] + rng.uniform(0.1, 3.0, late.sum())).round(3)
+    beyond = table.sample(frac=0.2, random_state=int(rng.integers(1 << 30))).copy()
+    beyond["onset"] = (beyond["filename"].map(duration_of) + rng.uniform(0.0, 1.0, len(beyond))).round(3)
+    beyond["offset"] = (beyond["onset"] + rng.uniform(0.1, 2.0, len(beyond))).round(3)
+    return remove_same_class_overlaps(pd.concat([table, beyond]))
+
+
+def clip_set_cases():
+    """A ground truth without rows for the clips without events (issue 12), and outputs
+    running past the clips' ends (the 2021 decoding)."""
+    gt, durations, operating_points, _ = random_case(seed=3, n_clips=30)
+    # the events of the last 10 clips are dropped (their detections stay): no row at all for them
+    events_only = gt[gt["event_label"].notna() & (gt["filename"] < "clip020.wav")]
+    no_empty_rows = (events_only, durations, operating_points, operating_points[0.5])
+    rng = np.random.default_rng(4)
+    gt, durations, operating_points, _ = random_case(seed=4, n_clips=30)
+    duration_of = dict(zip(durations["filename"], durations["duration"]))
+    late = {k: push_past_the_end(rng, v, duration_of) for k, v in operating_points.items()}
+    return {"no_empty_rows": no_empty_rows, "past_clip_end": (gt, durations, late, late[0.5])}
+
+
 def event_list(table, filename):
     rows = table[table["filename"] == filename]
     if len(rows) == 1 and pd.isna(rows["event_label"].iloc[0]):
@@ -127,7 +159,11 @@ def event_list(table, filename):
     return rows.to_dict("records")
 
 
-def sed_eval_metrics(predictions, gt):
+def sed_eval_metrics(predictions, gt, durations):
+    import sed_eval
+
+    unlisted = sorted(set(durations["filename"]) - set(gt["filename"]))
+    gt = pd.concat([gt, pd.DataFrame({"filename": unlisted})], ignore_index=True)
     classes = sorted(set(gt["event_label"].dropna()) | set(predictions["event_label"].dropna()))
     event_metric = sed_eval.sound_event.EventBasedMetrics(
         event_label_list=classes, t_collar=0.2, percentage_of_length=0.2, empty_system_output_handling="zero_score"
@@ -149,6 +185,8 @@ def sed_eval_metrics(predictions, gt):
 
 
 def psds_eval_metrics(operating_points, predictions, gt, durations):
+    from psds_eval import PSDSEval
+
     results = {}
     for name, settings in SCENARIOS.items():
         evaluator = PSDSEval(
@@ -183,7 +221,24 @@ def nan_to_none(value):
     return None if isinstance(value, float) and np.isnan(value) else value
 
 
+def has_reference_tools():
+    try:
+        import psds_eval  # noqa: F401
+        import sed_eval  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--oracle_python", help="a python with psds_eval 0.5.3 and sed_eval 0.2.1")
+    args = parser.parse_args()
+    if args.oracle_python or not has_reference_tools():
+        sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+        from oracle_env import oracle_python, run_in_oracle
+
+        run_in_oracle(oracle_python(args.oracle_python), Path(__file__).resolve())
     cases = {
         "handmade": handmade_case(),
         "random_small": random_case(seed=1, n_clips=12),
@@ -192,10 +247,11 @@ def main():
     gt, durations, operating_points, _ = cases["handmade"]
     empty = pd.DataFrame(columns=["filename", "onset", "offset", "event_label"]).astype({"onset": float, "offset": float})
     cases["empty_output"] = (gt, durations, {0.5: empty, 0.7: empty}, empty)
+    cases |= clip_set_cases()
     golden = {}
     for name, (gt, durations, operating_points, predictions) in cases.items():
         expected = psds_eval_metrics(operating_points, predictions, gt, durations)
-        expected.update(sed_eval_metrics(predictions, gt))
+        expected.update(sed_eval_metrics(predictions, gt, durations))
         golden[name] = {
             "ground_truth": to_records(gt),
             "durations": durations.values.tolist(),
