@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from desed_task.data_generation.dcase2021 import (
@@ -19,6 +20,7 @@ from desed_task.data_generation.dcase2021 import (
     format_report,
     generate_dcase2021,
 )
+from desed_task.data_generation.downloads import DownloadError
 from desed_task.data_generation.raw_datasets_2021 import ZenodoSources
 
 
@@ -77,7 +79,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     sources = ZenodoSources(base_url=args.pop("mirror"))
     config = Dcase2021Config(**args)
-    report = generate_dcase2021(config, sources=sources)
+    try:
+        report = generate_dcase2021(config, sources=sources)
+    except DownloadError as err:  # its message names the URL, the file and the reason
+        print(f"error: {err}; check the network (or --mirror), then run the same command "
+              f"again: finished steps are kept", file=sys.stderr)
+        raise SystemExit(2) from None
     print(format_report(config, report))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import lightning as L
@@ -20,11 +19,20 @@ from desed_task.data.datasets import (
 )
 from desed_task.data.resample import resample_folder, write_durations
 from desed_task.data.sampler import MixedBatchSampler
-from desed_task.data.tables import read_durations, read_strong_table, read_weak_table
+from desed_task.data.tables import (
+    describe_event,
+    events_past_end,
+    read_durations,
+    read_strong_table,
+    read_weak_table,
+    shortest_audio_seconds,
+)
+from desed_task.threads import available_cores, one_thread_worker
 
 log = logging.getLogger(__name__)
 
 FIT_SETS = ("synth", "weak", "unlabeled", "synth_val")
+DURATION_KEYS = {"synth_val": "synth_val_dur", "test": "test_dur"}
 
 
 class DataMissingError(RuntimeError):
@@ -74,6 +82,7 @@ class DESEDDataModule(L.LightningDataModule):
         self.synth_val_durations: pd.DataFrame | None = None
         self.test_events: pd.DataFrame | None = None
         self.test_durations: pd.DataFrame | None = None
+        self._prepared = False
 
     # which sets this mode reads
     def _set_names(self) -> tuple[str, ...]:
@@ -109,7 +118,10 @@ class DESEDDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Resample 44.1 kHz folders to 16 kHz once and write missing durations files
-        (Lightning runs this on one process per node)."""
+        (Lightning runs this on one process per node; a second call does nothing)."""
+        if self._prepared:
+            return
+        self._prepared = True
         fs = int(self.data["fs"])
         for name in self._set_names():
             folder, folder_44k = self._folder(name), self.data.get(f"{name}_folder_44k")
@@ -132,19 +144,38 @@ class DESEDDataModule(L.LightningDataModule):
             "check_audio": bool(self.data.get("check_audio", True)),
         }
 
-    def _strong(self, name: str) -> tuple[StronglyLabeledSet, pd.DataFrame]:
-        events = read_strong_table(self.data[f"{name}_tsv"], self.class_names)
-        dataset = StronglyLabeledSet(name, self._folder(name), events, self.encoder, **self._clip_kwargs(name))
-        return dataset, events
-
-    def _present(self, events: pd.DataFrame, durations_key: str, dataset: ClipSet) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Ground truth and durations restricted to the clips on disk."""
-        kept = set(dataset.filenames)
-        durations = read_durations(self.data[durations_key])
-        return (
-            events[events["filename"].isin(kept)].reset_index(drop=True),
-            durations[durations["filename"].isin(kept)].reset_index(drop=True),
+    def _strong(self, name: str) -> tuple[StronglyLabeledSet, pd.DataFrame, pd.DataFrame | None]:
+        """The set, its events and its durations (None without a durations file), restricted
+        to the clips that are used; events past their clip's end are dropped with a warning."""
+        path = self.data[f"{name}_tsv"]
+        events = read_strong_table(path, self.class_names)
+        durations = read_durations(self.data[DURATION_KEYS[name]]) if name in DURATION_KEYS else None
+        past_end = events_past_end(events, float(self.data["audio_max_len"]), durations)
+        if past_end.any():
+            log.warning(
+                "%s: %d event(s) start at or after their clip's end and are ignored (first: %s, "
+                "clip end %g s); fix or remove those lines",
+                name, int(past_end.sum()), describe_event(path, events, int(past_end.argmax())),
+                self._clip_end(events, past_end, durations),
+            )
+            events = events[~past_end]
+        dataset = StronglyLabeledSet(
+            name, self._folder(name), events, self.encoder,
+            shortest_seconds=shortest_audio_seconds(events, durations), **self._clip_kwargs(name),
         )
+        kept = set(dataset.filenames)
+        events = events[events["filename"].isin(kept)].reset_index(drop=True)
+        if durations is not None:
+            durations = durations[durations["filename"].isin(kept)].reset_index(drop=True)
+        return dataset, events, durations
+
+    def _clip_end(self, events: pd.DataFrame, mask, durations: pd.DataFrame | None) -> float:
+        end = float(self.data["audio_max_len"])
+        if durations is None:
+            return end
+        name = events["filename"].iloc[int(mask.argmax())]
+        listed = durations.loc[durations["filename"] == name, "duration"]
+        return min(end, float(listed.iloc[0])) if len(listed) else end
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_sets or self.test_set is not None:
@@ -154,11 +185,10 @@ class DESEDDataModule(L.LightningDataModule):
             self.test_set = UnlabeledSet("eval", self._folder("eval"), self.encoder, **self._clip_kwargs("eval"))
             built.append(self.test_set)
         else:
-            self.test_set, events = self._strong("test")
-            self.test_events, self.test_durations = self._present(events, "test_dur", self.test_set)
+            self.test_set, self.test_events, self.test_durations = self._strong("test")
             built.append(self.test_set)
         if self.mode == "fit":
-            synth, _ = self._strong("synth")
+            synth, _, _ = self._strong("synth")
             weak_all = read_weak_table(self.data["weak_tsv"], self.class_names)
             seed = int(self.training["seed"])
             # the 2021 split: pandas' seeded sample, so the same clips are held out
@@ -170,8 +200,7 @@ class DESEDDataModule(L.LightningDataModule):
                 "unlabeled", self._folder("unlabeled"), self.encoder, **self._clip_kwargs("unlabeled")
             )
             self.train_sets = [synth, weak, unlabeled]
-            synth_val, events = self._strong("synth_val")
-            self.synth_val_events, self.synth_val_durations = self._present(events, "synth_val_dur", synth_val)
+            synth_val, self.synth_val_events, self.synth_val_durations = self._strong("synth_val")
             val_sets: list[ClipSet] = [synth_val]
             if len(weak_val):
                 val_sets.append(
@@ -183,17 +212,33 @@ class DESEDDataModule(L.LightningDataModule):
 
     @staticmethod
     def _log_skipped(sets: list[ClipSet]) -> None:
+        """One summary line of the clips skipped, one of the clips mixed down to mono."""
         counts = [
-            f"{s.name}: {len(s.missing)} missing, {len(s.unreadable)} unreadable (of {len(s.missing) + len(s.unreadable) + len(s)})"
+            f"{s.name}: {len(s.missing)} missing, {len(s.unreadable)} unreadable, "
+            f"{len(s.truncated)} truncated (of {len(s.missing) + len(s.unreadable) + len(s.truncated) + len(s)})"
             for s in sets
-            if s.missing or s.unreadable
+            if s.missing or s.unreadable or s.truncated
         ]
         if counts:
             log.warning("clips skipped - %s", "; ".join(counts))
+        for s in sets:
+            if s.truncated:
+                name, why = next(iter(s.truncated.items()))
+                log.warning(
+                    "%s: %d clip(s) shorter than their labels or durations entry are skipped "
+                    "(first: %s: %s); re-download or regenerate them",
+                    s.name, len(s.truncated), s.folder / name, why,
+                )
+        mixed = [f"{s.name} {s.mixed_down}" for s in sets if s.mixed_down]
+        if mixed:
+            log.info(
+                "%d multi-channel clip(s) mixed down to mono (channels averaged, as 2021): %s",
+                sum(s.mixed_down for s in sets), ", ".join(mixed),
+            )
 
     # loaders
     def _workers(self) -> int:
-        return min(int(self.training.get("num_workers", 0) or 0), os.cpu_count() or 1)
+        return min(int(self.training.get("num_workers", 0) or 0), available_cores())
 
     def _eval_loader(self, dataset: Dataset) -> DataLoader:
         sampler = None
@@ -208,6 +253,7 @@ class DESEDDataModule(L.LightningDataModule):
             shuffle=False,
             num_workers=workers,
             persistent_workers=workers > 0,
+            worker_init_fn=one_thread_worker if workers > 0 else None,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -227,6 +273,7 @@ class DESEDDataModule(L.LightningDataModule):
             batch_sampler=sampler,
             num_workers=workers,
             persistent_workers=workers > 0,
+            worker_init_fn=one_thread_worker if workers > 0 else None,
         )
 
     def val_dataloader(self) -> DataLoader:

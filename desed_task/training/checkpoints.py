@@ -19,6 +19,7 @@ from desed_task.config import SCHEMA, ConfigError, validate_config
 log = logging.getLogger(__name__)
 
 NETWORK_PREFIXES = ("sed_student.", "sed_teacher.")
+ENSEMBLE_PREFIX = "sed_student.multisrc_model."  # only SSEP + SED (fine-tuned) checkpoints
 
 
 class CheckpointError(RuntimeError):
@@ -51,7 +52,12 @@ def load_checkpoint(path: str | Path) -> dict:
     except pickle.UnpicklingError:
         pass
     except (RuntimeError, EOFError, OSError) as err:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({err})") from err
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint ({reason}); the file is truncated (a run killed "
+            f"while saving it) or not a checkpoint - use another one, e.g. the run's "
+            f"checkpoints/best-*.ckpt"
+        ) from err
     try:
         with torch.serialization.safe_globals(_lightning1_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
@@ -88,6 +94,7 @@ def load_network_weights(module: nn.Module, checkpoint: dict, path: str | Path) 
     selected = {k: v for k, v in state.items() if k in wanted}
     missing = sorted(k for k in wanted if k not in selected and not k.startswith("scaler."))
     if missing:
+        _refuse_other_script(state, own, path)
         raise CheckpointError(
             f"{path}: the checkpoint's network does not match the config's `net:` section "
             f"(missing {len(missing)} weights, e.g. {missing[:3]}); use the config the "
@@ -101,3 +108,20 @@ def load_network_weights(module: nn.Module, checkpoint: dict, path: str | Path) 
             f"expects {tuple(own[k].shape)}; use the config the checkpoint was trained with"
         )
     module.load_state_dict(selected, strict=False)
+
+
+def _refuse_other_script(state: dict, own: dict, path: str | Path) -> None:
+    """Name the script a checkpoint belongs to when it is given to the other one."""
+    theirs, ours = (any(k.startswith(ENSEMBLE_PREFIX) for k in d) for d in (state, own))
+    if theirs and not ours:
+        raise CheckpointError(
+            f"{path}: a finetune_on_separated.py (SSEP + SED) checkpoint, not a train_sed.py one: "
+            f"use it with finetune_on_separated.py (e.g. python finetune_on_separated.py "
+            f"--test_from_checkpoint {path})"
+        )
+    if ours and not theirs:
+        raise CheckpointError(
+            f"{path}: a train_sed.py checkpoint, not a fine-tuned SSEP + SED one: test it with "
+            f"python train_sed.py --test_from_checkpoint {path}, or fine-tune it by giving it as "
+            f"training.sed_checkpoint"
+        )

@@ -1,0 +1,22 @@
+"""Targeted filters for warnings that dependencies raise about their own dependencies.
+
+Each filter names the one message it hides and why we cannot fix its cause; anything else is
+still shown.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+DEPENDENCY_WARNINGS: tuple[tuple[str, type[Warning]], ...] = (
+    # dcase_util (imported by sed_eval) imports pkg_resources at import time
+    (r"pkg_resources is deprecated as an API", UserWarning),
+    # Lightning 2.6 flattens batches with torch's LeafSpec, deprecated in torch 2.13
+    (r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning),
+)
+
+
+def install() -> None:
+    """Hide the dependency warnings of `DEPENDENCY_WARNINGS` (idempotent)."""
+    for message, category in DEPENDENCY_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
