@@ -17,6 +17,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from desed_task.config import ConfigError
 from desed_task.threads import set_cpu_threads
+from desed_task.training.checkpoints import AtomicCheckpointIO
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,21 @@ class RandomStateCheckpoint(Callback):
             set_random_states(state_dict)
 
 
+class ResumableModelCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint that keeps the best score of the run it resumes: Lightning forgets it
+    when the checkpoint folder changes (a resumed run logs to a new version_N), so the first
+    validation after a resume would become the "best" whatever its score. The previous best
+    file stays the one to beat (and is replaced as usual when beaten)."""
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        best, score = state_dict.get("best_model_path"), state_dict.get("best_model_score")
+        if self.best_model_score is None and score is not None and best and Path(best).is_file():
+            self.best_model_score, self.best_model_path = score, best
+            self.best_k_models = {best: score}
+            self.kth_best_model_path, self.kth_value = best, score
+
+
 def build_trainer(
     config: dict,
     log_dir: str | Path,
@@ -137,7 +153,7 @@ def build_trainer(
     quiet_lightning()
     logger = TensorBoardLogger(save_dir=str(log_dir.parent), name=log_dir.name)
     callbacks = [
-        ModelCheckpoint(monitor="val/obj_metric", mode="max", save_top_k=1, filename="best-{epoch}-{step}"),
+        ResumableModelCheckpoint(monitor="val/obj_metric", mode="max", save_top_k=1, filename="best-{epoch}-{step}"),
         # Lightning 2.6 refreshes `save_last` only when the best improves: a separate callback
         # keeps checkpoints/last.ckpt at the latest epoch, for --resume_from_checkpoint
         ModelCheckpoint(save_top_k=1, filename="last", enable_version_counter=False),
@@ -161,6 +177,7 @@ def build_trainer(
         precision=training.get("precision") or "32-true",
         logger=logger,
         callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
         default_root_dir=str(log_dir),
         fast_dev_run=fast_dev_run,
         use_distributed_sampler=False,
