@@ -207,5 +207,6 @@ class UnlabeledSet(ClipSet):
 
     def __init__(self, name: str, folder: str | Path, encoder, **kwargs) -> None:
         folder = Path(folder)
-        filenames = sorted(p.name for p in folder.glob("*.wav")) if folder.is_dir() else []
+        # hidden files are the temporary outputs of a killed resampling or separation
+        filenames = sorted(p.name for p in folder.glob("*.wav") if not p.name.startswith(".")) if folder.is_dir() else []
         super().__init__(name, folder, filenames, len(encoder.labels), encoder.n_frames, **kwargs)
