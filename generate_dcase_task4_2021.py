@@ -81,9 +81,9 @@ def main(argv: list[str] | None = None) -> None:
     config = Dcase2021Config(**args)
     try:
         report = generate_dcase2021(config, sources=sources)
-    except DownloadError as err:  # its message names the URL, the file and the reason
-        print(f"error: {err}; check the network (or --mirror), then run the same command "
-              f"again: finished steps are kept", file=sys.stderr)
+    except (DownloadError, FileNotFoundError) as err:  # names the URL or path, and the reason
+        fix = "check the network (or --mirror)" if isinstance(err, DownloadError) else "check the paths given"
+        print(f"error: {err}; {fix}, then run the same command again: finished steps are kept", file=sys.stderr)
         raise SystemExit(2) from None
     print(format_report(config, report))
 

@@ -111,6 +111,10 @@ def test_resume_after_a_sigkill_at_a_random_point_ends_as_an_uninterrupted_run(t
     output, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, output
     assert "Restored all states from the checkpoint" in output and "| psds1 |" in output
+    # what a user sees: our table and where it is, no Lightning table, tips or dependency noise
+    assert f"results written to {killed_dir / 'version_1' / 'metrics_test'}" in output
+    for noise in ("Test metric", "💡", "GPU available: False", "LeafSpec", "pkg_resources", "Traceback"):
+        assert noise not in output, noise
     straight_output, _ = straight.communicate(timeout=600)
     assert straight.returncode == 0, straight_output
 

@@ -150,13 +150,13 @@ class DESEDDataModule(L.LightningDataModule):
         path = self.data[f"{name}_tsv"]
         events = read_strong_table(path, self.class_names)
         durations = read_durations(self.data[DURATION_KEYS[name]]) if name in DURATION_KEYS else None
-        past_end = events_past_end(events, float(self.data["audio_max_len"]), durations)
+        past_end, clip_ends = events_past_end(events, float(self.data["audio_max_len"]), durations)
         if past_end.any():
+            first = int(past_end.argmax())
             log.warning(
                 "%s: %d event(s) start at or after their clip's end and are ignored (first: %s, "
                 "clip end %g s); fix or remove those lines",
-                name, int(past_end.sum()), describe_event(path, events, int(past_end.argmax())),
-                self._clip_end(events, past_end, durations),
+                name, int(past_end.sum()), describe_event(path, events, first), clip_ends[first],
             )
             events = events[~past_end]
         dataset = StronglyLabeledSet(
@@ -168,14 +168,6 @@ class DESEDDataModule(L.LightningDataModule):
         if durations is not None:
             durations = durations[durations["filename"].isin(kept)].reset_index(drop=True)
         return dataset, events, durations
-
-    def _clip_end(self, events: pd.DataFrame, mask, durations: pd.DataFrame | None) -> float:
-        end = float(self.data["audio_max_len"])
-        if durations is None:
-            return end
-        name = events["filename"].iloc[int(mask.argmax())]
-        listed = durations.loc[durations["filename"] == name, "duration"]
-        return min(end, float(listed.iloc[0])) if len(listed) else end
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_sets or self.test_set is not None:

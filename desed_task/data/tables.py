@@ -116,16 +116,21 @@ def read_durations(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame({"filename": df["filename"].astype(str), "duration": duration.astype(float)})
 
 
-def events_past_end(events: pd.DataFrame, clip_seconds: float, durations: pd.DataFrame | None = None) -> np.ndarray:
-    """Mask of the events that start at or after their clip's end: `clip_seconds` (the fixed
-    clip length), or the clip's durations entry when shorter. The 2021 encoder gave them no
-    frame; they are left out of the targets and the ground truth (events only partly past the
-    end are clipped, as in 2021)."""
+def events_past_end(
+    events: pd.DataFrame, clip_seconds: float, durations: pd.DataFrame | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which events start at or after their clip's end, and each event's clip end (s).
+
+    The end is `clip_seconds` (the fixed clip length), or the clip's durations entry when
+    shorter. The 2021 encoder gave such events no frame; they are left out of the targets and
+    the ground truth (events only partly past the end are clipped, as in 2021).
+    """
     end = pd.Series(float(clip_seconds), index=events.index)
     if durations is not None:
         listed = events["filename"].map(dict(zip(durations["filename"], durations["duration"])))
         end = end.where(listed.isna() | (listed >= end), listed)
-    return (events["event_label"].notna() & (events["onset"] >= end)).to_numpy()
+    past = (events["event_label"].notna() & (events["onset"] >= end)).to_numpy()
+    return past, end.to_numpy(dtype=float)
 
 
 def describe_event(path: str | Path, events: pd.DataFrame, position: int) -> str:
