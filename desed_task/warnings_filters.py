@@ -13,6 +13,10 @@ DEPENDENCY_WARNINGS: tuple[tuple[str, type[Warning]], ...] = (
     (r"pkg_resources is deprecated as an API", UserWarning),
     # Lightning 2.6 flattens batches with torch's LeafSpec, deprecated in torch 2.13
     (r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning),
+    # under DDP, Lightning advises sync_dist for every epoch-level value; our metrics are
+    # computed on rank 0 from the gathered outputs and broadcast: the same on every rank (the
+    # advice is kept for the per-rank losses)
+    (r"It is recommended to use `self.log\('(hp_metric|val/obj_metric|(val/(weak|synth)|test)/(student|teacher)/(?!loss))", UserWarning),
 )
 
 

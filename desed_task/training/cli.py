@@ -138,8 +138,9 @@ def run(
     except USER_ERRORS:
         remove_unused_version_dir(trainer)
         raise
+    output_dir = module.output_dir  # a collective under DDP: every process asks
     if trainer.is_global_zero:
-        print(f"results written to {module.output_dir}", flush=True)
+        print(f"results written to {output_dir}", flush=True)
     return module.test_results
 
 
