@@ -16,6 +16,8 @@ DEPENDENCY_WARNINGS: tuple[tuple[str, type[Warning]], ...] = (
     # under DDP, Lightning advises sync_dist for every epoch-level value; our metrics are
     # computed on rank 0 from the gathered outputs and broadcast: the same on every rank (the
     # advice is kept for the per-rank losses)
+    # the SSEP + SED ensemble keeps its frozen parts in eval mode on purpose (2021 did too)
+    (r"Found \d+ module\(s\) in eval mode at the start of training", UserWarning),
     (r"It is recommended to use `self.log\('(hp_metric|val/obj_metric|(val/(weak|synth)|test)/(student|teacher)/(?!loss))", UserWarning),
 )
 
