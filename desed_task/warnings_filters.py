@@ -1,7 +1,7 @@
-"""Targeted filters for warnings that dependencies raise about their own dependencies.
+"""Targeted filters for warnings of dependencies whose cause we cannot fix (their own
+dependencies) or that do not apply (advice about what we do on purpose).
 
-Each filter names the one message it hides and why we cannot fix its cause; anything else is
-still shown.
+Each filter names the one message it hides and why; anything else is still shown.
 """
 
 from __future__ import annotations
