@@ -203,3 +203,17 @@ def test_the_real_script_prints_one_line_and_leaves_no_folder(tmp_path):
         f"error: {conf}: 'training.batch_size_val' must be >= 1, got -3"
     ], proc.stderr
     assert not (tmp_path / "exp").exists()
+
+
+def test_a_bad_table_stops_the_command_before_any_version_folder(tmp_path, capsys):
+    write_wav(tmp_path / "test" / "a.wav", seconds=10.0)
+    (tmp_path / "test.tsv").write_text("filename\tonset\toffset\tevent_label\na.wav\t1.0\t2.0\tDog\na.wav\t3.0\n")
+    (tmp_path / "test_dur.tsv").write_text("filename\tduration\na.wav\t10.0\n")
+    config = no_data_config(tmp_path)
+    config["data"].update(test_folder=str(tmp_path / "test"), test_folder_44k=None,
+                          test_tsv=str(tmp_path / "test.tsv"), test_dur=str(tmp_path / "test_dur.tsv"))
+    conf = write_config(config, tmp_path / "tiny.yaml")
+    sed = _checkpoint_of(CRNN(**config["net"]), config, tmp_path / "sed.ckpt")
+    argv = ["--conf_file", str(conf), "--gpus", "0", "--log_dir", str(tmp_path / "exp"), "--test_from_checkpoint", str(sed)]
+    exits_with_one_error_line(capsys, lambda: main("t", "x", "x", argv=argv), "test.tsv: line 3: 2 of the 4")
+    assert not (tmp_path / "exp").exists()
