@@ -7,14 +7,13 @@ dev-test only with --test_only): resample ``<set>_folder_44k`` into ``<set>_fold
 the former is set, then write into ``<set>_folder_sep`` one wav per clip with one channel per
 separated source, mirroring the folder layout. Resumable: start it again after a crash and it
 only does what is missing. The model is the TF1 graph ``training.sep_graph`` with checkpoint
-``training.sep_checkpoint`` (TensorFlow is needed here only: pip install '.[separation]').
+``training.sep_checkpoint`` (TensorFlow is needed here only: pip install -e ".[separation]").
 
-With a demo config (a `demo:` section, e.g. confs/demo_sep+sed.yaml) the demo dataset is
-built first when absent, and so is the STAND-IN separation model when its files are absent
-(it separates nothing meaningful: the demo runs the pipeline, not the real model).
+With a demo config (a `demo:` section, e.g. confs/demo_sep+sed.yaml) the demo dataset and the
+STAND-IN separation model are built first when absent (it separates nothing meaningful).
 
-Exit status 0 when every clip is separated, 1 when some failed (they are listed; running again
-retries only them), 2 on a config or model-file error.
+Exit status 0 when every clip is separated, 1 when some failed (listed; running again retries
+only them), 2 on a config or model-file error or without TensorFlow.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ from desed_task.config import ConfigError, load_config
 from desed_task.separation import format_reports, separate_folder
 from desed_task.separation.demo import ensure_demo_dataset, ensure_standin_model
 from desed_task.separation.jobs import prepare_16k, separation_jobs
+from desed_task.separation.model import TensorFlowMissing  # plain Python: no TensorFlow yet
 
 log = logging.getLogger("run_separation")
 
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # before TensorFlow is imported
     try:
         return separate(args)
-    except (ConfigError, FileNotFoundError) as err:
+    except (ConfigError, FileNotFoundError, TensorFlowMissing) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -6,24 +6,31 @@ not depend on the content).
 
     python benchmarks/bench_train_step.py [--conf_file confs/sed.yaml] [--device cpu|cuda]
         [--steps 5] [--threads N]
+
+`benchmarks/bench_shared_cores.py` runs it alone and then two at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import desed_task  # noqa: E402, F401 - first: it sets the OpenMP wait policy before torch loads
+
+# isort: split
+import torch  # noqa: E402
 
 from desed_task.config import load_config  # noqa: E402
 from desed_task.data.classes import DESED_CLASSES  # noqa: E402
 from desed_task.data.datasets import LabelType  # noqa: E402
 from desed_task.nnet.CRNN import CRNN  # noqa: E402
+from desed_task.threads import set_cpu_threads  # noqa: E402
 from desed_task.training.ema import update_ema  # noqa: E402
 from desed_task.training.mean_teacher import MeanTeacher  # noqa: E402
 
@@ -44,10 +51,14 @@ def main() -> None:
     parser.add_argument("--conf_file", default=str(Path(__file__).resolve().parents[1] / "confs" / "sed.yaml"))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: as training)")
+    parser.add_argument("--barrier", type=Path, help=argparse.SUPPRESS)  # bench_shared_cores.py
+    parser.add_argument("--parties", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    else:
+        set_cpu_threads()
     config = load_config(args.conf_file)
     config["training"]["mixup"] = "soft"
     module = MeanTeacher(config, CRNN(**config["net"]), list(DESED_CLASSES), 0.064).to(args.device)
@@ -74,6 +85,10 @@ def main() -> None:
 
     step()  # warm-up (allocations, cuDNN autotuning)
     sync()
+    if args.barrier:  # start timing when every run of the group is warm
+        (args.barrier / f"ready.{id(step)}.{time.time_ns()}").touch()
+        while len(list(args.barrier.glob("ready.*"))) < args.parties:
+            time.sleep(0.01)
     times = []
     for _ in range(args.steps):
         start = time.perf_counter()
@@ -86,6 +101,7 @@ def main() -> None:
     print(f"batch {batch_sizes} = {clips} clips of {config['data']['audio_max_len']} s")
     print(f"training step: median {median * 1000:.1f} ms, min {min(times) * 1000:.1f} ms over {args.steps} steps")
     print(f"throughput: {clips / median:.1f} clips/s")
+    print(json.dumps({"median_s": median, "threads": torch.get_num_threads()}))
 
 
 if __name__ == "__main__":

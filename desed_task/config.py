@@ -124,6 +124,47 @@ REQUIRED_SECTIONS = ("training", "scaler", "data", "opt", "feats", "net")
 
 _SET_NAMES = ("synth", "weak", "unlabeled", "synth_val", "test", "eval")
 
+# value ranges, checked with the types: (lowest, highest), None = unbounded
+_POSITIVE, _NON_NEGATIVE, _FRACTION = (1, None), (0, None), (0, 1)
+RANGES: dict[str, tuple[Any, Any]] = {
+    "training.batch_size": _NON_NEGATIVE,  # each of the three; their sum must be positive
+    "training.batch_size_val": _POSITIVE,
+    "training.const_max": _NON_NEGATIVE,
+    "training.n_epochs_warmup": _NON_NEGATIVE,
+    "training.num_workers": _NON_NEGATIVE,
+    "training.n_epochs": _POSITIVE,
+    "training.early_stop_patience": _NON_NEGATIVE,
+    "training.accumulate_batches": _POSITIVE,
+    "training.gradient_clip": _NON_NEGATIVE,
+    "training.median_window": _POSITIVE,
+    "training.val_thresholds": _FRACTION,
+    "training.n_test_thresholds": _POSITIVE,
+    "training.ema_factor": _FRACTION,
+    "training.validation_interval": _POSITIVE,
+    "training.weak_split": _FRACTION,
+    "training.max_steps_per_epoch": _POSITIVE,
+    "training.num_nodes": _POSITIVE,
+    "data.audio_max_len": (1e-3, None),
+    "data.fs": _POSITIVE,
+    "data.net_subsample": _POSITIVE,
+    "opt.lr": (1e-12, None),
+    **{f"feats.{k}": _POSITIVE for k in ("n_mels", "n_filters", "hop_length", "n_window", "sample_rate")},
+    "feats.f_min": _NON_NEGATIVE,
+    "feats.f_max": _POSITIVE,
+}
+
+
+def _check_ranges(config: dict, source: str) -> None:
+    for dotted, (low, high) in RANGES.items():
+        section, key = dotted.split(".")
+        value = config.get(section, {}).get(key)
+        for item in value if isinstance(value, list) else [value]:
+            if item is None:
+                continue
+            if (low is not None and item < low) or (high is not None and item > high):
+                bounds = f">= {low}" if high is None else f"between {low} and {high}"
+                raise ConfigError(f"{source}: '{dotted}' must be {bounds}, got {value!r}")
+
 
 def _type_name(spec: Any) -> str:
     if isinstance(spec, tuple) and spec and spec[0] == "list":
@@ -177,9 +218,12 @@ def validate_config(config: dict, source: str = "<config>") -> dict:
         alias = data.pop(f"{name}_folder_16k", None)
         if data.get(f"{name}_folder") is None and alias is not None:
             data[f"{name}_folder"] = alias
+    _check_ranges(config, source)
     training = config["training"]
-    if len(training["batch_size"]) != 3:
-        raise ConfigError(f"{source}: 'training.batch_size' must be [synth, weak, unlabeled]")
+    if len(training["batch_size"]) != 3 or sum(training["batch_size"]) == 0:
+        raise ConfigError(
+            f"{source}: 'training.batch_size' must be [synth, weak, unlabeled] clips, not all 0"
+        )
     if training["self_sup_loss"] not in ("mse", "bce"):
         raise ConfigError(f"{source}: 'training.self_sup_loss' must be mse or bce")
     if training.get("mixup") not in (None, "soft", "hard"):

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import random
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -211,3 +213,62 @@ def test_demo_builds_the_standin_once_where_the_config_points(tmp_path: Path, ca
     assert ensure_standin_model(graph, prefix) is False and graph.stat().st_mtime_ns == mtime
     with pytest.raises(ConfigError, match="cannot be built as the stand-in"):
         ensure_standin_model(tmp_path / "other" / "model.meta", tmp_path / "other" / "model.ckpt")
+
+
+def _finished(folder_path: Path) -> list[Path]:
+    """Outputs under their final name (temporary ones are hidden)."""
+    return sorted(p for p in folder_path.glob("*.wav") if not p.name.startswith("."))
+
+
+@pytest.mark.slow
+def test_run_separation_killed_at_a_random_point_resumes_to_the_same_files(tmp_path: Path, standin) -> None:
+    """The real command, SIGKILLed after a seeded random number of finished files of a seeded
+    random phase (resampling or separation) plus a seeded random delay, then started again:
+    the same 16 kHz clips, durations and separated files as an uninterrupted run, no
+    temporary file left, and no file finished before the kill written again."""
+    rng = random.Random(7)
+    n_clips = 12
+    confs = {}
+    for name in ("straight", "killed"):
+        data = tmp_path / name
+        write_clips(data / "validation", [f"y{i:02d}.wav" for i in range(n_clips)], samples=44100, fs=44100)
+        config = yaml.safe_load((REPO / "confs" / "sep+sed.yaml").read_text())
+        config["training"].update(sep_graph=str(standin[0]), sep_checkpoint=str(standin[1]))
+        config["data"] = {
+            "audio_max_len": 10, "fs": FS, "net_subsample": 4,
+            "test_folder_44k": str(data / "validation"), "test_folder_16k": str(data / "validation_16k"),
+            "test_folder_sep": str(data / "validation_sep"), "test_dur": str(data / "durations.tsv"),
+        }
+        confs[name] = tmp_path / f"{name}.yaml"
+        confs[name].write_text(yaml.safe_dump(config))
+    assert load_run_separation().main(["--conf_file", str(confs["straight"]), "--test_only"]) == 0
+
+    command = [sys.executable, str(REPO / "run_separation.py"), "--conf_file", str(confs["killed"]), "--test_only"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    killed_data = tmp_path / "killed"
+    watched = killed_data / rng.choice(["validation_16k", "validation_sep"])
+    kill_after, delay = rng.randint(1, n_clips - 1), rng.uniform(0.0, 0.05)
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and len(_finished(watched)) < kill_after:
+        time.sleep(0.005)
+    time.sleep(delay)
+    assert proc.poll() is None, "the run ended before it could be killed:\n" + proc.stdout.read()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = {p: p.stat().st_mtime_ns for folder_name in ("validation_16k", "validation_sep")
+              for p in _finished(killed_data / folder_name)}
+    assert 0 < len(before) < 2 * n_clips
+
+    resumed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert not [p for p in killed_data.rglob(".*") if p.is_file()]  # no temporary file left
+    assert all(p.stat().st_mtime_ns == t for p, t in before.items())  # nothing done twice
+    for folder_name in ("validation_16k", "validation_sep"):
+        straight = _finished(tmp_path / "straight" / folder_name)
+        assert [p.name for p in _finished(killed_data / folder_name)] == [p.name for p in straight]
+        for reference in straight:
+            np.testing.assert_array_equal(
+                sf.read(str(killed_data / folder_name / reference.name))[0], sf.read(str(reference))[0]
+            )
+    assert (killed_data / "durations.tsv").read_text() == (tmp_path / "straight" / "durations.tsv").read_text()

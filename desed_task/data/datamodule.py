@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import lightning as L
@@ -20,11 +19,21 @@ from desed_task.data.datasets import (
 )
 from desed_task.data.resample import resample_folder, write_durations
 from desed_task.data.sampler import MixedBatchSampler
-from desed_task.data.tables import MetadataError, read_durations, read_strong_table, read_weak_table
+from desed_task.data.tables import (
+    MetadataError,
+    describe_event,
+    events_past_end,
+    read_durations,
+    read_strong_table,
+    read_weak_table,
+    shortest_audio_seconds,
+)
+from desed_task.threads import available_cores, one_thread_worker
 
 log = logging.getLogger(__name__)
 
 FIT_SETS = ("synth", "weak", "unlabeled", "synth_val")
+DURATION_KEYS = {"synth_val": "synth_val_dur", "test": "test_dur"}
 
 
 class DataMissingError(RuntimeError):
@@ -74,6 +83,7 @@ class DESEDDataModule(L.LightningDataModule):
         self.synth_val_durations: pd.DataFrame | None = None
         self.test_events: pd.DataFrame | None = None
         self.test_durations: pd.DataFrame | None = None
+        self._prepared = False
 
     # which sets this mode reads
     def _set_names(self) -> tuple[str, ...]:
@@ -109,7 +119,10 @@ class DESEDDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Resample 44.1 kHz folders to 16 kHz once and write missing durations files
-        (Lightning runs this on one process per node)."""
+        (Lightning runs this on one process per node; a second call does nothing)."""
+        if self._prepared:
+            return
+        self._prepared = True
         fs = int(self.data["fs"])
         for name in self._set_names():
             folder, folder_44k = self._folder(name), self.data.get(f"{name}_folder_44k")
@@ -132,33 +145,42 @@ class DESEDDataModule(L.LightningDataModule):
             "check_audio": bool(self.data.get("check_audio", True)),
         }
 
-    def _strong(self, name: str, durations: pd.DataFrame | None = None) -> tuple[StronglyLabeledSet, pd.DataFrame]:
-        """A strongly labelled set; with `durations`, its clips are also those listed there
-        without any event (the evaluated clips are the durations table's, as in psds_eval)."""
-        tsv = self.data[f"{name}_tsv"]
-        events = read_strong_table(tsv, self.class_names)
+    def _strong(self, name: str) -> tuple[StronglyLabeledSet, pd.DataFrame, pd.DataFrame | None]:
+        """The set, its events and its durations (None without a durations file), restricted
+        to the clips that are used; events past their clip's end are dropped with a warning.
+        With a durations file, the set's clips are also those listed there without any event
+        (the evaluated clips are the durations table's, as in psds_eval)."""
+        path = self.data[f"{name}_tsv"]
+        events = read_strong_table(path, self.class_names)
+        durations = read_durations(self.data[DURATION_KEYS[name]]) if name in DURATION_KEYS else None
+        past_end, clip_ends = events_past_end(events, float(self.data["audio_max_len"]), durations)
+        if past_end.any():
+            first = int(past_end.argmax())
+            log.warning(
+                "%s: %d event(s) start at or after their clip's end and are ignored (first: %s, "
+                "clip end %g s); fix or remove those lines",
+                name, int(past_end.sum()), describe_event(path, events, first), clip_ends[first],
+            )
+            events = events[~past_end]
         in_events = set(events["filename"])
         clips_without_rows = [] if durations is None else [f for f in durations["filename"] if f not in in_events]
         dataset = StronglyLabeledSet(
-            name, self._folder(name), events, self.encoder, extra_clips=clips_without_rows, **self._clip_kwargs(name)
+            name, self._folder(name), events, self.encoder, extra_clips=clips_without_rows,
+            shortest_seconds=shortest_audio_seconds(events, durations), **self._clip_kwargs(name),
         )
         if durations is not None:  # clips on disk that the metrics could not evaluate: say so now
             listed = set(durations["filename"])
             unlisted = [f for f in dataset.filenames if f not in listed]
             if unlisted:
                 raise MetadataError(
-                    f"{tsv}: {len(unlisted)} clip(s) missing from {self.data[f'{name}_dur']} "
+                    f"{path}: {len(unlisted)} clip(s) missing from {self.data[DURATION_KEYS[name]]} "
                     f"(first: {unlisted[0]}); add their durations"
                 )
-        return dataset, events
-
-    def _present(self, events: pd.DataFrame, durations: pd.DataFrame, dataset: ClipSet) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Ground truth and durations restricted to the clips on disk."""
         kept = set(dataset.filenames)
-        return (
-            events[events["filename"].isin(kept)].reset_index(drop=True),
-            durations[durations["filename"].isin(kept)].reset_index(drop=True),
-        )
+        events = events[events["filename"].isin(kept)].reset_index(drop=True)
+        if durations is not None:
+            durations = durations[durations["filename"].isin(kept)].reset_index(drop=True)
+        return dataset, events, durations
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_sets or self.test_set is not None:
@@ -168,12 +190,10 @@ class DESEDDataModule(L.LightningDataModule):
             self.test_set = UnlabeledSet("eval", self._folder("eval"), self.encoder, **self._clip_kwargs("eval"))
             built.append(self.test_set)
         else:
-            durations = read_durations(self.data["test_dur"])
-            self.test_set, events = self._strong("test", durations)
-            self.test_events, self.test_durations = self._present(events, durations, self.test_set)
+            self.test_set, self.test_events, self.test_durations = self._strong("test")
             built.append(self.test_set)
         if self.mode == "fit":
-            synth, _ = self._strong("synth")
+            synth, _, _ = self._strong("synth")
             weak_all = read_weak_table(self.data["weak_tsv"], self.class_names)
             seed = int(self.training["seed"])
             # the 2021 split: pandas' seeded sample, so the same clips are held out
@@ -185,9 +205,7 @@ class DESEDDataModule(L.LightningDataModule):
                 "unlabeled", self._folder("unlabeled"), self.encoder, **self._clip_kwargs("unlabeled")
             )
             self.train_sets = [synth, weak, unlabeled]
-            durations = read_durations(self.data["synth_val_dur"])
-            synth_val, events = self._strong("synth_val", durations)
-            self.synth_val_events, self.synth_val_durations = self._present(events, durations, synth_val)
+            synth_val, self.synth_val_events, self.synth_val_durations = self._strong("synth_val")
             val_sets: list[ClipSet] = [synth_val]
             if len(weak_val):
                 val_sets.append(
@@ -199,17 +217,33 @@ class DESEDDataModule(L.LightningDataModule):
 
     @staticmethod
     def _log_skipped(sets: list[ClipSet]) -> None:
+        """One summary line of the clips skipped, one of the clips mixed down to mono."""
         counts = [
-            f"{s.name}: {len(s.missing)} missing, {len(s.unreadable)} unreadable (of {len(s.missing) + len(s.unreadable) + len(s)})"
+            f"{s.name}: {len(s.missing)} missing, {len(s.unreadable)} unreadable, "
+            f"{len(s.truncated)} truncated (of {len(s.missing) + len(s.unreadable) + len(s.truncated) + len(s)})"
             for s in sets
-            if s.missing or s.unreadable
+            if s.missing or s.unreadable or s.truncated
         ]
         if counts:
             log.warning("clips skipped - %s", "; ".join(counts))
+        for s in sets:
+            if s.truncated:
+                name, why = next(iter(s.truncated.items()))
+                log.warning(
+                    "%s: %d clip(s) shorter than their labels or durations entry are skipped "
+                    "(first: %s: %s); re-download or regenerate them",
+                    s.name, len(s.truncated), s.folder / name, why,
+                )
+        mixed = [f"{s.name} {s.mixed_down}" for s in sets if s.mixed_down]
+        if mixed:
+            log.info(
+                "%d multi-channel clip(s) mixed down to mono (channels averaged, as 2021): %s",
+                sum(s.mixed_down for s in sets), ", ".join(mixed),
+            )
 
     # loaders
     def _workers(self) -> int:
-        return min(int(self.training.get("num_workers", 0) or 0), os.cpu_count() or 1)
+        return min(int(self.training.get("num_workers", 0) or 0), available_cores())
 
     def _eval_loader(self, dataset: Dataset) -> DataLoader:
         sampler = None
@@ -224,6 +258,7 @@ class DESEDDataModule(L.LightningDataModule):
             shuffle=False,
             num_workers=workers,
             persistent_workers=workers > 0,
+            worker_init_fn=one_thread_worker if workers > 0 else None,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -243,6 +278,7 @@ class DESEDDataModule(L.LightningDataModule):
             batch_sampler=sampler,
             num_workers=workers,
             persistent_workers=workers > 0,
+            worker_init_fn=one_thread_worker if workers > 0 else None,
         )
 
     def val_dataloader(self) -> DataLoader:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from enum import IntEnum
 from pathlib import Path
 
@@ -42,8 +42,11 @@ class ClipSet(Dataset):
     """Clips of one folder, read at `sample_rate`, padded or cropped to `clip_seconds`.
 
     Clips listed but absent from the folder are dropped and kept in `missing`; with
-    `check_audio`, clips whose header cannot be read are dropped into `unreadable` and a wrong
-    sample rate stops with an `AudioError` naming the file.
+    `check_audio`, clips whose header cannot be read are dropped into `unreadable`, clips not
+    longer than `shortest_seconds[name]` (what their metadata says, see
+    `tables.shortest_audio_seconds`) into `truncated`, multi-channel clips are counted in
+    `mixed_down` (averaged to mono as in 2021), and a wrong sample rate stops with an
+    `AudioError` naming the file.
     """
 
     label_type: LabelType
@@ -60,6 +63,7 @@ class ClipSet(Dataset):
         clip_seconds: float = 10.0,
         sources_folder: str | Path | None = None,
         check_audio: bool = False,
+        shortest_seconds: Mapping[str, float] | None = None,
     ) -> None:
         self.name = name
         self.folder = Path(folder)
@@ -76,17 +80,19 @@ class ClipSet(Dataset):
         self.missing = [f for f in filenames if f not in on_disk]
         kept = [f for f in filenames if f in on_disk]
         self.unreadable: list[str] = []
+        self.truncated: dict[str, str] = {}  # name -> what is too short
+        self.mixed_down = 0
         if check_audio:
-            kept = self._check_headers(kept)
+            kept = self._check_headers(kept, shortest_seconds or {})
         if not kept:
             raise EmptySetError(
                 f"{name}: no usable clip in {self.folder} ({len(self.missing)} listed clips are "
-                f"missing, {len(self.unreadable)} unreadable); check the config's data paths or "
-                f"run generate_dcase_task4_2021.py"
+                f"missing, {len(self.unreadable)} unreadable, {len(self.truncated)} truncated); "
+                f"check the config's data paths or run generate_dcase_task4_2021.py"
             )
         self.filenames = kept
 
-    def _check_headers(self, filenames: list[str]) -> list[str]:
+    def _check_headers(self, filenames: list[str], shortest_seconds: Mapping[str, float]) -> list[str]:
         kept = []
         for name in filenames:
             try:
@@ -100,6 +106,10 @@ class ClipSet(Dataset):
                     f"{info.path}: sample rate {info.sample_rate} Hz, expected {self.sample_rate} Hz; "
                     f"point the config at the 16 kHz folder or give its `_44k` twin so it is resampled"
                 )
+            if name in shortest_seconds and info.duration <= shortest_seconds[name]:
+                self.truncated[name] = f"{info.duration:g} s of audio, its metadata needs more than {shortest_seconds[name]:g} s"
+                continue
+            self.mixed_down += info.channels > 1
             kept.append(name)
         return kept
 
@@ -201,5 +211,6 @@ class UnlabeledSet(ClipSet):
 
     def __init__(self, name: str, folder: str | Path, encoder, **kwargs) -> None:
         folder = Path(folder)
-        filenames = sorted(p.name for p in folder.glob("*.wav")) if folder.is_dir() else []
+        # hidden files are the temporary outputs of a killed resampling or separation
+        filenames = sorted(p.name for p in folder.glob("*.wav") if not p.name.startswith(".")) if folder.is_dir() else []
         super().__init__(name, folder, filenames, len(encoder.labels), encoder.n_frames, **kwargs)

@@ -82,15 +82,19 @@ def resample_folder(
 
 
 def write_durations(folder: str | Path, out_tsv: str | Path) -> Path:
-    """Write `filename<TAB>duration` (seconds) for every audio file of `folder`."""
+    """Write `filename<TAB>duration` (seconds) for every audio file of `folder`, atomically
+    (a killed run leaves the previous file or none, never half of one). Hidden files (the
+    temporary outputs of a killed run) are left out."""
     import pandas as pd
 
     folder, out_tsv = Path(folder), Path(out_tsv)
     rows = [
         (p.name, audio_info(p).duration)
         for p in sorted(folder.iterdir())
-        if p.suffix.lower() in AUDIO_SUFFIXES
+        if p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".")
     ]
     out_tsv.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows, columns=["filename", "duration"]).to_csv(out_tsv, sep="\t", index=False)
+    tmp = out_tsv.with_name(f".{out_tsv.name}.partial")
+    pd.DataFrame(rows, columns=["filename", "duration"]).to_csv(tmp, sep="\t", index=False)
+    os.replace(tmp, out_tsv)
     return out_tsv

@@ -18,9 +18,27 @@ def _read(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise MetadataError(f"{path}: metadata file not found")
     try:
+        _check_field_counts(path)
         return pd.read_csv(path, sep="\t", keep_default_na=True)
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
         raise MetadataError(f"{path}: not a readable TSV ({err})") from err
+
+
+def _check_field_counts(path: Path) -> None:
+    """pandas fills a short line with NaN: a line with fewer tab-separated fields than the
+    header is refused instead (an empty field is written as nothing between two tabs)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if not lines:
+        return
+    header = lines[0].split("\t")
+    for number, line in enumerate(lines[1:], start=2):
+        n_fields = line.count("\t") + 1
+        if line.strip() and n_fields < len(header):
+            raise MetadataError(
+                f"{path}: line {number}: {n_fields} of the {len(header)} tab-separated columns "
+                f"({', '.join(header)}); add the missing ones (an empty value is written as "
+                f"nothing between two tabs)"
+            )
 
 
 def _require_columns(df: pd.DataFrame, columns: Sequence[str], path: Path) -> None:
@@ -96,3 +114,44 @@ def read_durations(path: str | Path) -> pd.DataFrame:
     if duration.isna().any():
         raise MetadataError(f"{path}: line {_first_bad_row(duration.isna().to_numpy())}: bad duration")
     return pd.DataFrame({"filename": df["filename"].astype(str), "duration": duration.astype(float)})
+
+
+def events_past_end(
+    events: pd.DataFrame, clip_seconds: float, durations: pd.DataFrame | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which events start at or after their clip's end, and each event's clip end (s).
+
+    The end is `clip_seconds` (the fixed clip length), or the clip's durations entry when
+    shorter. The 2021 encoder gave such events no frame; they are left out of the targets and
+    the ground truth (events only partly past the end are clipped, as in 2021).
+    """
+    end = pd.Series(float(clip_seconds), index=events.index)
+    if durations is not None:
+        listed = events["filename"].map(dict(zip(durations["filename"], durations["duration"])))
+        end = end.where(listed.isna() | (listed >= end), listed)
+    past = (events["event_label"].notna() & (events["onset"] >= end)).to_numpy()
+    return past, end.to_numpy(dtype=float)
+
+
+def describe_event(path: str | Path, events: pd.DataFrame, position: int) -> str:
+    """'PATH line N: FILE onset X s' of the event at `position` of a table read by
+    `read_strong_table` (its index is the row number in the file)."""
+    row = events.iloc[position]
+    return f"{path} line {int(events.index[position]) + 2}: {row['filename']} onset {row['onset']:g} s"
+
+
+def shortest_audio_seconds(
+    events: pd.DataFrame, durations: pd.DataFrame | None = None, tolerance: float = 0.5
+) -> dict[str, float]:
+    """How long each clip's audio must be, by its metadata: longer than its last event's
+    onset, and than its durations entry less `tolerance` seconds. A shorter file is truncated
+    (e.g. a download cut short): scored as its durations entry says, its lost events would
+    count as misses."""
+    required: dict[str, float] = {}
+    labelled = events[events["event_label"].notna()]
+    for name, onset in labelled.groupby("filename")["onset"].max().items():
+        required[str(name)] = float(onset)
+    if durations is not None:
+        for name, duration in zip(durations["filename"], durations["duration"]):
+            required[name] = max(required.get(name, 0.0), float(duration) - tolerance)
+    return required

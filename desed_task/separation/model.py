@@ -22,6 +22,8 @@ from types import TracebackType
 
 import numpy as np
 
+from desed_task.threads import available_cores
+
 log = logging.getLogger(__name__)
 
 INPUT_TENSOR = "input_audio/receiver_audio:0"
@@ -36,14 +38,18 @@ DOWNLOAD_HINT = (
 )
 
 
+class TensorFlowMissing(ImportError):
+    """TensorFlow (the `separation` extra) is not installed; the message says how to get it."""
+
+
 def import_tensorflow():
-    """`tensorflow.compat.v1`, or an ImportError that says how to install it."""
+    """`tensorflow.compat.v1`, or a `TensorFlowMissing` that says how to install it."""
     try:
         import tensorflow as tf
     except ImportError as err:
-        raise ImportError(
-            "separation needs TensorFlow, an optional extra: pip install '.[separation]' "
-            "(or pip install tensorflow-cpu / tensorflow[and-cuda])"
+        raise TensorFlowMissing(
+            f"separation needs TensorFlow, an optional extra ({err}): pip install -e "
+            f'".[separation]" (or pip install tensorflow-cpu / "tensorflow[and-cuda]")'
         ) from err
     return tf.compat.v1
 
@@ -100,7 +106,12 @@ class TFSeparationModel:
         tf = import_tensorflow()
         if gpu_memory_growth:
             enable_gpu_memory_growth()
-        config = tf.ConfigProto(allow_soft_placement=True)
+        cores = available_cores()  # TensorFlow would count the machine's, not this process's
+        config = tf.ConfigProto(
+            allow_soft_placement=True,
+            intra_op_parallelism_threads=cores,
+            inter_op_parallelism_threads=cores,
+        )
         config.gpu_options.allow_growth = gpu_memory_growth
         self.graph = tf.Graph()
         self.session = tf.Session(graph=self.graph, config=config)

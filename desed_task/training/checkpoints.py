@@ -8,10 +8,13 @@ as a plain dict.
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 from pathlib import Path
+from typing import Any
 
 import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from torch import nn
 
 from desed_task.config import SCHEMA, ConfigError, validate_config
@@ -19,6 +22,7 @@ from desed_task.config import SCHEMA, ConfigError, validate_config
 log = logging.getLogger(__name__)
 
 NETWORK_PREFIXES = ("sed_student.", "sed_teacher.")
+ENSEMBLE_PREFIX = "sed_student.multisrc_model."  # only SSEP + SED (fine-tuned) checkpoints
 
 
 class CheckpointError(RuntimeError):
@@ -31,6 +35,28 @@ class _AttributeDict(dict):
 
     def __new__(cls, *args, **kwargs):
         return {}
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, made atomic on local disks: each checkpoint is written to
+    a hidden file beside its final name, then renamed. A run killed while saving keeps its
+    previous `last.ckpt` whole (Lightning writes through a temporary file in /tmp, which is
+    copied, not renamed, when /tmp is another file system, and left there by a kill)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
+        if "://" in str(path) or storage_options is not None:
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.saving")
+        try:
+            with open(partial, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
 
 
 def _lightning1_globals() -> list:
@@ -51,7 +77,12 @@ def load_checkpoint(path: str | Path) -> dict:
     except pickle.UnpicklingError:
         pass
     except (RuntimeError, EOFError, OSError) as err:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({err})") from err
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint ({reason}); the file is truncated (a run killed "
+            f"while saving it) or not a checkpoint - use another one, e.g. the run's "
+            f"checkpoints/best-*.ckpt"
+        ) from err
     try:
         with torch.serialization.safe_globals(_lightning1_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
@@ -88,6 +119,7 @@ def load_network_weights(module: nn.Module, checkpoint: dict, path: str | Path) 
     selected = {k: v for k, v in state.items() if k in wanted}
     missing = sorted(k for k in wanted if k not in selected and not k.startswith("scaler."))
     if missing:
+        _refuse_other_script(state, own, path)
         raise CheckpointError(
             f"{path}: the checkpoint's network does not match the config's `net:` section "
             f"(missing {len(missing)} weights, e.g. {missing[:3]}); use the config the "
@@ -102,3 +134,20 @@ def load_network_weights(module: nn.Module, checkpoint: dict, path: str | Path) 
             f"expects {tuple(own[k].shape)}; use the config the checkpoint was trained with"
         )
     module.load_state_dict(selected, strict=False)
+
+
+def _refuse_other_script(state: dict, own: dict, path: str | Path) -> None:
+    """Name the script a checkpoint belongs to when it is given to the other one."""
+    theirs, ours = (any(k.startswith(ENSEMBLE_PREFIX) for k in d) for d in (state, own))
+    if theirs and not ours:
+        raise CheckpointError(
+            f"{path}: a finetune_on_separated.py (SSEP + SED) checkpoint, not a train_sed.py one: "
+            f"use it with finetune_on_separated.py (e.g. python finetune_on_separated.py "
+            f"--test_from_checkpoint {path})"
+        )
+    if ours and not theirs:
+        raise CheckpointError(
+            f"{path}: a train_sed.py checkpoint, not a fine-tuned SSEP + SED one: test it with "
+            f"python train_sed.py --test_from_checkpoint {path}, or fine-tune it by giving it as "
+            f"training.sed_checkpoint"
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +26,7 @@ from desed_task.training.checkpoints import (
     load_network_weights,
 )
 from desed_task.training.mean_teacher import MeanTeacher
-from desed_task.training.trainer import build_trainer
+from desed_task.training.trainer import build_trainer, parse_gpus
 
 log = logging.getLogger("desed_task")
 
@@ -80,6 +81,7 @@ def run(
     """Train then test, or only test / evaluate a checkpoint. Returns the test results."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = load_config(args.conf_file)
+    parse_gpus(args.gpus)  # a bad --gpus is refused before any work
     checkpoint = None
     from_checkpoint = args.test_from_checkpoint or args.eval_from_checkpoint
     if from_checkpoint:
@@ -87,13 +89,11 @@ def run(
         config = merge_for_test(config_from_checkpoint(checkpoint, from_checkpoint), config)
     log_dir = Path(args.log_dir or config.get("demo", {}).get("log_dir") or default_log_dir)
     mode = "eval" if args.eval_from_checkpoint else "test" if args.test_from_checkpoint else "fit"
+    resume = load_checkpoint(args.resume_from_checkpoint) if mode == "fit" and args.resume_from_checkpoint else None
     L.seed_everything(int(config["training"]["seed"]), workers=True)
 
-    ensure_demo_data(config)
+    # the network first: a checkpoint that does not fit it is refused before any data is made
     encoder = ManyHotEncoder(**default_encoder_kwargs(config))
-    datamodule = DESEDDataModule(config, encoder, mode=mode, separated_sources=separated_sources)
-    datamodule.check_sources()
-
     module = MeanTeacher(
         config,
         build_student(config, checkpoint),
@@ -103,6 +103,18 @@ def run(
     )
     if checkpoint is not None:
         load_network_weights(module, checkpoint, from_checkpoint)
+    if resume is not None:
+        check_resumable(module, resume, args.resume_from_checkpoint)
+        del resume
+
+    ensure_demo_data(config)
+    datamodule = DESEDDataModule(config, encoder, mode=mode, separated_sources=separated_sources)
+    datamodule.check_sources()
+    # read and check every table and audio header now: a bad input stops the run here, before
+    # the trainer makes its version_N folder (Lightning calls both again: they do nothing then)
+    if _is_main_process():
+        datamodule.prepare_data()
+    datamodule.setup(mode)
     trainer = build_trainer(
         config,
         log_dir,
@@ -111,18 +123,46 @@ def run(
         num_nodes=args.num_nodes,
         fast_dev_run=args.fast_dev_run,
     )
-    if mode == "fit":
-        trainer.fit(module, datamodule, ckpt_path=args.resume_from_checkpoint)
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        if best and not args.fast_dev_run:
-            log.info("testing the best checkpoint %s", best)
-            load_network_weights(module, load_checkpoint(best), best)
-            if trainer.is_global_zero:
-                link = log_dir / "best.ckpt"  # a stable name for finetune_on_separated.py
-                link.unlink(missing_ok=True)
-                link.symlink_to(Path(best).resolve())
-    trainer.test(module, datamodule)
+    try:
+        if mode == "fit":
+            trainer.fit(module, datamodule, ckpt_path=args.resume_from_checkpoint)
+            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            if best and not args.fast_dev_run:
+                log.info("testing the best checkpoint %s", best)
+                load_network_weights(module, load_checkpoint(best), best)
+                if trainer.is_global_zero:
+                    link = log_dir / "best.ckpt"  # a stable name for finetune_on_separated.py
+                    link.unlink(missing_ok=True)
+                    link.symlink_to(Path(best).resolve())
+        trainer.test(module, datamodule, verbose=False)  # our table is printed; not Lightning's
+    except USER_ERRORS:
+        remove_unused_version_dir(trainer)
+        raise
+    output_dir = module.output_dir  # a collective under DDP: every process asks
+    if trainer.is_global_zero:
+        print(f"results written to {output_dir}", flush=True)
     return module.test_results
+
+
+def check_resumable(module: nn.Module, checkpoint: dict, path: str) -> None:
+    """Refuse, before any training, a --resume_from_checkpoint file that is not of a training
+    run or of another network (an unreadable one was refused by `load_checkpoint`)."""
+    if "optimizer_states" not in checkpoint:
+        raise CheckpointError(
+            f"{path}: not a checkpoint of a training run (no optimizer state) - resume from "
+            f"LOG_DIR/version_N/checkpoints/last.ckpt, or test it with --test_from_checkpoint"
+        )
+    load_network_weights(module, checkpoint, path)
+
+
+def remove_unused_version_dir(trainer: L.Trainer) -> None:
+    """Delete the logger's version_N folder of a run that stopped on a user error before it
+    saved anything (it holds only an empty event file and hparams.yaml)."""
+    log_dir = trainer.log_dir
+    if not trainer.is_global_zero or not log_dir or not Path(log_dir).is_dir():
+        return
+    if not any(p.is_dir() for p in Path(log_dir).iterdir()):  # no checkpoints/, no metrics_*/
+        shutil.rmtree(log_dir, ignore_errors=True)
 
 
 def main(

@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import random
 import sys
 import types
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
+
+from desed_task.config import ConfigError
+from desed_task.threads import set_cpu_threads
+from desed_task.training.checkpoints import AtomicCheckpointIO
+
+log = logging.getLogger(__name__)
+
+LIGHTNING_NOISE = (
+    "💡 Tip:",  # adverts for Lightning's cloud services
+    "GPU available: False",  # said on every CPU run; "GPU available: True" is kept
+    "TPU available:",
+    "HPU available:",
+    "Loading `train_dataloader` to estimate number of stepping batches.",
+)
 
 
 def _keep_tensorflow_out() -> None:
@@ -28,25 +45,84 @@ def parse_gpus(gpus: str | None) -> tuple[str, int | list[int]]:
     if gpus is None or gpus == "auto":
         return ("gpu", 1) if torch.cuda.is_available() else ("cpu", 1)
     text = gpus.strip()
+    parts = [i.strip() for i in text.split(",") if i.strip()]
+    if not parts or not all(i.isdigit() for i in parts):
+        raise ConfigError(f"--gpus {gpus}: give 0 (CPU), a GPU count N, or GPU indices i,j")
     if "," in text:
-        devices = [int(i) for i in text.split(",") if i.strip()]
-        return "gpu", devices
+        return "gpu", [int(i) for i in parts]
     count = int(text)
     if count == 0:
         return "cpu", 1
     if not torch.cuda.is_available():
-        raise SystemExit(f"--gpus {gpus}: no CUDA GPU is visible; use --gpus 0 to run on the CPU")
+        raise ConfigError(f"--gpus {gpus}: no CUDA GPU is visible; use --gpus 0 to run on the CPU")
     return "gpu", count
 
 
-def set_cpu_threads(processes: int, loader_workers: int) -> int:
-    """Intra-op threads for CPU training: the cores left after the DDP processes and their
-    data loaders. More threads than free cores makes the GRU's many small per-frame ops wait
-    on descheduled threads (seen: 250x slower on 2 busy cores)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    threads = max(1, cores // max(processes, 1) - loader_workers)
-    torch.set_num_threads(threads)
-    return threads
+class _DropLightningNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(LIGHTNING_NOISE)
+
+
+def quiet_lightning() -> None:
+    """Drop Lightning's adverts and CPU-run platform lines from its log (idempotent)."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropLightningNoise) for f in logger.filters):
+            logger.addFilter(_DropLightningNoise())
+
+
+def random_states() -> dict:
+    """The global generators' states (Python, numpy, torch CPU and CUDA) in types that
+    `torch.load(weights_only=True)` reads back."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, python_gauss = random.getstate()
+    states = {
+        "python": [version, list(internal), python_gauss],
+        "numpy": [name, keys.tolist(), pos, has_gauss, gauss],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_random_states(states: dict) -> None:
+    """Restore what `random_states` returned."""
+    version, internal, python_gauss = states["python"]
+    random.setstate((version, tuple(internal), python_gauss))
+    name, keys, pos, has_gauss, gauss = states["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class RandomStateCheckpoint(Callback):
+    """Keeps the random generators' states in every checkpoint and restores them on resume, so
+    that a run resumed from `last.ckpt` draws the same mixup and dropout as an uninterrupted
+    one (Lightning restores the weights, optimizer and loops, not these)."""
+
+    def state_dict(self) -> dict:
+        return random_states()
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if state_dict:
+            set_random_states(state_dict)
+
+
+class ResumableModelCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint that keeps the best score of the run it resumes: Lightning forgets it
+    when the checkpoint folder changes (a resumed run logs to a new version_N), so the first
+    validation after a resume would become the "best" whatever its score. The previous best
+    file stays the one to beat (and is replaced as usual when beaten)."""
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        best, score = state_dict.get("best_model_path"), state_dict.get("best_model_score")
+        if self.best_model_score is None and score is not None and best and Path(best).is_file():
+            self.best_model_score, self.best_model_path = score, best
+            self.best_k_models = {best: score}
+            self.kth_best_model_path, self.kth_value = best, score
 
 
 def build_trainer(
@@ -65,7 +141,8 @@ def build_trainer(
     if accelerator == "cpu":
         devices = cpu_processes
         workers = min(int(training.get("num_workers", 0) or 0), os.cpu_count() or 1)
-        set_cpu_threads(cpu_processes * num_nodes, workers)
+        threads = set_cpu_threads(cpu_processes, workers)  # processes of this node
+        log.info("CPU: %d torch thread(s) per process, %d loader worker(s)", threads, workers)
     n_processes = (len(devices) if isinstance(devices, list) else devices) * num_nodes
     strategy = "auto"
     if n_processes > 1:
@@ -73,14 +150,16 @@ def build_trainer(
         strategy = "ddp" if backend in ("ddp", "dp") else backend
     log_dir = Path(log_dir)
     _keep_tensorflow_out()
+    quiet_lightning()
     logger = TensorBoardLogger(save_dir=str(log_dir.parent), name=log_dir.name)
     callbacks = [
-        ModelCheckpoint(monitor="val/obj_metric", mode="max", save_top_k=1, filename="best-{epoch}-{step}"),
+        ResumableModelCheckpoint(monitor="val/obj_metric", mode="max", save_top_k=1, filename="best-{epoch}-{step}"),
         # Lightning 2.6 refreshes `save_last` only when the best improves: a separate callback
         # keeps checkpoints/last.ckpt at the latest epoch, for --resume_from_checkpoint
         ModelCheckpoint(save_top_k=1, filename="last", enable_version_counter=False),
         EarlyStopping(monitor="val/obj_metric", patience=training["early_stop_patience"], mode="max"),
         TQDMProgressBar(refresh_rate=10),
+        RandomStateCheckpoint(),
     ]
     clip = float(training.get("gradient_clip") or 0.0)
     return L.Trainer(
@@ -98,6 +177,7 @@ def build_trainer(
         precision=training.get("precision") or "32-true",
         logger=logger,
         callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
         default_root_dir=str(log_dir),
         fast_dev_run=fast_dev_run,
         use_distributed_sampler=False,
