@@ -146,7 +146,7 @@ def _checkpoint_of(student, config: dict, path: Path) -> Path:
 def test_a_checkpoint_given_to_the_other_script_names_its_script(tmp_path, capsys):
     config = no_data_config(tmp_path)
     conf = write_config(config, tmp_path / "tiny.yaml")
-    ssep = _checkpoint_of(ensemble_of(CRNN(**config["net"])), config, tmp_path / "ssep.ckpt")
+    ssep = _checkpoint_of(ensemble_of(CRNN(**config["net"]), config["training"]), config, tmp_path / "ssep.ckpt")
     argv = ["--conf_file", str(conf), "--gpus", "0", "--log_dir", str(tmp_path / "exp")]
     exits_with_one_error_line(
         capsys, lambda: main("t", "x", "x", argv=[*argv, "--test_from_checkpoint", str(ssep)]),
