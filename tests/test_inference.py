@@ -240,7 +240,6 @@ def test_demo_checkpoint_on_a_long_recording_of_demo_clips(tmp_path):
 
 
 # ---------------------------------------------------------------------- train_sed.py eval mode
-@pytest.mark.slow
 def test_eval_from_checkpoint_scores_clips_at_their_own_length(tiny_checkpoint, tmp_path):
     eval_folder = tmp_path / "eval"
     seven = write_wav(eval_folder / "seven.wav", seconds=7.0, seed=1)
