@@ -49,3 +49,21 @@ def test_onnx_matches_pytorch_on_10_s_and_3_7_s(checkpoint, tmp_path, capsys):
         assert strong.shape == tuple(expected_strong.shape) == (batch, 10, (1 + len(audio[0]) // 256) // 4)
         assert np.abs(strong - expected_strong.numpy()).max() < 1e-4
         assert np.abs(weak - expected_weak.numpy()).max() < 1e-4
+
+
+def test_inference_cli_with_onnx_runtime_gives_the_pytorch_scores(checkpoint, tmp_path, capsys):
+    from conftest import write_wav
+
+    from desed_task.inference.cli import main as inference_main
+
+    onnx_path = tmp_path / "model.onnx"
+    export_main(["--checkpoint", str(checkpoint), "--onnx", str(onnx_path)])
+    clip = write_wav(tmp_path / "in" / "clip.wav", seconds=23.0, fs=22050, channels=2)
+    tables = {}
+    for backend, extra in (("torch", []), ("onnx", ["--onnx", str(onnx_path)])):
+        with pytest.raises(SystemExit) as exit_info:
+            inference_main(["--checkpoint", str(checkpoint), "--gpus", "0", "--out_dir", str(tmp_path / backend), *extra, str(clip)])
+        assert exit_info.value.code == 0
+        tables[backend] = np.loadtxt(tmp_path / backend / "scores" / "clip.tsv", skiprows=1)
+    assert tables["onnx"].shape == tables["torch"].shape == (359, 12)
+    assert np.abs(tables["onnx"] - tables["torch"]).max() < 1e-4

@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch_size", type=int, default=8, help="windows per forward pass (default: %(default)s)")
     parser.add_argument("--gpus", default=None, help='"0": CPU; "N" or "i,j": the first GPU named; default: a GPU when CUDA is available')
     parser.add_argument("--plot", action="store_true", help="also write plots/<name>.png (log-mel, scores, events)")
+    parser.add_argument("--onnx", metavar="FILE", help="run the network with ONNX Runtime from this export of the checkpoint (python -m desed_task.export); CPU only")
     return parser
 
 
@@ -82,8 +83,12 @@ def run(args: argparse.Namespace) -> int:
     inputs = list_audio_files(args.paths)
     detector = SoundEventDetector.from_checkpoint(
         args.checkpoint, model=args.model, window=args.window, hop=args.hop,
-        batch_size=args.batch_size, device=resolve_device(args.gpus),
+        batch_size=args.batch_size, device=torch.device("cpu") if args.onnx else resolve_device(args.gpus),
     )
+    if args.onnx:
+        from desed_task.inference.onnx_runtime import OnnxPipeline
+
+        detector.pipeline = OnnxPipeline(args.onnx, detector.pipeline)
     names = detector.class_names
     thresholds = read_class_values(args.thresholds, names, float, "threshold") if args.thresholds else args.threshold
     windows = (
