@@ -259,3 +259,20 @@ def test_eval_from_checkpoint_scores_clips_at_their_own_length(tiny_checkpoint, 
             expected = detector.pipeline(torch.from_numpy(audio)[None])[0][0].numpy()
         assert table.shape[0] == n_frames == expected.shape[1]
         np.testing.assert_allclose(table.iloc[:, 2:].to_numpy().T, expected, atol=1e-5)
+
+
+def test_an_official_2021_checkpoint_scores_a_recording(tmp_path):
+    from test_checkpoints import official_2021_checkpoint
+
+    from desed_task.config import load_config
+
+    config = load_config(REPO / "confs" / "sed.yaml")
+    torch.manual_seed(0)
+    network = CRNN(**config["net"]).eval()
+    path = official_2021_checkpoint(tmp_path / "epoch=178-step=21121.ckpt", network.state_dict(), config)
+    detector = SoundEventDetector.from_checkpoint(path, model="student")
+    audio = 0.1 * torch.randn(160000)
+    with torch.no_grad():
+        expected = network(detector.pipeline.scaler(detector.pipeline.log_mel(audio[None])))[0][0].numpy()
+    np.testing.assert_allclose(detector.scores(audio.numpy(), 16000), expected, atol=1e-6)
+    assert detector.class_names[0] == "Alarm_bell_ringing" and detector.median_window == 7

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+TICK_STEPS = (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)  # seconds between ticks
+
 
 def _time_formatter(duration: float):
     from matplotlib.ticker import FuncFormatter
@@ -79,6 +81,10 @@ def plot_detection(
     bars.set_ylim(n_classes - 0.5, -0.5)
     bars.grid(axis="x", color="0.85", lw=0.5)
     bars.set_xlim(0, end)
+    from matplotlib.ticker import MultipleLocator
+
+    step = next((s for s in TICK_STEPS if end / s <= 12), TICK_STEPS[-1] * np.ceil(end / TICK_STEPS[-1] / 12))
+    bars.xaxis.set_major_locator(MultipleLocator(step))
     bars.xaxis.set_major_formatter(_time_formatter(end))
     bars.set_xlabel("time (m:ss)" if long_recording else "time (s)")
     bars.set_ylabel("events")
