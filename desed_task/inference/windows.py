@@ -61,12 +61,13 @@ class LongFormScorer:
         self.window = None if window is None else max(int(window), self.min_samples)
         if self.window is not None:
             hop = self.window if hop is None else int(hop)
-            hop_frames = max(1, round(hop / self.frame_samples))
-            if hop_frames > self.n_frames(self.window):
+            if hop > self.window:
                 raise ValueError(
                     f"window hop {hop} samples is longer than the window ({self.window} samples): "
                     "frames between windows would get no score"
                 )
+            # whole frames, and no more than a window's frames so that no frame is left unscored
+            hop_frames = min(max(1, round(hop / self.frame_samples)), self.n_frames(self.window))
             self.hop = hop_frames * self.frame_samples
         else:
             self.hop = None
