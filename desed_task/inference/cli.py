@@ -80,6 +80,8 @@ class LogMelCollector:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not 0 < args.hop <= args.window:
+        raise ValueError(f"--hop {args.hop:g} must be in (0, --window {args.window:g}] seconds, or some frames get no score")
     inputs = list_audio_files(args.paths)
     detector = SoundEventDetector.from_checkpoint(
         args.checkpoint, model=args.model, window=args.window, hop=args.hop,
