@@ -67,3 +67,16 @@ def test_inference_cli_with_onnx_runtime_gives_the_pytorch_scores(checkpoint, tm
         tables[backend] = np.loadtxt(tmp_path / backend / "scores" / "clip.tsv", skiprows=1)
     assert tables["onnx"].shape == tables["torch"].shape == (359, 12)
     assert np.abs(tables["onnx"] - tables["torch"]).max() < 1e-4
+
+
+def test_torchscript_export_matches_pytorch(checkpoint, tmp_path):
+    path = tmp_path / "model.pt"
+    export_main(["--checkpoint", str(checkpoint), "--torchscript", str(path)])
+    extra = {"metadata.json": ""}
+    traced = torch.jit.load(str(path), _extra_files=extra)
+    assert json.loads(extra["metadata.json"])["sample_rate"] == "16000"
+    detector = SoundEventDetector.from_checkpoint(checkpoint)
+    audio = 0.1 * torch.randn(2, 59200)
+    with torch.no_grad():
+        for got, expected in zip(traced(audio), detector.pipeline(audio)):
+            assert got.shape == expected.shape and (got - expected).abs().max() < 1e-4

@@ -1,4 +1,5 @@
-"""``python -m desed_task.export``: a checkpoint to an ONNX model with its features inside."""
+"""``python -m desed_task.export``: a checkpoint to an ONNX (or TorchScript) model with its features
+inside."""
 
 from __future__ import annotations
 
@@ -19,19 +20,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--checkpoint", required=True, help="a train_sed.py checkpoint or an official 2021 one")
     parser.add_argument("--model", choices=("teacher", "student"), default="teacher", help="which network (default: %(default)s)")
-    parser.add_argument("--onnx", required=True, metavar="FILE", help="the .onnx file to write")
+    parser.add_argument("--onnx", metavar="FILE", help="the .onnx file to write")
+    parser.add_argument("--torchscript", metavar="FILE", help="also (or instead) a traced TorchScript file (.pt)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not (args.onnx or args.torchscript):
+        parser.error("give --onnx FILE and/or --torchscript FILE")
     try:
-        import onnx  # noqa: F401
+        if args.onnx:
+            import onnx  # noqa: F401
     except ImportError:
         print("error: the onnx package is missing; pip install 'desed_task[export]' (onnx, onnxruntime, onnxscript)", file=sys.stderr)
         raise SystemExit(2) from None
-    from desed_task.export.onnx import export_onnx
+    from desed_task.export.onnx import export_onnx, export_torchscript, model_metadata
     from desed_task.inference.detector import SoundEventDetector
 
     try:
@@ -39,9 +45,11 @@ def main(argv: list[str] | None = None) -> None:
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
-    path = export_onnx(
-        detector.pipeline, args.onnx, detector.class_names, detector.sample_rate,
-        detector.hop_length, detector.net_pooling,
-        {"checkpoint": Path(args.checkpoint).name, "model": args.model},
-    )
-    print(json.dumps({"onnx": str(path), "classes": len(detector.class_names), "frame_step": detector.frame_step}))
+    extra = {"checkpoint": Path(args.checkpoint).name, "model": args.model}
+    facts = (detector.class_names, detector.sample_rate, detector.hop_length, detector.net_pooling)
+    written = {}
+    if args.onnx:
+        written["onnx"] = str(export_onnx(detector.pipeline, args.onnx, *facts, extra))
+    if args.torchscript:
+        written["torchscript"] = str(export_torchscript(detector.pipeline, args.torchscript, model_metadata(*facts, extra)))
+    print(json.dumps({**written, "classes": len(detector.class_names), "frame_step": detector.frame_step}))

@@ -1,4 +1,5 @@
-"""ONNX export of a SED model with its features inside: 16 kHz mono audio in, scores out.
+"""ONNX (and TorchScript) export of a SED model with its features inside: 16 kHz mono audio in,
+scores out.
 
 The graph takes ``audio`` float32 (batch, samples) and returns ``strong`` (batch, classes, frames)
 and ``weak`` (batch, classes); mel spectrogram, dB, scaler and network are all inside, so a
@@ -69,6 +70,35 @@ class ExportPipeline(nn.Module):
         return self.network(self.scaler(db))
 
 
+def model_metadata(
+    class_names: Sequence[str], sample_rate: int, hop_length: int, net_pooling: int, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    """What a deployment needs to read the outputs, as strings."""
+    return {
+        "class_names": json.dumps(list(class_names)),
+        "sample_rate": str(int(sample_rate)),
+        "frame_step": repr(hop_length * net_pooling / sample_rate),
+        "hop_length": str(int(hop_length)),
+        "net_pooling": str(int(net_pooling)),
+        "input": "audio: float32 (batch, samples), mono at sample_rate Hz, at least n_fft / 2 + 1 samples",
+        "outputs": "strong: (batch, classes, frames) frame probabilities, frame i covers [i, i + 1) * frame_step s; weak: (batch, classes)",
+        **(extra or {}),
+    }
+
+
+def export_torchscript(pipeline: nn.Module, path: str | Path, metadata: dict[str, str]) -> Path:
+    """Write a traced TorchScript module of ``pipeline`` (same input and outputs as the ONNX
+    graph; dynamic batch and length); ``metadata`` goes in the archive's ``metadata.json``
+    (``torch.jit.load(path, _extra_files={"metadata.json": ""})``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(ExportPipeline(pipeline).eval(), torch.zeros(1, 10 * int(metadata["sample_rate"])), check_trace=False)
+        torch.jit.save(traced, str(path), _extra_files={"metadata.json": json.dumps(metadata)})
+    return path
+
+
 def export_onnx(
     pipeline: nn.Module,
     path: str | Path,
@@ -111,16 +141,6 @@ def export_onnx(
             dynamo=False,
         )
     model = onnx.load(str(path))
-    metadata = {
-        "class_names": json.dumps(list(class_names)),
-        "sample_rate": str(int(sample_rate)),
-        "frame_step": repr(hop_length * net_pooling / sample_rate),
-        "hop_length": str(int(hop_length)),
-        "net_pooling": str(int(net_pooling)),
-        "input": "audio: float32 (batch, samples), mono at sample_rate Hz, at least n_fft / 2 + 1 samples",
-        "outputs": "strong: (batch, classes, frames) frame probabilities, frame i covers [i, i + 1) * frame_step s; weak: (batch, classes)",
-        **(extra_metadata or {}),
-    }
-    onnx.helper.set_model_props(model, metadata)
+    onnx.helper.set_model_props(model, model_metadata(class_names, sample_rate, hop_length, net_pooling, extra_metadata))
     onnx.save(model, str(path))
     return path
