@@ -140,7 +140,8 @@ class DESEDDataModule(L.LightningDataModule):
         sources = self.data.get(f"{name}_folder_sep") if self.separated_sources else None
         return {
             "sample_rate": int(self.data["fs"]),
-            "clip_seconds": float(self.data["audio_max_len"]),
+            # 2021 read the evaluation set unpadded (pad_to=None) and scored each clip whole
+            "clip_seconds": None if name == "eval" else float(self.data["audio_max_len"]),
             "sources_folder": sources,
             "check_audio": bool(self.data.get("check_audio", True)),
         }
@@ -245,7 +246,7 @@ class DESEDDataModule(L.LightningDataModule):
     def _workers(self) -> int:
         return min(int(self.training.get("num_workers", 0) or 0), available_cores())
 
-    def _eval_loader(self, dataset: Dataset) -> DataLoader:
+    def _eval_loader(self, dataset: Dataset, batch_size: int | None = None) -> DataLoader:
         sampler = None
         if self.trainer is not None and self.trainer.world_size > 1:
             # duplicates padded in by the sampler are dropped when scores are gathered by name
@@ -253,7 +254,7 @@ class DESEDDataModule(L.LightningDataModule):
         workers = self._workers()
         return DataLoader(
             dataset,
-            batch_size=int(self.training["batch_size_val"]),
+            batch_size=batch_size or int(self.training["batch_size_val"]),
             sampler=sampler,
             shuffle=False,
             num_workers=workers,
@@ -285,7 +286,8 @@ class DESEDDataModule(L.LightningDataModule):
         return self._eval_loader(self.val_set)
 
     def test_dataloader(self) -> DataLoader:
-        return self._eval_loader(self.test_set)
+        # evaluation clips have their own lengths: one per batch, as in 2021
+        return self._eval_loader(self.test_set, 1 if self.mode == "eval" else None)
 
 
 def default_encoder_kwargs(config: dict) -> dict:

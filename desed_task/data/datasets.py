@@ -39,7 +39,8 @@ class EmptySetError(RuntimeError):
 
 
 class ClipSet(Dataset):
-    """Clips of one folder, read at `sample_rate`, padded or cropped to `clip_seconds`.
+    """Clips of one folder, read at `sample_rate`, padded or cropped to `clip_seconds` (None:
+    at their own length).
 
     Clips listed but absent from the folder are dropped and kept in `missing`; with
     `check_audio`, clips whose header cannot be read are dropped into `unreadable`, clips not
@@ -60,7 +61,7 @@ class ClipSet(Dataset):
         n_frames: int,
         *,
         sample_rate: int = 16000,
-        clip_seconds: float = 10.0,
+        clip_seconds: float | None = 10.0,
         sources_folder: str | Path | None = None,
         check_audio: bool = False,
         shortest_seconds: Mapping[str, float] | None = None,
@@ -69,7 +70,8 @@ class ClipSet(Dataset):
         self.folder = Path(folder)
         self.sources_folder = Path(sources_folder) if sources_folder else None
         self.sample_rate = sample_rate
-        self.target_len = int(round(clip_seconds * sample_rate))
+        # None: clips keep their own length (2021's evaluation set, one clip per batch)
+        self.target_len = None if clip_seconds is None else int(round(clip_seconds * sample_rate))
         self.n_classes = n_classes
         self.n_frames = n_frames
         if not self.folder.is_dir():

@@ -376,7 +376,29 @@ class MeanTeacher(L.LightningModule):
 
     # ------------------------------------------------------------------ test
     def test_step(self, batch: dict, batch_idx: int) -> None:
+        if self.evaluation and batch["audio"].dim() == 2:
+            self._score_full_length(batch)
+            return
         self._collect(batch, self._predict(batch), "eval" if self.evaluation else "test")
+
+    def _score_full_length(self, batch: dict) -> None:
+        """Evaluation clips at their own length (2021: unpadded, one clip per batch), through
+        the long-form path of the inference package in one window (one implementation of
+        "score a clip of any length"; clips under a second are padded and cut back)."""
+        from desed_task.inference.windows import LongFormScorer
+
+        feats = self.config["feats"]
+        for model_name in MODELS:
+            network = getattr(self, f"sed_{model_name}")
+            scorer = LongFormScorer(
+                lambda audio, network=network: self.detect(self.features(audio.to(self.device)), network)[0],
+                hop_length=int(feats["hop_length"]),
+                net_pooling=int(self.config["data"]["net_subsample"]),
+                window=None,
+                min_samples=int(feats["sample_rate"]),
+            )
+            for name, audio in zip(batch["filename"], batch["audio"]):
+                self._strong_scores[model_name][name] = scorer.score(audio)
 
     @property
     def output_dir(self) -> Path:
@@ -491,9 +513,14 @@ def write_predictions(
     from desed_task.evaluation.score_files import write_score_folders
 
     names = sorted(scores)
-    decoded = decode_scores(
-        np.stack([scores[n] for n in names]), names, class_names, [threshold], median_window, frame_step
-    )[threshold]
+    # evaluation clips keep their own lengths: decode clip by clip
+    decoded = pd.concat(
+        [
+            decode_scores(scores[n][None], [n], class_names, [threshold], median_window, frame_step)[threshold]
+            for n in names
+        ],
+        ignore_index=True,
+    )
     save_dir.mkdir(parents=True, exist_ok=True)
     decoded.to_csv(save_dir / f"predictions_th_{threshold:.2f}.tsv", sep="\t", index=False)
     filtered = {name: median_filter_scores(values, median_window) for name, values in scores.items()}

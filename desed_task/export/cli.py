@@ -1,0 +1,55 @@
+"""``python -m desed_task.export``: a checkpoint to an ONNX (or TorchScript) model with its features
+inside."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from desed_task.training.checkpoints import CheckpointError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m desed_task.export",
+        description="Export a SED checkpoint to ONNX: 16 kHz mono audio (batch, samples) in, "
+        "strong (batch, classes, frames) and weak (batch, classes) scores out.",
+    )
+    parser.add_argument("--checkpoint", required=True, help="a train_sed.py checkpoint or an official 2021 one")
+    parser.add_argument("--model", choices=("teacher", "student"), default="teacher", help="which network (default: %(default)s)")
+    parser.add_argument("--onnx", metavar="FILE", help="the .onnx file to write")
+    parser.add_argument("--torchscript", metavar="FILE", help="also (or instead) a traced TorchScript file (.pt)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not (args.onnx or args.torchscript):
+        parser.error("give --onnx FILE and/or --torchscript FILE")
+    try:
+        if args.onnx:
+            import onnx  # noqa: F401
+    except ImportError:
+        print("error: the onnx package is missing; pip install 'desed_task[export]' (onnx, onnxruntime, onnxscript)", file=sys.stderr)
+        raise SystemExit(2) from None
+    from desed_task.export.onnx import export_onnx, export_torchscript, model_metadata
+    from desed_task.inference.detector import SoundEventDetector
+
+    try:
+        detector = SoundEventDetector.from_checkpoint(args.checkpoint, model=args.model)
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    extra = {"checkpoint": Path(args.checkpoint).name, "model": args.model}
+    facts = (detector.class_names, detector.sample_rate, detector.hop_length, detector.net_pooling)
+    written = {}
+    if args.onnx:
+        written["onnx"] = str(export_onnx(detector.pipeline, args.onnx, *facts, extra))
+    if args.torchscript:
+        written["torchscript"] = str(export_torchscript(detector.pipeline, args.torchscript, model_metadata(*facts, extra)))
+    print(json.dumps({**written, "classes": len(detector.class_names), "frame_step": detector.frame_step}))

@@ -1,0 +1,148 @@
+"""``python -m desed_task.inference``: detect events in audio files of any rate, channels, length.
+
+Writes under --out_dir: ``events.tsv`` (filename, onset, offset, event_label), ``scores/<name>.tsv``
+(raw frame scores, sed_scores_eval layout) and with --plot ``plots/<name>.png``. The last stdout
+line is one JSON object. Exit status 0 when every file was scored, 2 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from desed_task.data.audio import AudioError
+from desed_task.inference.detector import MODELS, SoundEventDetector, resolve_device
+from desed_task.inference.outputs import EventsFile, write_score_table
+from desed_task.inference.reading import NoAudioFilesError, list_audio_files
+from desed_task.postprocessing import ClassValuesError, read_class_values
+from desed_task.training.checkpoints import CheckpointError
+
+log = logging.getLogger("desed_task.inference")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m desed_task.inference",
+        description="Detect sound events in recordings with a trained SED checkpoint.",
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (searched recursively)")
+    parser.add_argument("--checkpoint", required=True, help="a train_sed.py checkpoint or an official 2021 one")
+    parser.add_argument("--model", choices=MODELS, default="teacher", help="which network of the mean teacher (default: %(default)s)")
+    parser.add_argument("--out_dir", default="detections", help="output folder (default: %(default)s)")
+    parser.add_argument("--window", type=float, default=10.0, help="sliding window, seconds (default: %(default)s, the training clip length)")
+    parser.add_argument("--hop", type=float, default=5.0, help="window hop, seconds, rounded to whole output frames (default: %(default)s)")
+    threshold = parser.add_mutually_exclusive_group()
+    threshold.add_argument("--threshold", type=float, default=0.5, help="decision threshold for every class (default: %(default)s)")
+    threshold.add_argument("--thresholds", metavar="FILE", help="per-class thresholds: YAML 'class: value' or TSV event_label<TAB>value")
+    median = parser.add_mutually_exclusive_group()
+    median.add_argument("--median_window", type=int, default=None, help="median filter in frames for every class (default: the checkpoint's, 7 in 2021)")
+    median.add_argument("--median_windows", metavar="FILE", help="per-class median windows in frames (YAML or TSV)")
+    parser.add_argument("--batch_size", type=int, default=8, help="windows per forward pass (default: %(default)s)")
+    parser.add_argument("--gpus", default=None, help='"0": CPU; "N" or "i,j": the first GPU named; default: a GPU when CUDA is available')
+    parser.add_argument("--plot", action="store_true", help="also write plots/<name>.png (log-mel, scores, events)")
+    parser.add_argument("--onnx", metavar="FILE", help="run the network with ONNX Runtime from this export of the checkpoint (python -m desed_task.export); CPU only")
+    return parser
+
+
+class LogMelCollector:
+    """The log-mel of a recording at the output frame rate, filled window by window (--plot)."""
+
+    def __init__(self, detector: SoundEventDetector) -> None:
+        self.detector = detector
+        self.columns: dict[int, np.ndarray] = {}
+
+    def __call__(self, start: int, audio: np.ndarray) -> None:
+        pipeline, pool = self.detector.pipeline, self.detector.net_pooling
+        padded = audio if len(audio) > self.detector.scorer.min_samples else np.pad(audio, (0, self.detector.scorer.min_samples - len(audio)))
+        with torch.inference_mode():
+            db = pipeline.log_mel(torch.from_numpy(np.ascontiguousarray(padded))[None].to(self.detector.device))[0]
+        n = db.shape[-1] // pool
+        pooled = db[:, : n * pool].reshape(db.shape[0], n, pool).mean(-1).cpu().numpy()
+        first = start // self.detector.scorer.frame_samples
+        for i in range(n):
+            self.columns.setdefault(first + i, pooled[:, i])
+
+    def image(self, n_frames: int) -> np.ndarray:
+        n_mels = next(iter(self.columns.values())).shape[0]
+        image = np.full((n_mels, n_frames), np.nan, dtype=np.float32)
+        for i, column in self.columns.items():
+            if i < n_frames:
+                image[:, i] = column
+        return image
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 0 < args.hop <= args.window:
+        raise ValueError(f"--hop {args.hop:g} must be in (0, --window {args.window:g}] seconds, or some frames get no score")
+    inputs = list_audio_files(args.paths)
+    detector = SoundEventDetector.from_checkpoint(
+        args.checkpoint, model=args.model, window=args.window, hop=args.hop,
+        batch_size=args.batch_size, device=torch.device("cpu") if args.onnx else resolve_device(args.gpus),
+    )
+    if args.onnx:
+        from desed_task.inference.onnx_runtime import OnnxPipeline
+
+        detector.pipeline = OnnxPipeline(args.onnx, detector.pipeline)
+    names = detector.class_names
+    thresholds = read_class_values(args.thresholds, names, float, "threshold") if args.thresholds else args.threshold
+    windows = (
+        read_class_values(args.median_windows, names, int, "median window") if args.median_windows
+        else detector.median_window if args.median_window is None else args.median_window
+    )
+    out_dir = Path(args.out_dir)
+    events_file = EventsFile(out_dir / "events.tsv")
+    failed: list[str] = []
+    audio_seconds = 0.0
+    started = time.perf_counter()
+    for path, name in tqdm(inputs, desc="detect", unit="file", file=sys.stderr):
+        collector = LogMelCollector(detector) if args.plot else None
+        try:
+            scores, audio = detector.score_file(path, on_window=collector)
+        except AudioError as err:
+            tqdm.write(f"error: {err}", file=sys.stderr)
+            failed.append(str(path))
+            continue
+        audio_seconds += audio.duration
+        events = detector.events(scores, name.as_posix(), thresholds, windows, duration=audio.duration)
+        events_file.append(events)
+        write_score_table(scores, names, detector.frame_step, out_dir / "scores" / name.with_suffix(".tsv"))
+        if collector is not None:
+            from desed_task.inference.plots import plot_detection
+
+            plot_detection(
+                collector.image(scores.shape[1]), scores, events, names, detector.frame_step,
+                audio.duration, out_dir / "plots" / name.with_suffix(".png"),
+                title=f"{name.as_posix()} ({args.model}, {audio.duration:.1f} s)",
+                thresholds=list(np.broadcast_to(thresholds, (len(names),))),
+            )
+    seconds = time.perf_counter() - started
+    log.info("%d file(s) scored, %d failed; outputs in %s", len(inputs) - len(failed), len(failed), out_dir)
+    summary = {
+        "files": len(inputs) - len(failed),
+        "failed": len(failed),
+        "events": events_file.count,
+        "audio_seconds": round(audio_seconds, 3),
+        "seconds": round(seconds, 3),
+        "realtime_factor": round(audio_seconds / seconds, 1) if seconds > 0 else None,
+    }
+    print(json.dumps(summary), flush=True)
+    return 2 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        status = run(args)
+    except (CheckpointError, ClassValuesError, NoAudioFilesError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    raise SystemExit(status)

@@ -1,0 +1,239 @@
+"""`SoundEventDetector`: a trained model applied to recordings of any rate, channels and length.
+
+    detector = SoundEventDetector.from_checkpoint("exp/demo/best.ckpt")
+    scores = detector.scores(waveform, sample_rate)        # (n_classes, n_frames)
+    events = detector.events(scores, threshold=0.5)         # filename, onset, offset, event_label
+
+Features, scaler and network come from the checkpoint's config, so they are the ones the model
+was trained with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from desed_task.evaluation.decode import decode_scores, median_filter_scores
+from desed_task.features.mel import DB_CLAMP_MAX, DB_CLAMP_MIN, MelSpectrogram, amplitude_to_db
+from desed_task.inference.reading import AudioFile, resampled_chunks, to_mono
+from desed_task.inference.windows import LongFormScorer
+
+MODELS = ("teacher", "student")
+MIN_SECONDS = 1.0  # shorter audio is zero-padded to this, its scores cut back
+
+
+class SEDPipeline(nn.Module):
+    """Waveform -> frame and clip probabilities: mel, dB (amin 1e-5, clamp [-50, 80]), scaler,
+    network; the same operations as ``MeanTeacher.detect(MeanTeacher.features(audio))``.
+
+    Shapes:
+        audio: (batch, samples) at the model's rate -> strong (batch, n_classes, frames),
+        weak (batch, n_classes).
+    """
+
+    def __init__(self, mel: MelSpectrogram, scaler: nn.Module, network: nn.Module) -> None:
+        super().__init__()
+        self.mel = mel
+        self.scaler = scaler
+        self.network = network
+
+    def log_mel(self, audio: torch.Tensor) -> torch.Tensor:
+        """(batch, samples) -> (batch, n_mels, frames) clamped dB, before the scaler."""
+        return amplitude_to_db(self.mel(audio), amin=1e-5).clamp(DB_CLAMP_MIN, DB_CLAMP_MAX)
+
+    def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.network(self.scaler(self.log_mel(audio)))
+
+
+def resolve_device(gpus: str | None) -> torch.device:
+    """`--gpus` as train_sed.py reads it, for one process: "0" is the CPU, "N" or "i,j" the
+    first GPU named (inference uses one device), None a GPU when CUDA is available."""
+    if gpus is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(gpus).strip() in ("0", ""):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ValueError(f"--gpus {gpus}: CUDA is not available here; use --gpus 0 for the CPU")
+    if "," in str(gpus):
+        return torch.device(f"cuda:{int(str(gpus).split(',')[0])}")
+    return torch.device("cuda:0")
+
+
+class SoundEventDetector:
+    """A SED model ready to score recordings.
+
+    Args:
+        pipeline: waveform -> (strong, weak), see :class:`SEDPipeline`.
+        class_names: (n_classes,) in the network's output order.
+        sample_rate: the model's rate in Hz (16000).
+        hop_length: STFT hop in samples (256).
+        net_pooling: the network's time pooling (4).
+        window, hop: sliding windows in seconds (None: the whole recording in one pass).
+        batch_size: windows per forward pass.
+        device: where the network runs.
+        median_window: default median filter of :meth:`events`, in frames (the config's
+            ``training.median_window``).
+    """
+
+    def __init__(
+        self,
+        pipeline: nn.Module,
+        class_names: Sequence[str],
+        sample_rate: int = 16000,
+        hop_length: int = 256,
+        net_pooling: int = 4,
+        window: float | None = 10.0,
+        hop: float | None = 5.0,
+        batch_size: int = 8,
+        device: str | torch.device = "cpu",
+        median_window: int = 7,
+    ) -> None:
+        self.median_window = int(median_window)
+        self.device = torch.device(device)
+        self.pipeline = pipeline.eval().to(self.device)
+        self.class_names = list(class_names)
+        self.sample_rate = int(sample_rate)
+        self.hop_length = int(hop_length)
+        self.net_pooling = int(net_pooling)
+        self.scorer = LongFormScorer(
+            self._strong,
+            hop_length=self.hop_length,
+            net_pooling=self.net_pooling,
+            window=None if window is None else round(window * self.sample_rate),
+            hop=None if hop is None else round(hop * self.sample_rate),
+            min_samples=round(MIN_SECONDS * self.sample_rate),
+            batch_size=batch_size,
+        )
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, model: str = "teacher", **kwargs) -> SoundEventDetector:
+        """A detector from a checkpoint of train_sed.py (or an official 2021 one).
+
+        Args:
+            path: the ``.ckpt`` file.
+            model: "teacher" or "student".
+            kwargs: ``window``, ``hop``, ``batch_size``, ``device`` (see the class).
+
+        Raises:
+            CheckpointError: the file is not a usable checkpoint (the message says why).
+        """
+        from desed_task.training.checkpoints import (
+            config_from_checkpoint,
+            load_checkpoint,
+            load_network_weights,
+        )
+
+        checkpoint = load_checkpoint(path)
+        config = config_from_checkpoint(checkpoint, path)
+        return cls.from_config(config, model, load=lambda module: load_network_weights(module, checkpoint, path), **kwargs)
+
+    @classmethod
+    def from_config(
+        cls, config: dict, model: str = "teacher", load: Callable[[nn.Module], None] | None = None, **kwargs
+    ) -> SoundEventDetector:
+        """A detector built from a training config; ``load(module)`` fills the weights of the
+        training module (`MeanTeacher`) it builds (untrained weights without it)."""
+        from desed_task.data.datamodule import default_encoder_kwargs
+        from desed_task.data.label_encoder import ManyHotEncoder
+        from desed_task.nnet.CRNN import CRNN
+        from desed_task.training.mean_teacher import MeanTeacher
+
+        if model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+        encoder = ManyHotEncoder(**default_encoder_kwargs(config))
+        module = MeanTeacher(config, CRNN(**config["net"]), list(encoder.labels), encoder.frame_step)
+        if load is not None:
+            load(module)
+        pipeline = SEDPipeline(module.mel, module.scaler, getattr(module, f"sed_{model}"))
+        return cls(
+            pipeline,
+            list(encoder.labels),
+            sample_rate=int(config["feats"]["sample_rate"]),
+            hop_length=int(config["feats"]["hop_length"]),
+            net_pooling=int(config["data"]["net_subsample"]),
+            **{"median_window": int(config["training"]["median_window"]), **kwargs},
+        )
+
+    @property
+    def frame_step(self) -> float:
+        """Seconds per output frame (0.064 for the 2021 CRNN)."""
+        return self.hop_length * self.net_pooling / self.sample_rate
+
+    def _strong(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.pipeline(audio.to(self.device))[0]
+
+    # ------------------------------------------------------------------ scores
+    def scores(self, waveform: np.ndarray | torch.Tensor, sample_rate: int) -> np.ndarray:
+        """Frame scores of one recording held in memory.
+
+        Args:
+            waveform: (samples,) or (channels, samples) float audio.
+            sample_rate: its rate in Hz; resampled to the model's rate when different.
+
+        Returns:
+            (n_classes, n_frames) probabilities; frame i covers [i, i + 1) * frame_step s.
+        """
+        if isinstance(waveform, torch.Tensor):
+            waveform = waveform.detach().cpu().numpy()
+        waveform = np.asarray(waveform, dtype=np.float32)
+        if waveform.ndim == 2:
+            waveform = to_mono(waveform.T)
+        if waveform.ndim != 1 or waveform.size == 0:
+            raise ValueError(f"waveform must be (samples,) or (channels, samples) with samples > 0, got {waveform.shape}")
+        chunks = resampled_chunks([waveform], int(sample_rate), self.sample_rate)
+        return self.scorer.score_windows(self.scorer.windows(chunks))
+
+    def score_file(
+        self, path: str | Path, on_window: Callable[[int, np.ndarray], None] | None = None
+    ) -> tuple[np.ndarray, AudioFile]:
+        """Frame scores of an audio file, read in blocks (memory bounded for hours of audio).
+
+        Returns:
+            (n_classes, n_frames) probabilities and the opened file's facts (rate, duration).
+
+        Raises:
+            AudioError: unreadable or empty file.
+        """
+        audio = AudioFile(path, self.sample_rate)
+        return self.scorer.score_windows(self.scorer.windows(audio.chunks()), on_window), audio
+
+    # ------------------------------------------------------------------ events
+    def events(
+        self,
+        scores: np.ndarray,
+        filename: str = "",
+        threshold: float | Sequence[float] = 0.5,
+        median_window: int | Sequence[int] | None = None,
+        duration: float | None = None,
+    ) -> pd.DataFrame:
+        """Events of one recording's scores (2021 decoding: threshold then median filter).
+
+        Args:
+            scores: (n_classes, n_frames) from :meth:`scores` or :meth:`score_file`.
+            filename: written to the ``filename`` column.
+            threshold: one for all classes or (n_classes,) values.
+            median_window: frames, one for all classes or (n_classes,) values (None: the
+                model's config value, 7 in 2021).
+            duration: seconds; events are clipped to it when given.
+
+        Returns:
+            DataFrame with filename, onset, offset, event_label (seconds).
+        """
+        scores = np.asarray(scores)[None]
+        median_window = self.median_window if median_window is None else median_window
+        thresholds = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (scores.shape[1],))
+        durations = None if duration is None else np.array([duration])
+        if np.all(thresholds == thresholds[0]):
+            decoded = decode_scores(scores, [filename], self.class_names, [float(thresholds[0])], median_window, self.frame_step, durations)
+            table = next(iter(decoded.values()))
+        else:
+            # a median commutes with a threshold: filter the scores, then binarise per class
+            active = median_filter_scores(scores, median_window) > thresholds[None, :, None]
+            decoded = decode_scores(active.astype(np.float32), [filename], self.class_names, [0.5], 1, self.frame_step, durations)
+            table = decoded[0.5]
+        return table.sort_values(["onset", "event_label"], kind="stable").reset_index(drop=True)
