@@ -254,8 +254,8 @@ def test_the_test_set_is_every_clip_of_the_durations_table(tmp_path):
     from desed_task.data.tables import MetadataError
     from desed_task.training.mean_teacher import restrict_to_ground_truth
 
-    for name in ("a.wav", "b.wav", "c.wav"):
-        write_wav(tmp_path / "audio" / name, seconds=1.0, seed=len(name))
+    for name, seconds in zip(DURATIONS["filename"], DURATIONS["duration"]):
+        write_wav(tmp_path / "audio" / name, seconds=float(seconds), seed=len(name))
     DURATIONS.to_csv(tmp_path / "durations.tsv", sep="\t", index=False)
     encoder = ManyHotEncoder(list(DESED_CLASSES), audio_len=10, frame_len=2048, frame_hop=256, net_pooling=4, fs=16000)
 

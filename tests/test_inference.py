@@ -256,7 +256,7 @@ def test_eval_from_checkpoint_scores_clips_at_their_own_length(tiny_checkpoint, 
     run(args, "unused")
     detector = SoundEventDetector.from_checkpoint(tiny_checkpoint, window=None)
     for path, n_frames in ((seven, 109), (twelve, 187)):
-        table = pd.read_csv(tmp_path / "log/version_0/metrics_eval/teacher/scores" / f"{path.stem}.tsv", sep="\t")
+        table = pd.read_csv(tmp_path / "log/version_0/metrics_eval/teacher/scores/raw" / f"{path.stem}.tsv", sep="\t")
         audio, _ = sf.read(str(path), dtype="float32")
         with torch.no_grad():  # 2021: the network over the whole, unpadded clip
             expected = detector.pipeline(torch.from_numpy(audio)[None])[0][0].numpy()

@@ -141,11 +141,11 @@ def main(description: str, argv: list[str] | None = None) -> int:
     config = Dcase2021Config(**args)
     try:
         report = generate_dcase2021(config, sources=sources)
-    except (DownloadError, FileNotFoundError) as err:  # names the URL or path, and the reason
-        fix = "check the network (or --mirror)" if isinstance(err, DownloadError) else "check the paths given"
-        print(f"error: {err}; {fix}, then run the same command again: finished steps are kept", file=sys.stderr)
+    except DownloadError as err:  # names the URL and the reason
+        print(f"error: {err}; check the network (or --mirror), then run the same command again: "
+              "finished steps are kept", file=sys.stderr)
         return 2
-    except (Draw2021Error, DrawMismatch, ScaperError) as err:
+    except (FileNotFoundError, Draw2021Error, DrawMismatch, ScaperError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(format_report(config, report))
