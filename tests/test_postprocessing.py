@@ -189,3 +189,30 @@ def test_results_table_and_config_say_which_postprocessing(tmp_path):
     current["training"]["postprocessing"] = "pp.yaml"
     merged = merge_for_test(validate_config(config), validate_config(current))
     assert merged["training"]["postprocessing"] == "pp.yaml"  # a test-time setting
+
+
+@pytest.mark.slow
+def test_test_step_applies_the_file_and_a_wrong_one_stops_before_training(tmp_path, capsys):
+    from pipeline import tiny_config, write_config
+
+    from desed_task.data.classes import DESED_CLASSES
+    from desed_task.training.cli import ensure_demo_data, main
+
+    root = tmp_path / "demo"
+    pp = write_postprocessing(
+        PostProcessing("median", DESED_CLASSES, tuple(range(1, 20, 2)), objective="psds2"), tmp_path / "pp.yaml"
+    )
+    config = tiny_config(root, tmp_path / "exp", postprocessing=str(pp), n_epochs=1, max_steps_per_epoch=1)
+    ensure_demo_data(config)
+    conf = write_config(config, tmp_path / "tiny.yaml")
+    main("test", str(conf), "unused", argv=["--conf_file", str(conf), "--gpus", "0"])
+    summary = (tmp_path / "exp" / "version_0" / "metrics_test" / "summary.md").read_text()
+    assert "Post-processing: per-class median filter (tuned for psds2" in summary
+
+    write_postprocessing(PostProcessing("median", ("Speech", "Bird"), (7, 7)), pp)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        main("test", str(conf), "unused", argv=["--conf_file", str(conf), "--gpus", "0", "--log_dir", str(tmp_path / "x")])
+    assert stop.value.code == 2
+    assert "Bird are not classes of this model" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
