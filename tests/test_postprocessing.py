@@ -216,3 +216,14 @@ def test_test_step_applies_the_file_and_a_wrong_one_stops_before_training(tmp_pa
     assert stop.value.code == 2
     assert "Bird are not classes of this model" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_detect_events_decodes_each_class_with_its_window_and_threshold():
+    from desed_task.postprocessing.apply import detect_events
+
+    scores, classes, ground_truth, _ = known_window_case(n_clips=3)
+    events = detect_events(scores, classes, PostProcessing("median", tuple(classes), WINDOWS, (0.5, 0.5, 0.5)))
+    expected = ground_truth.sort_values(["filename", "onset"], ignore_index=True)
+    pd.testing.assert_frame_equal(events.sort_values(["filename", "onset"], ignore_index=True), expected,
+                                  check_dtype=False, atol=1e-9)
+    assert detect_events(scores, classes, PostProcessing("median", tuple(classes), WINDOWS, (0.85,) * 3)).empty
