@@ -24,7 +24,6 @@ found exactly by one count over the whole grid.
 from __future__ import annotations
 
 import inspect
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -41,7 +40,6 @@ from desed_task.evaluation.intersection_inputs import prepare_intersection_input
 from desed_task.evaluation.scenarios import PSDS_SCENARIOS
 from desed_task.postprocessing.settings import DEFAULT_THRESHOLD
 
-log = logging.getLogger(__name__)
 
 DEFAULT_WINDOWS = tuple(range(1, 32, 2))  # odd windows 1..31 frames (64 ms .. 2 s)
 DEFAULT_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2))  # 0.05 .. 0.95
@@ -189,7 +187,6 @@ def tune_median_psds(
                 if value > best + 1e-12:
                     current, best = trial, value
     bar.close()
-    log.info("%s on validation: %.4f with 7 frames, %.4f tuned", scenario, before, best)
     return MedianTuning(tuple(current), (DEFAULT_THRESHOLD,) * n_classes, before, best, evaluations)
 
 
@@ -308,7 +305,6 @@ def tune_median_f1(
         chosen.append(int(best[np.argmin(distance[best])]))
     by_class = f1.reshape(len(class_names), -1)
     before, after = _macro(by_class[:, preferred]), _macro(by_class[np.arange(len(chosen)), chosen])
-    log.info("f1 on validation: %.4f with 7 frames at 0.5, %.4f tuned", before, after)
     return MedianTuning(
         tuple(grid_windows[i // n_thresholds] for i in chosen),
         tuple(thresholds[i % n_thresholds] for i in chosen),

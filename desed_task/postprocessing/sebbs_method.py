@@ -22,7 +22,6 @@ thresholds for the f1 objective).
 from __future__ import annotations
 
 import itertools
-import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -44,7 +43,6 @@ from desed_task.postprocessing.settings import (
     PostProcessingError,
 )
 
-log = logging.getLogger(__name__)
 
 STEP_FILTER_LENGTHS = (0.32, 0.48, 0.64)  # seconds: the package's defaults
 MERGE_THRESHOLDS_ABS = (0.15, 0.2, 0.3)
