@@ -40,7 +40,6 @@ from desed_task.evaluation.intersection_inputs import prepare_intersection_input
 from desed_task.evaluation.scenarios import PSDS_SCENARIOS
 from desed_task.postprocessing.settings import DEFAULT_THRESHOLD
 
-
 DEFAULT_WINDOWS = tuple(range(1, 32, 2))  # odd windows 1..31 frames (64 ms .. 2 s)
 DEFAULT_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2))  # 0.05 .. 0.95
 WINDOW_2021 = 7

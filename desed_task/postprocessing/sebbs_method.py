@@ -43,7 +43,6 @@ from desed_task.postprocessing.settings import (
     PostProcessingError,
 )
 
-
 STEP_FILTER_LENGTHS = (0.32, 0.48, 0.64)  # seconds: the package's defaults
 MERGE_THRESHOLDS_ABS = (0.15, 0.2, 0.3)
 MERGE_THRESHOLDS_REL = (1.5, 2.0, 3.0)
