@@ -204,9 +204,10 @@ def merge_for_test(checkpoint_config: dict, current: dict) -> dict:
     ``training.postprocessing`` from the current config too."""
     merged = copy.deepcopy(checkpoint_config)
     merged["data"] = copy.deepcopy(current["data"])
-    merged["training"].pop("postprocessing", None)
-    if current["training"].get("postprocessing"):
-        merged["training"]["postprocessing"] = current["training"]["postprocessing"]
+    training = merged.setdefault("training", {})
+    training.pop("postprocessing", None)
+    if current.get("training", {}).get("postprocessing"):
+        training["postprocessing"] = current["training"]["postprocessing"]
     if "demo" in current:
         merged["demo"] = copy.deepcopy(current["demo"])
     return merged
