@@ -227,3 +227,14 @@ def test_detect_events_decodes_each_class_with_its_window_and_threshold():
     pd.testing.assert_frame_equal(events.sort_values(["filename", "onset"], ignore_index=True), expected,
                                   check_dtype=False, atol=1e-9)
     assert detect_events(scores, classes, PostProcessing("median", tuple(classes), WINDOWS, (0.85,) * 3)).empty
+
+
+def test_class_values_files_in_yaml_and_tsv(tmp_path):
+    from desed_task.postprocessing import ClassValuesError, read_class_values
+
+    (tmp_path / "w.tsv").write_text("event_label\twindow\nDog\t9\nSpeech\t7\n")
+    (tmp_path / "t.yaml").write_text("Speech: 0.4\nDog: 0.6\n")
+    assert read_class_values(tmp_path / "w.tsv", ["Speech", "Dog"], int, "median window") == [7, 9]
+    assert read_class_values(tmp_path / "t.yaml", ["Dog", "Speech"], float, "threshold") == [0.6, 0.4]
+    with pytest.raises(ClassValuesError, match=r"t.yaml: class\(es\) Dog are not classes of this model"):
+        read_class_values(tmp_path / "t.yaml", ["Speech", "Cat"], float, "threshold")
