@@ -50,6 +50,8 @@ SCHEMA: dict[str, dict[str, tuple[Any, bool]]] = {
         "max_steps_per_epoch": ((int, type(None)), False),
         "precision": ((str, int, type(None)), False),
         "num_nodes": (int, False),
+        # post-processing file of `python -m desed_task.postprocessing tune` (unset: 2021)
+        "postprocessing": (_OPT_STR, False),
         # SSEP + SED fine-tuning
         "sed_yaml": (_OPT_STR, False),
         "sed_checkpoint": (_OPT_STR, False),
@@ -257,9 +259,14 @@ def load_config(path: str | Path) -> dict:
 
 def merge_for_test(checkpoint_config: dict, current: dict) -> dict:
     """The 2021 rule for testing a checkpoint: network and training settings from the
-    checkpoint, data paths (and demo settings) from the current config."""
+    checkpoint, data paths (and demo settings) from the current config; the test-time
+    ``training.postprocessing`` from the current config too."""
     merged = copy.deepcopy(checkpoint_config)
     merged["data"] = copy.deepcopy(current["data"])
+    training = merged.setdefault("training", {})
+    training.pop("postprocessing", None)
+    if current.get("training", {}).get("postprocessing"):
+        training["postprocessing"] = current["training"]["postprocessing"]
     if "demo" in current:
         merged["demo"] = copy.deepcopy(current["demo"])
     return merged

@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--save_dir", help="where per-class tables and PSD-ROC plots are written")
     parser.add_argument("--reference", action="store_true",
                         help="exact PSDS (--scores) computed by sed_scores_eval instead of this package (slow)")
+    parser.add_argument(
+        "--postprocessing",
+        help="with --scores: a post-processing file of `python -m desed_task.postprocessing tune` "
+        "(per-class median windows and thresholds, or cSEBBs) instead of --median_window and 0.5",
+    )
     return parser
 
 
@@ -65,13 +70,26 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     durations = read_durations(args.durations)
     save_dir = Path(args.save_dir) if args.save_dir else None
     metrics: dict[str, float] = {}
+    if args.postprocessing and not args.scores:
+        raise EvaluationInputError("--postprocessing applies to frame scores: give --scores too")
     if args.scores:
         scores, class_names, frame_step = read_score_folder(args.scores, set(durations["filename"]))
-        metrics |= evaluate_scores(
-            scores, class_names, ground_truth, durations, args.n_thresholds, args.median_window,
-            frame_step, save_dir / "scores_evaluation" if save_dir else None, args.clip_to_durations,
-            reference=args.reference,
-        )
+        scores_dir = save_dir / "scores_evaluation" if save_dir else None
+        if args.postprocessing:
+            from desed_task.postprocessing import load_postprocessing
+            from desed_task.postprocessing.apply import evaluate_postprocessed
+
+            postprocessing = load_postprocessing(args.postprocessing, class_names)
+            print(f"post-processing: {postprocessing.describe()}")
+            metrics |= evaluate_postprocessed(
+                scores, class_names, ground_truth, durations, postprocessing, args.n_thresholds, frame_step, scores_dir,
+                clip_to_durations=args.clip_to_durations, reference=args.reference,
+            )
+        else:
+            metrics |= evaluate_scores(
+                scores, class_names, ground_truth, durations, args.n_thresholds, args.median_window,
+                frame_step, scores_dir, args.clip_to_durations, reference=args.reference,
+            )
     if args.operating_points:
         operating_points = read_operating_points(args.operating_points)
         metrics |= evaluate_operating_points(operating_points, ground_truth, durations, save_dir)
@@ -85,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         metrics = run(args)
-    except EvaluationInputError as error:
+    except EvaluationInputError as error:  # post-processing file errors included
         print(f"error: {error}", file=sys.stderr)
         return 2
     for name, value in metrics.items():

@@ -138,6 +138,27 @@ def _decode_mapping(
     return decoded
 
 
+def _decode_per_class_thresholds(
+    scores: Mapping[str, np.ndarray],
+    class_names: Sequence[str],
+    thresholds: Sequence[float],
+    median_window: int | Sequence[int],
+    frame_step: float,
+    duration_of: Mapping[str, float],
+) -> pd.DataFrame:
+    """One decoded output, class c at ``thresholds[c]``."""
+    windows = np.broadcast_to(np.asarray(median_window), (len(class_names),))
+    parts = []
+    for c, (name, threshold) in enumerate(zip(class_names, thresholds)):
+        one_class = {filename: np.asarray(values)[c : c + 1] for filename, values in scores.items()}
+        parts.append(
+            _decode_mapping(one_class, [name], [threshold], int(windows[c]), frame_step, duration_of)[threshold]
+        )
+    table = pd.concat(parts, ignore_index=True).sort_values(["filename", "onset"], kind="stable", ignore_index=True)
+    table.attrs.update(source="predictions at per-class thresholds", clean=True)
+    return table
+
+
 def evaluate_scores(
     scores: Mapping[str, np.ndarray],
     class_names: Sequence[str],
@@ -149,6 +170,7 @@ def evaluate_scores(
     save_dir: Path | None = None,
     clip_to_durations: bool = False,
     reference: bool = False,
+    f1_thresholds: Sequence[float] | None = None,
 ) -> dict[str, float]:
     """All the 2021 metrics from frame scores.
 
@@ -170,6 +192,9 @@ def evaluate_scores(
         clip_to_durations: clip decoded events to their clip's duration, dropping those
             left empty (not done in 2021, which decoded every output frame).
         reference: the exact PSDS computed by sed_scores_eval (slow) instead of this package.
+        f1_thresholds: (n_classes,) decision thresholds of the F1 output (tuned
+            post-processing); default 0.5 for all classes (2021). The file keeps the name
+            ``predictions_th_0.5.tsv``.
 
     Returns:
         psds1, psds2, psds1_exact, psds2_exact, intersection_f1_macro, collar_f1_macro,
@@ -189,9 +214,14 @@ def evaluate_scores(
     duration_of = dict(zip(durations["filename"], durations["duration"])) if clip_to_durations else None
     thresholds = threshold_grid(n_thresholds)
     operating_points = _decode_mapping(scores, class_names, thresholds, median_window, frame_step, duration_of)
-    at_f1_threshold = _decode_mapping(
-        scores, class_names, [F1_THRESHOLD], median_window, frame_step, duration_of
-    )[F1_THRESHOLD]
+    if f1_thresholds is None:
+        at_f1_threshold = _decode_mapping(
+            scores, class_names, [F1_THRESHOLD], median_window, frame_step, duration_of
+        )[F1_THRESHOLD]
+    else:
+        at_f1_threshold = _decode_per_class_thresholds(
+            scores, class_names, f1_thresholds, median_window, frame_step, duration_of
+        )
     # the exact PSDS is the limit of the decoded one: median filter first (it commutes with thresholding)
     filtered = {
         name: median_filter_scores(np.asarray(clip_scores, dtype=np.float64), median_window)

@@ -7,14 +7,17 @@ header line is optional). Every class of the model must be given, and no other.
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import yaml
 
+from desed_task.evaluation.errors import EvaluationInputError
 
-class ClassValuesError(ValueError):
-    """A per-class values file that cannot be used (the message names the file and the fix)."""
+
+class ClassValuesError(EvaluationInputError):
+    """A per-class values file that cannot be used (the message names the file and the fix);
+    an EvaluationInputError, so that the command lines report it as bad input."""
 
 
 def _read_pairs(path: Path) -> dict[str, str]:
@@ -60,20 +63,44 @@ def read_class_values(
     path = Path(path)
     if not path.is_file():
         raise ClassValuesError(f"{path}: no such file (per-class {what}s: YAML 'class: value' or a TSV event_label<TAB>value)")
-    pairs = _read_pairs(path)
+    return class_values_from_mapping(_read_pairs(path), class_names, kind, what, str(path))
+
+
+def class_values_from_mapping(
+    mapping: Mapping, class_names: Sequence[str], kind: type = float, what: str = "value", source: str = "<mapping>"
+) -> list:
+    """The values of a ``{class: value}`` mapping in the order of ``class_names``.
+
+    Args:
+        mapping: {class name: value}, e.g. one entry of a post-processing YAML file.
+        class_names: (n_classes,) the model's classes, in output order.
+        kind: ``float`` or ``int``.
+        what: the name of the value in error messages.
+        source: where the mapping comes from (file and key), for error messages.
+
+    Returns:
+        (n_classes,) values.
+
+    Raises:
+        ClassValuesError: a class of another model, a missing class or a value that is not
+            a number (the message names ``source`` and the class).
+    """
+    pairs = {str(k): v for k, v in mapping.items()}
     unknown = sorted(set(pairs) - set(class_names))
     if unknown:
-        raise ClassValuesError(f"{path}: class(es) {', '.join(unknown)} are not classes of this model ({', '.join(class_names)})")
+        raise ClassValuesError(f"{source}: class(es) {', '.join(unknown)} are not classes of this model ({', '.join(class_names)})")
     missing = [name for name in class_names if name not in pairs]
     if missing:
-        raise ClassValuesError(f"{path}: no {what} for class(es) {', '.join(missing)}")
+        raise ClassValuesError(f"{source}: no {what} for class(es) {', '.join(missing)}")
     values = []
     for name in class_names:
         try:
+            if isinstance(pairs[name], bool):
+                raise ValueError
             value = kind(pairs[name])
             if kind is int and float(pairs[name]) != value:
                 raise ValueError
         except (TypeError, ValueError):
-            raise ClassValuesError(f"{path}: {what} of {name} is {pairs[name]!r}, not {'an integer' if kind is int else 'a number'}") from None
+            raise ClassValuesError(f"{source}: {what} of {name} is {pairs[name]!r}, not {'an integer' if kind is int else 'a number'}") from None
         values.append(value)
     return values

@@ -19,6 +19,7 @@ from desed_task.data.datamodule import DataMissingError, DESEDDataModule, defaul
 from desed_task.data.datasets import EmptySetError
 from desed_task.data.label_encoder import ManyHotEncoder
 from desed_task.data.tables import MetadataError
+from desed_task.postprocessing import ClassValuesError
 from desed_task.training.checkpoints import (
     CheckpointError,
     config_from_checkpoint,
@@ -30,7 +31,9 @@ from desed_task.training.trainer import build_trainer, parse_gpus
 
 log = logging.getLogger("desed_task")
 
-USER_ERRORS = (ConfigError, DataMissingError, EmptySetError, MetadataError, CheckpointError, AudioError)
+USER_ERRORS = (
+    ConfigError, DataMissingError, EmptySetError, MetadataError, CheckpointError, AudioError, ClassValuesError
+)
 
 
 def build_parser(description: str, default_conf: str, default_log_dir: str) -> argparse.ArgumentParser:

@@ -32,6 +32,8 @@ from desed_task.evaluation import (
 )
 from desed_task.features.mel import DB_CLAMP_MAX, DB_CLAMP_MIN, MelSpectrogram, amplitude_to_db
 from desed_task.features.scaler import TorchScaler
+from desed_task.postprocessing import default_description, load_postprocessing
+from desed_task.postprocessing.apply import evaluate_postprocessed
 from desed_task.training.checkpoints import CheckpointError
 from desed_task.training.distributed import broadcast_from_zero, gather_by_name
 from desed_task.training.ema import update_ema
@@ -106,6 +108,9 @@ class MeanTeacher(L.LightningModule):
         self._buffers_reset()
         self.test_results: dict[str, dict[str, float]] = {}
         self._warmup_steps = 0  # set when the optimizer is built
+        # read now, so that a wrong file stops the run before training, not at its end
+        path = training.get("postprocessing")
+        self.postprocessing = load_postprocessing(path, self.class_names) if path else None
 
     # ------------------------------------------------------------------ features
     def features(self, audio: torch.Tensor) -> torch.Tensor:
@@ -425,17 +430,25 @@ class MeanTeacher(L.LightningModule):
                     self.trainer.datamodule.test_events,
                     self.trainer.datamodule.test_durations,
                 )
-                results[model] = evaluate_scores(
-                    scores,
-                    classes,
-                    events,
-                    durations,
-                    n_thresholds=training["n_test_thresholds"],
-                    median_window=training["median_window"],
-                    frame_step=self.frame_step,
-                    save_dir=save_dir,
-                    clip_to_durations=bool(training.get("clip_events_to_durations", False)),
-                )
+                clip_to_durations = bool(training.get("clip_events_to_durations", False))
+                if self.postprocessing is None:
+                    results[model] = evaluate_scores(
+                        scores,
+                        classes,
+                        events,
+                        durations,
+                        n_thresholds=training["n_test_thresholds"],
+                        median_window=training["median_window"],
+                        frame_step=self.frame_step,
+                        save_dir=save_dir,
+                        clip_to_durations=clip_to_durations,
+                    )
+                else:
+                    results[model] = evaluate_postprocessed(
+                        scores, classes, events, durations, self.postprocessing,
+                        n_thresholds=training["n_test_thresholds"], frame_step=self.frame_step, save_dir=save_dir,
+                        clip_to_durations=clip_to_durations,
+                    )
             if self.evaluation:
                 log.info("predictions and scores written to %s", output_dir)
         results = broadcast_from_zero(results)
@@ -446,10 +459,17 @@ class MeanTeacher(L.LightningModule):
         flat["hp_metric"] = max(results["student"]["psds1"], results["student"]["psds2"])
         self.log_dict(flat)
         if self.trainer.is_global_zero:
-            table = summary_table(results)
+            table = summary_table(results, self.postprocessing_description)
             print("\n" + table + "\n", flush=True)
             (output_dir / "summary.md").write_text(table + "\n")
             self._log_figures(table, output_dir)
+
+    @property
+    def postprocessing_description(self) -> str:
+        """The post-processing of the test metrics, in words."""
+        if self.postprocessing is not None:
+            return self.postprocessing.describe()
+        return default_description(self.config["training"]["median_window"])
 
     def _log_figures(self, table: str, output_dir: Path) -> None:
         experiment = getattr(self.logger, "experiment", None)
@@ -527,13 +547,16 @@ def write_predictions(
     write_score_folders(scores, filtered, class_names, frame_step, save_dir / "scores")
 
 
-def summary_table(results: dict[str, dict[str, float]]) -> str:
-    """Markdown table: one row per metric, one column per model."""
+def summary_table(results: dict[str, dict[str, float]], postprocessing: str | None = None) -> str:
+    """Markdown table: one row per metric, one column per model; then the post-processing
+    used, when given."""
     models = list(results)
     lines = ["| metric | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
     for key in SUMMARY_KEYS:
         if all(key in results[m] for m in models):
             lines.append(f"| {key} | " + " | ".join(f"{results[m][key]:.4f}" for m in models) + " |")
+    if postprocessing:
+        lines += ["", f"Post-processing: {postprocessing}."]
     return "\n".join(lines)
 
 

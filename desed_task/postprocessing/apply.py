@@ -1,0 +1,88 @@
+"""Evaluating frame scores with a post-processing file instead of the 2021 one."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from desed_task.evaluation.decode import FRAME_STEP, decode_scores
+from desed_task.evaluation.evaluate import evaluate_scores
+from desed_task.postprocessing.settings import DEFAULT_THRESHOLD, PostProcessing
+
+
+def evaluate_postprocessed(
+    scores: Mapping[str, np.ndarray],
+    class_names: Sequence[str],
+    ground_truth: pd.DataFrame,
+    durations: pd.DataFrame,
+    postprocessing: PostProcessing,
+    n_thresholds: int = 50,
+    frame_step: float = FRAME_STEP,
+    save_dir: Path | None = None,
+    **options,
+) -> dict[str, float]:
+    """``evaluate_scores`` with per-class median windows and F1 thresholds, or cSEBBs.
+
+    Args:
+        scores: {filename: (n_classes, n_frames) probabilities}.
+        class_names: (n_classes,) labels of the score rows, a subset of the file's classes.
+        ground_truth, durations: event and durations tables.
+        postprocessing: ``load_postprocessing``'s result.
+        n_thresholds, frame_step, save_dir, options: as ``evaluate_scores``.
+
+    Returns:
+        The metrics of ``evaluate_scores``.
+    """
+    postprocessing = postprocessing.for_classes(class_names)
+    if postprocessing.method == "sebbs":
+        from desed_task.postprocessing.sebbs_method import evaluate_sebbs
+
+        return evaluate_sebbs(
+            scores, class_names, ground_truth, durations, postprocessing, n_thresholds, frame_step, save_dir
+        )
+    tuned_thresholds = any(t != DEFAULT_THRESHOLD for t in postprocessing.threshold)
+    return evaluate_scores(
+        scores, class_names, ground_truth, durations, n_thresholds, list(postprocessing.median_window),
+        frame_step, save_dir, f1_thresholds=list(postprocessing.threshold) if tuned_thresholds else None, **options,
+    )
+
+
+def detect_events(
+    scores: Mapping[str, np.ndarray],
+    class_names: Sequence[str],
+    postprocessing: PostProcessing,
+    frame_step: float = FRAME_STEP,
+) -> pd.DataFrame:
+    """Events of frame scores under a post-processing file (for inference).
+
+    Args:
+        scores: {filename: (n_classes, n_frames) probabilities}.
+        class_names: (n_classes,) labels of the score rows, a subset of the file's classes.
+        postprocessing: ``load_postprocessing``'s result.
+        frame_step: seconds per frame.
+
+    Returns:
+        Event table (filename, onset, offset, event_label): class c decoded at its
+        threshold after its median window, or cSEBBs above their class's threshold.
+    """
+    postprocessing = postprocessing.for_classes(class_names)
+    if postprocessing.method == "sebbs":
+        from desed_task.postprocessing.sebbs_method import _detections, sebbs_boxes
+
+        boxes = sebbs_boxes(scores, class_names, postprocessing.sebbs, frame_step)
+        return _detections(boxes, postprocessing.threshold, class_names)
+    parts = []
+    for c, (name, window, threshold) in enumerate(
+        zip(class_names, postprocessing.median_window, postprocessing.threshold)
+    ):
+        by_length: dict[int, list[str]] = {}
+        for filename, values in scores.items():
+            by_length.setdefault(np.shape(values)[-1], []).append(filename)
+        for filenames in by_length.values():
+            stacked = np.stack([np.asarray(scores[f], dtype=np.float64)[c : c + 1] for f in filenames])
+            parts.append(decode_scores(stacked, filenames, [name], [threshold], window, frame_step)[threshold])
+    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["filename", "onset", "offset", "event_label"])
+    return table.sort_values(["filename", "onset"], kind="stable", ignore_index=True)
