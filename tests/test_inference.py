@@ -134,6 +134,19 @@ def test_cli_per_class_values_and_plot(tiny_checkpoint, tmp_path, capsys):
     assert code == 0 and summary["files"] == 1 and summary["failed"] == 0
     assert (tmp_path / "out" / "plots" / "clip.png").stat().st_size > 10000
 
+    # the same values from a post-processing file (python -m desed_task.postprocessing tune)
+    lines = ["method: median", "median_window:"] + [f"  {c}: {1 + 2 * (i % 3)}" for i, c in enumerate(classes)]
+    lines += ["threshold:"] + [f"  {c}: {0.3 + 0.02 * i}" for i, c in enumerate(classes)]
+    (tmp_path / "pp.yaml").write_text("\n".join(lines) + "\n")
+    args = ["--checkpoint", str(tiny_checkpoint), "--out_dir", str(tmp_path / "out_pp"), "--gpus", "0",
+            "--postprocessing", str(tmp_path / "pp.yaml"), str(clip)]
+    code, _, _ = _cli(args, capsys)
+    assert code == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "out_pp" / "events.tsv", sep="\t"),
+                                  pd.read_csv(tmp_path / "out" / "events.tsv", sep="\t"))
+    code, _, err = _cli([*args, "--median_window", "3"], capsys)
+    assert code == 2 and "--postprocessing replaces" in err
+
 
 def test_cli_empty_folder_and_bad_checkpoint_are_clear_errors(tiny_checkpoint, tmp_path, capsys):
     (tmp_path / "empty").mkdir()

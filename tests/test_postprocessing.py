@@ -86,10 +86,10 @@ def test_f1_tuning_finds_windows_and_its_f1_is_the_evaluated_one():
     settings = PostProcessing("median", tuple(classes), result.median_window, thresholds)
     metrics = evaluate_postprocessed(scores, classes, ground_truth, durations, settings)
     assert metrics["intersection_f1_macro"] == pytest.approx(1.0)
-    from desed_task.evaluation.evaluate import _decode_per_class_thresholds
+    from desed_task.evaluation.evaluate import decode_at_class_thresholds
 
     duration_of = dict(zip(durations["filename"], durations["duration"]))
-    decoded = _decode_per_class_thresholds(scores, classes, [0.85] * 3, result.median_window, FRAME, duration_of)
+    decoded = decode_at_class_thresholds(scores, classes, [0.85] * 3, result.median_window, FRAME, duration_of)
     assert intersection_f1_scores(decoded, ground_truth, durations)["macro"] == 0.0  # 0.8 events below 0.85
 
 

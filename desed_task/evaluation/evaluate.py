@@ -16,7 +16,7 @@ from desed_task.evaluation.errors import EvaluationInputError
 from desed_task.evaluation.exact_psds import exact_psds_scenarios
 from desed_task.evaluation.intersection_f1 import intersection_f1_scores
 from desed_task.evaluation.plots import plot_exact_psds, plot_psds
-from desed_task.evaluation.psds import psds_from_operating_points
+from desed_task.evaluation.psds import psds_scenarios_from_operating_points
 from desed_task.evaluation.scenarios import (
     F1_THRESHOLD,
     PSDS_SCENARIOS,
@@ -45,10 +45,7 @@ def evaluate_operating_points(
     staircase), ``<scenario>_operating_points.tsv`` (per-class TPR/FPR/eFPR per
     threshold) and the PSD-ROC PNGs.
     """
-    results = {
-        name: psds_from_operating_points(operating_points, ground_truth, durations, **settings)
-        for name, settings in PSDS_SCENARIOS.items()
-    }
+    results = psds_scenarios_from_operating_points(operating_points, ground_truth, durations, PSDS_SCENARIOS)
     if save_dir is not None:
         save_dir = Path(save_dir)
         per_class = pd.DataFrame({name: result.class_psds for name, result in results.items()})
@@ -138,23 +135,52 @@ def _decode_mapping(
     return decoded
 
 
-def _decode_per_class_thresholds(
+def _median_filter_mapping(
+    scores: Mapping[str, np.ndarray], median_window: int | Sequence[int]
+) -> dict[str, np.ndarray]:
+    """``median_filter_scores`` on a {filename: (n_classes, n_frames)} mapping, clips of one
+    length filtered together."""
+    by_length: dict[int, list[str]] = {}
+    for filename, clip_scores in scores.items():
+        by_length.setdefault(np.shape(clip_scores)[-1], []).append(filename)
+    filtered = {}
+    for filenames in by_length.values():
+        stacked = np.stack([np.asarray(scores[name], dtype=np.float64) for name in filenames])
+        filtered.update(zip(filenames, median_filter_scores(stacked, median_window)))
+    return filtered
+
+
+def decode_at_class_thresholds(
     scores: Mapping[str, np.ndarray],
     class_names: Sequence[str],
-    thresholds: Sequence[float],
-    median_window: int | Sequence[int],
-    frame_step: float,
-    duration_of: Mapping[str, float],
+    thresholds: float | Sequence[float],
+    median_window: int | Sequence[int] = 7,
+    frame_step: float = FRAME_STEP,
+    duration_of: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
-    """One decoded output, class c at ``thresholds[c]``."""
-    windows = np.broadcast_to(np.asarray(median_window), (len(class_names),))
-    parts = []
-    for c, (name, threshold) in enumerate(zip(class_names, thresholds)):
-        one_class = {filename: np.asarray(values)[c : c + 1] for filename, values in scores.items()}
-        parts.append(
-            _decode_mapping(one_class, [name], [threshold], int(windows[c]), frame_step, duration_of)[threshold]
-        )
-    table = pd.concat(parts, ignore_index=True).sort_values(["filename", "onset"], kind="stable", ignore_index=True)
+    """One decoded output with a threshold (and a median window) per class.
+
+    A median commutes with a threshold, so the scores are filtered once and then binarised
+    class by class: the same events as the 2021 decoding of each class alone.
+
+    Args:
+        scores: {filename: (n_classes, n_frames) probabilities}.
+        class_names: (n_classes,) labels of the score rows.
+        thresholds: one, or (n_classes,) decision thresholds.
+        median_window: frames, one or (n_classes,).
+        frame_step: seconds per frame.
+        duration_of: {filename: seconds}: events clipped to their clip when given.
+
+    Returns:
+        Event table (filename, onset, offset, event_label), ordered by filename and onset.
+    """
+    thresholds = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (len(class_names),))
+    active = {
+        name: (values > thresholds[:, None]).astype(np.float32)
+        for name, values in _median_filter_mapping(scores, median_window).items()
+    }
+    table = _decode_mapping(active, class_names, [0.5], 1, frame_step, duration_of)[0.5]
+    table = table.sort_values(["filename", "onset"], kind="stable", ignore_index=True)
     table.attrs.update(source="predictions at per-class thresholds", clean=True)
     return table
 
@@ -212,21 +238,16 @@ def evaluate_scores(
             f"scores (first: {unscored[0]}); score every clip listed there"
         )
     duration_of = dict(zip(durations["filename"], durations["duration"])) if clip_to_durations else None
+    # a median commutes with a threshold: filtering the scores once and binarising them gives
+    # the 2021 decoding (binarise, then filter) at every threshold, and the scores of the exact
+    # PSDS, its threshold-free limit
+    filtered = _median_filter_mapping(scores, median_window)
     thresholds = threshold_grid(n_thresholds)
-    operating_points = _decode_mapping(scores, class_names, thresholds, median_window, frame_step, duration_of)
+    operating_points = _decode_mapping(filtered, class_names, thresholds, 1, frame_step, duration_of)
     if f1_thresholds is None:
-        at_f1_threshold = _decode_mapping(
-            scores, class_names, [F1_THRESHOLD], median_window, frame_step, duration_of
-        )[F1_THRESHOLD]
+        at_f1_threshold = _decode_mapping(filtered, class_names, [F1_THRESHOLD], 1, frame_step, duration_of)[F1_THRESHOLD]
     else:
-        at_f1_threshold = _decode_per_class_thresholds(
-            scores, class_names, f1_thresholds, median_window, frame_step, duration_of
-        )
-    # the exact PSDS is the limit of the decoded one: median filter first (it commutes with thresholding)
-    filtered = {
-        name: median_filter_scores(np.asarray(clip_scores, dtype=np.float64), median_window)
-        for name, clip_scores in scores.items()
-    }
+        at_f1_threshold = decode_at_class_thresholds(filtered, class_names, f1_thresholds, 1, frame_step, duration_of)
     if save_dir is not None:
         save_dir = Path(save_dir)
         for threshold, table in operating_points.items():

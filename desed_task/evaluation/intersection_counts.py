@@ -83,9 +83,58 @@ def _group_sums(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.nd
     return unique, np.bincount(inverse, weights=values, minlength=unique.size), inverse
 
 
+@dataclass(frozen=True)
+class IntersectionPairs:
+    """Detections and the ground-truth (or world) events they overlap, in the same clip.
+
+    Attributes:
+        detections: the detections of positive length.
+        operating_point: (n_detections,) int64 operating point of each detection.
+        det_index, ref_index: (n_pairs,) indices of overlapping pairs.
+        det_precision: (n_pairs,) overlap / detection length.
+        gt_coverage: (n_pairs,) overlap / reference event length.
+        same_class: (n_pairs,) bool, detection and reference of one label.
+    """
+
+    detections: EncodedEvents
+    operating_point: np.ndarray
+    det_index: np.ndarray
+    ref_index: np.ndarray
+    det_precision: np.ndarray
+    gt_coverage: np.ndarray
+    same_class: np.ndarray
+
+
+def intersection_pairs(
+    detections: EncodedEvents, operating_point: np.ndarray, reference: ReferenceEvents
+) -> IntersectionPairs:
+    """The overlaps of every detection with the reference events of its clip (what the
+    counts of any dtc, gtc, cttc are made of: computed once for several scenarios)."""
+    kept = detections.offset > detections.onset
+    detections, operating_point = detections.select(kept), operating_point[kept]
+    ref = reference.events
+    det_index, ref_index = same_key_pairs(detections.clip, ref.clip)
+    det_onset, det_offset = detections.onset[det_index], detections.offset[det_index]
+    ref_onset, ref_offset = ref.onset[ref_index], ref.offset[ref_index]
+    overlapping = (det_onset < ref_offset) & (ref_onset < det_offset)
+    det_index, ref_index = det_index[overlapping], ref_index[overlapping]
+    det_onset, det_offset = det_onset[overlapping], det_offset[overlapping]
+    ref_onset, ref_offset = ref_onset[overlapping], ref_offset[overlapping]
+    overlap = np.minimum(det_offset, ref_offset) - np.maximum(det_onset, ref_onset)
+    return IntersectionPairs(
+        detections=detections,
+        operating_point=operating_point,
+        det_index=det_index,
+        ref_index=ref_index,
+        det_precision=overlap / (det_offset - det_onset),
+        gt_coverage=overlap / (ref_offset - ref_onset),
+        same_class=detections.label[det_index] == ref.label[ref_index],
+    )
+
+
 def count_intersections(
-    detections: EncodedEvents,
-    operating_point: np.ndarray,
+    detections: EncodedEvents | IntersectionPairs,
+    operating_point: np.ndarray | None,
     n_operating_points: int,
     reference: ReferenceEvents,
     dtc: float,
@@ -95,7 +144,8 @@ def count_intersections(
     """Count TPs, FPs and cross-triggers for all operating points in one pass.
 
     Args:
-        detections: detections of all operating points, concatenated.
+        detections: detections of all operating points, concatenated, or their
+            ``intersection_pairs`` (then ``operating_point`` is not used).
         operating_point: (n_detections,) int64 index of each detection's operating point.
         n_operating_points: number of operating points.
         reference: ground truth with world events (``build_reference``).
@@ -104,24 +154,13 @@ def count_intersections(
     """
     n_classes = reference.n_classes
     n_labels = n_classes + 1  # real classes and the world label
-    kept = detections.offset > detections.onset
-    detections, operating_point = detections.select(kept), operating_point[kept]
-    ref = reference.events
-
-    det_index, ref_index = same_key_pairs(detections.clip, ref.clip)
-    det_onset, det_offset = detections.onset[det_index], detections.offset[det_index]
-    ref_onset, ref_offset = ref.onset[ref_index], ref.offset[ref_index]
-    overlapping = (det_onset < ref_offset) & (ref_onset < det_offset)
-    det_index, ref_index = det_index[overlapping], ref_index[overlapping]
-    det_onset, det_offset = det_onset[overlapping], det_offset[overlapping]
-    ref_onset, ref_offset = ref_onset[overlapping], ref_offset[overlapping]
-
-    overlap = np.minimum(det_offset, ref_offset) - np.maximum(det_onset, ref_onset)
-    det_precision = overlap / (det_offset - det_onset)
-    gt_coverage = overlap / (ref_offset - ref_onset)
-    det_label = detections.label[det_index]
+    pairs = detections if isinstance(detections, IntersectionPairs) else intersection_pairs(
+        detections, operating_point, reference
+    )
+    detections, operating_point, ref = pairs.detections, pairs.operating_point, reference.events
+    det_index, ref_index, same_class = pairs.det_index, pairs.ref_index, pairs.same_class
+    det_precision, gt_coverage = pairs.det_precision, pairs.gt_coverage
     ref_label = ref.label[ref_index]
-    same_class = det_label == ref_label
 
     n_detections = len(detections)
     has_same_class = np.bincount(det_index[same_class], minlength=n_detections) > 0

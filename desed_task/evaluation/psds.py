@@ -17,10 +17,17 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from desed_task.evaluation.encoding import EncodedEvents
 from desed_task.evaluation.errors import EvaluationInputError
-from desed_task.evaluation.intersection_counts import count_intersections
-from desed_task.evaluation.intersection_inputs import prepare_intersection_inputs
+from desed_task.evaluation.intersection_counts import (
+    IntersectionCounts,
+    count_intersections,
+    intersection_pairs,
+)
+from desed_task.evaluation.intersection_inputs import (
+    IntersectionInputs,
+    prepare_intersection_inputs,
+)
+from desed_task.evaluation.tables import clean_event_table, events_only, source_of
 
 SECONDS_PER_HOUR = 3600
 
@@ -142,23 +149,60 @@ def psds_from_operating_points(
         alpha_st: weight of the across-class standard deviation.
         max_efpr: eFPR (per hour) up to which the area is taken.
     """
-    for name, value in (("dtc", dtc), ("gtc", gtc), ("cttc", cttc), ("alpha_ct", alpha_ct)):
-        if not 0.0 <= value <= 1.0:
-            raise EvaluationInputError(f"{name} must be in [0, 1], got {value}")
-    if alpha_st < 0:
-        raise EvaluationInputError(f"alpha_st must be >= 0, got {alpha_st}")
+    settings = {"dtc": dtc, "gtc": gtc, "cttc": cttc, "alpha_ct": alpha_ct, "alpha_st": alpha_st, "max_efpr": max_efpr}
+    return psds_scenarios_from_operating_points(operating_points, ground_truth, durations, {"psds": settings})["psds"]
+
+
+def psds_scenarios_from_operating_points(
+    operating_points: Mapping[float, pd.DataFrame],
+    ground_truth: pd.DataFrame,
+    durations: pd.DataFrame,
+    scenarios: Mapping[str, Mapping[str, float]],
+) -> dict[str, PSDSResult]:
+    """``psds_from_operating_points`` for several scenarios ({name: its keyword arguments});
+    the detections are checked, encoded and intersected with the ground truth once."""
+    scenarios = {
+        name: {"cttc": 0.3, "alpha_ct": 0.0, "alpha_st": 0.0, "max_efpr": 100.0, **settings}
+        for name, settings in scenarios.items()
+    }
+    for settings in scenarios.values():
+        for key in ("dtc", "gtc", "cttc", "alpha_ct"):
+            if not 0.0 <= settings[key] <= 1.0:
+                raise EvaluationInputError(f"{key} must be in [0, 1], got {settings[key]}")
+        if settings["alpha_st"] < 0:
+            raise EvaluationInputError(f"alpha_st must be >= 0, got {settings['alpha_st']}")
     if not operating_points:
         raise EvaluationInputError("no operating points given")
     inputs = prepare_intersection_inputs(ground_truth, durations)
     thresholds = list(operating_points)
-    encoded = [inputs.encode_detections(operating_points[key]) for key in thresholds]
-    detections = EncodedEvents(*(np.concatenate(parts) for parts in zip(*(
-        (e.clip, e.label, e.onset, e.offset) for e in encoded
-    ))))
-    op_index = np.repeat(np.arange(len(encoded)), [len(e) for e in encoded])
-    reference = inputs.reference
-    counts = count_intersections(detections, op_index, len(encoded), reference, dtc, gtc, cttc)
+    # one check and one encoding of all operating points together
+    tables = [events_only(clean_event_table(operating_points[key])) for key in thresholds]
+    op_index = np.repeat(np.arange(len(thresholds)), [len(table) for table in tables])
+    combined = pd.concat(tables, ignore_index=True)
+    combined.attrs.update(source=source_of(operating_points[thresholds[0]], "operating points"), clean=True)
+    detections = inputs.encode_detections(combined)
+    pairs = intersection_pairs(detections, op_index, inputs.reference)
+    return {
+        name: _psds_result(
+            count_intersections(pairs, None, len(thresholds), inputs.reference, settings["dtc"], settings["gtc"], settings["cttc"]),
+            inputs, thresholds, **settings,
+        )
+        for name, settings in scenarios.items()
+    }
 
+
+def _psds_result(
+    counts: IntersectionCounts,
+    inputs: IntersectionInputs,
+    thresholds: list,
+    dtc: float,
+    gtc: float,
+    cttc: float,
+    alpha_ct: float,
+    alpha_st: float,
+    max_efpr: float,
+) -> PSDSResult:
+    reference = inputs.reference
     with np.errstate(divide="ignore", invalid="ignore"):
         tpr = (counts.true_positives / reference.events_per_class).T
         fpr = (counts.false_positives * SECONDS_PER_HOUR / reference.total_seconds).T

@@ -162,7 +162,8 @@ def check_ground_truth(ground_truth: pd.DataFrame, durations: pd.DataFrame) -> N
 
 def check_clips(filenames: Iterable[str], durations: pd.DataFrame, source: str) -> None:
     """Detected or scored clips must be clips of the evaluation: rows of the durations table."""
-    unknown = _unique(pd.Series(list(filenames), dtype=object)).difference(_unique(durations["filename"]))
+    values = filenames if isinstance(filenames, pd.Series) else pd.Series(list(filenames), dtype=object)
+    unknown = _unique(values).difference(_unique(durations["filename"]))
     if len(unknown):
         raise EvaluationInputError(
             f"{source}: {len(unknown)} clip(s) not in {source_of(durations, 'the durations table')} "

@@ -22,7 +22,8 @@ from desed_task.data.audio import AudioError
 from desed_task.inference.detector import MODELS, SoundEventDetector, resolve_device
 from desed_task.inference.outputs import EventsFile, write_score_table
 from desed_task.inference.reading import NoAudioFilesError, list_audio_files
-from desed_task.postprocessing import ClassValuesError, read_class_values
+from desed_task.postprocessing import ClassValuesError, load_postprocessing, read_class_values
+from desed_task.postprocessing.apply import detect_events
 from desed_task.training.checkpoints import CheckpointError
 
 log = logging.getLogger("desed_task.inference")
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     median = parser.add_mutually_exclusive_group()
     median.add_argument("--median_window", type=int, default=None, help="median filter in frames for every class (default: the checkpoint's, 7 in 2021)")
     median.add_argument("--median_windows", metavar="FILE", help="per-class median windows in frames (YAML or TSV)")
+    parser.add_argument("--postprocessing", metavar="FILE", help="a file of `python -m desed_task.postprocessing tune` (per-class median windows and thresholds, or cSEBBs); replaces the four options above")
     parser.add_argument("--batch_size", type=int, default=8, help="windows per forward pass (default: %(default)s)")
     parser.add_argument("--gpus", default=None, help='"0": CPU; "N" or "i,j": the first GPU named; default: a GPU when CUDA is available')
     parser.add_argument("--plot", action="store_true", help="also write plots/<name>.png (log-mel, scores, events)")
@@ -82,6 +84,8 @@ class LogMelCollector:
 def run(args: argparse.Namespace) -> int:
     if not 0 < args.hop <= args.window:
         raise ValueError(f"--hop {args.hop:g} must be in (0, --window {args.window:g}] seconds, or some frames get no score")
+    if args.postprocessing and (args.thresholds or args.median_windows or args.median_window is not None):
+        raise ValueError("--postprocessing replaces --thresholds and --median_window(s): give one or the other")
     inputs = list_audio_files(args.paths)
     detector = SoundEventDetector.from_checkpoint(
         args.checkpoint, model=args.model, window=args.window, hop=args.hop,
@@ -97,6 +101,9 @@ def run(args: argparse.Namespace) -> int:
         read_class_values(args.median_windows, names, int, "median window") if args.median_windows
         else detector.median_window if args.median_window is None else args.median_window
     )
+    postprocessing = load_postprocessing(args.postprocessing, names) if args.postprocessing else None
+    if postprocessing is not None and postprocessing.method == "median":
+        thresholds, windows = list(postprocessing.threshold), list(postprocessing.median_window)
     out_dir = Path(args.out_dir)
     events_file = EventsFile(out_dir / "events.tsv")
     failed: list[str] = []
@@ -111,7 +118,10 @@ def run(args: argparse.Namespace) -> int:
             failed.append(str(path))
             continue
         audio_seconds += audio.duration
-        events = detector.events(scores, name.as_posix(), thresholds, windows, duration=audio.duration)
+        if postprocessing is not None and postprocessing.method == "sebbs":
+            events = detect_events({name.as_posix(): scores}, names, postprocessing, detector.frame_step)
+        else:
+            events = detector.events(scores, name.as_posix(), thresholds, windows, duration=audio.duration)
         events_file.append(events)
         write_score_table(scores, names, detector.frame_step, out_dir / "scores" / name.with_suffix(".tsv"))
         if collector is not None:

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from desed_task.evaluation.decode import decode_scores, median_filter_scores
+from desed_task.evaluation.evaluate import decode_at_class_thresholds
 from desed_task.features.mel import DB_CLAMP_MAX, DB_CLAMP_MIN, MelSpectrogram, amplitude_to_db
 from desed_task.inference.reading import AudioFile, resampled_chunks, to_mono
 from desed_task.inference.windows import LongFormScorer
@@ -224,16 +224,9 @@ class SoundEventDetector:
         Returns:
             DataFrame with filename, onset, offset, event_label (seconds).
         """
-        scores = np.asarray(scores)[None]
         median_window = self.median_window if median_window is None else median_window
-        thresholds = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (scores.shape[1],))
-        durations = None if duration is None else np.array([duration])
-        if np.all(thresholds == thresholds[0]):
-            decoded = decode_scores(scores, [filename], self.class_names, [float(thresholds[0])], median_window, self.frame_step, durations)
-            table = next(iter(decoded.values()))
-        else:
-            # a median commutes with a threshold: filter the scores, then binarise per class
-            active = median_filter_scores(scores, median_window) > thresholds[None, :, None]
-            decoded = decode_scores(active.astype(np.float32), [filename], self.class_names, [0.5], 1, self.frame_step, durations)
-            table = decoded[0.5]
+        table = decode_at_class_thresholds(
+            {filename: np.asarray(scores)}, self.class_names, threshold, median_window, self.frame_step,
+            None if duration is None else {filename: duration},
+        )
         return table.sort_values(["onset", "event_label"], kind="stable").reset_index(drop=True)

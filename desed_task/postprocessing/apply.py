@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from desed_task.evaluation.decode import FRAME_STEP, decode_scores
-from desed_task.evaluation.evaluate import evaluate_scores
+from desed_task.evaluation.decode import FRAME_STEP
+from desed_task.evaluation.evaluate import decode_at_class_thresholds, evaluate_scores
 from desed_task.postprocessing.settings import DEFAULT_THRESHOLD, PostProcessing
 
 
@@ -74,15 +74,6 @@ def detect_events(
 
         boxes = sebbs_boxes(scores, class_names, postprocessing.sebbs, frame_step)
         return _detections(boxes, postprocessing.threshold, class_names)
-    parts = []
-    for c, (name, window, threshold) in enumerate(
-        zip(class_names, postprocessing.median_window, postprocessing.threshold)
-    ):
-        by_length: dict[int, list[str]] = {}
-        for filename, values in scores.items():
-            by_length.setdefault(np.shape(values)[-1], []).append(filename)
-        for filenames in by_length.values():
-            stacked = np.stack([np.asarray(scores[f], dtype=np.float64)[c : c + 1] for f in filenames])
-            parts.append(decode_scores(stacked, filenames, [name], [threshold], window, frame_step)[threshold])
-    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["filename", "onset", "offset", "event_label"])
-    return table.sort_values(["filename", "onset"], kind="stable", ignore_index=True)
+    return decode_at_class_thresholds(
+        scores, class_names, postprocessing.threshold, list(postprocessing.median_window), frame_step
+    )
