@@ -44,7 +44,7 @@ def write_noise(path: Path, minutes: float, rate: int) -> Path:
 
 def run_cli(args: list[str], threads: int) -> tuple[dict, float]:
     """Run the CLI in a child process; (its JSON summary, its peak resident memory in MiB)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(threads)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "desed_task.inference", *args],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=REPO,

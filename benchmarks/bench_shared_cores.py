@@ -8,8 +8,9 @@ the cores gives about 2x; idle OpenMP threads that spin instead of sleeping give
         [--steps 5] [--env KEY=VALUE ...]
 
 --env sets a variable in both runs, e.g. `--env GOMP_SPINCOUNT=300000` gives torch's OpenMP
-threads back the spinning of libgomp's default (before desed_task set OMP_WAIT_POLICY=PASSIVE)
-and `--env OMP_WAIT_POLICY=ACTIVE` makes them spin for good.
+threads back libgomp's default spinning (desed_task sets GOMP_SPINCOUNT=5000),
+`--env OMP_WAIT_POLICY=PASSIVE` makes them sleep at once and `--env OMP_WAIT_POLICY=ACTIVE`
+makes them spin for good.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def main() -> None:
     (solo,) = run_group(1, step_args, env)
     pair = run_group(2, step_args, env)
     print(f"config {args.conf_file}, threads {args.threads or 'as training'}, env {' '.join(args.env) or '-'}, "
-          f"OMP_WAIT_POLICY={env.get('OMP_WAIT_POLICY', '(unset: PASSIVE by desed_task)')}")
+          f"OMP_WAIT_POLICY={env.get('OMP_WAIT_POLICY', '(unset)')}, GOMP_SPINCOUNT={env.get('GOMP_SPINCOUNT', '(unset: 5000 by desed_task)')}")
     print(f"solo step:         {solo * 1000:8.1f} ms")
     for i, step in enumerate(pair, start=1):
         print(f"concurrent step {i}: {step * 1000:8.1f} ms  ({step / solo:.2f}x solo)")

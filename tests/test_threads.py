@@ -25,10 +25,11 @@ def _openmp_settings(env: dict[str, str]) -> str:
 
 
 @pytest.mark.slow
-def test_importing_desed_task_makes_idle_openmp_threads_sleep_unless_the_user_chose():
+def test_importing_desed_task_shortens_idle_spinning_unless_the_user_chose():
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    assert "GOMP_SPINCOUNT = '0'" in _openmp_settings(env)  # PASSIVE: no spinning
+    assert "GOMP_SPINCOUNT = '5000'" in _openmp_settings(env)  # libgomp's default: 300000
     assert "OMP_WAIT_POLICY = 'ACTIVE'" in _openmp_settings({**env, "OMP_WAIT_POLICY": "ACTIVE"})
+    assert "GOMP_SPINCOUNT = '0'" in _openmp_settings({**env, "OMP_WAIT_POLICY": "PASSIVE"})
 
 
 def test_thread_count_respects_the_user_then_the_cores_given(monkeypatch):
