@@ -226,7 +226,7 @@ def test_long_recording_detections_land_at_absolute_times(tmp_path):
         assert np.min(np.abs(same.onset - event.onset)) < 0.13
 
 
-DEMO_CHECKPOINT = REPO.parent.parent / "main" / "exp" / "demo" / "best.ckpt"
+DEMO_CHECKPOINT = REPO / "exp" / "demo" / "best.ckpt"  # written by the README's quick start
 DEMO_TEST = REPO / "data" / "demo" / "audio" / "validation" / "validation_44k"
 
 
