@@ -30,3 +30,15 @@ def shared_reference() -> Path:
     if not ref.is_dir():
         pytest.skip("../shared/reference is absent (reference data is only beside the repo in CI)")
     return ref
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    """The tiny demo dataset of `pipeline.TINY_SIZES`, built once per test module."""
+    from pipeline import tiny_config
+
+    from desed_task.training.cli import ensure_demo_data
+
+    root = tmp_path_factory.mktemp("tiny") / "demo"
+    ensure_demo_data(tiny_config(root, root.parent / "exp"))
+    return root

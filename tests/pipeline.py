@@ -41,3 +41,11 @@ def tiny_config(data_root: Path, log_dir: Path, **training) -> dict:
 def write_config(config: dict, path: Path) -> Path:
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def run_cli(conf: Path, *extra: str) -> dict:
+    """`train_sed.py --conf_file CONF --gpus 0 EXTRA...` in this process; the test results."""
+    from desed_task.training.cli import build_parser, run
+
+    args = build_parser("test", str(conf), "unused").parse_args(["--conf_file", str(conf), "--gpus", "0", *extra])
+    return run(args, "unused")

@@ -4,28 +4,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
+from pipeline import run_cli as _run
 from pipeline import tiny_config, write_config
 
 from desed_task.features.scaler import TorchScaler
-from desed_task.training.cli import build_parser, ensure_demo_data, main, run
+from desed_task.training.cli import main
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("tiny") / "demo"
-    ensure_demo_data(tiny_config(root, root.parent / "exp"))
-    return root
-
-
-def _run(conf: Path, *extra: str) -> dict:
-    args = build_parser("test", str(conf), "unused").parse_args(["--conf_file", str(conf), "--gpus", "0", *extra])
-    return run(args, "unused")
 
 
 def _no_refit(monkeypatch) -> None:

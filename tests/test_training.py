@@ -15,22 +15,9 @@ import pandas as pd
 import pytest
 import torch
 from pipeline import REPO, tiny_config, write_config
-
-from desed_task.training.cli import build_parser, ensure_demo_data, run
+from pipeline import run_cli as _run
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("tiny") / "demo"
-    ensure_demo_data(tiny_config(root, root.parent / "exp"))
-    return root
-
-
-def _run(conf: Path, *extra: str) -> dict:
-    args = build_parser("test", str(conf), "unused").parse_args(["--conf_file", str(conf), "--gpus", "0", *extra])
-    return run(args, "unused")
 
 
 def _script(args: list[str], cwd: Path, **kwargs) -> subprocess.Popen:
