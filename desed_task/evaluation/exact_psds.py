@@ -14,6 +14,7 @@ from desed_task.evaluation.detection_runs import detection_runs
 from desed_task.evaluation.encoding import encode_events
 from desed_task.evaluation.errors import EvaluationInputError
 from desed_task.evaluation.psds_threshold_free import threshold_free_psds
+from desed_task.evaluation.score_files import frame_table
 from desed_task.evaluation.tables import (
     check_ground_truth,
     clean_durations,
@@ -87,20 +88,13 @@ def score_dataframes(
         scores: {filename: (n_classes, n_frames) probabilities}; frame i covers
             [i * frame_step, (i + 1) * frame_step) seconds.
     """
-    tables = {}
-    for filename, clip_scores in scores.items():
-        clip_scores = np.asarray(clip_scores, dtype=np.float64)
-        if clip_scores.ndim != 2 or clip_scores.shape[0] != len(class_names):
-            raise EvaluationInputError(
-                f"scores of {filename}: expected shape ({len(class_names)}, n_frames), got {clip_scores.shape}"
-            )
-        timestamps = np.arange(clip_scores.shape[1] + 1) * frame_step
-        table = pd.DataFrame(
-            np.concatenate([timestamps[:-1, None], timestamps[1:, None], clip_scores.T], axis=1),
-            columns=["onset", "offset", *class_names],
+    columns = ["onset", "offset", *class_names]
+    return {
+        audio_id(filename): _WritableScores(
+            pd.DataFrame(frame_table(filename, clip_scores, len(class_names), frame_step), columns=columns)
         )
-        tables[audio_id(filename)] = _WritableScores(table)
-    return tables
+        for filename, clip_scores in scores.items()
+    }
 
 
 def _checked_clips(scores: Mapping[str, np.ndarray], durations: pd.DataFrame) -> list[str]:
@@ -127,24 +121,55 @@ def _reference_psds(
     duration_of: Mapping[str, float],
     settings: Mapping[str, float],
 ) -> tuple:
-    try:
-        from sed_scores_eval import intersection_based
-    except ImportError as error:
-        raise EvaluationInputError(
-            f"--reference needs sed_scores_eval ({error}): pip install 'desed_task[reference]'"
-        ) from error
+    return sed_scores_eval_psds(
+        score_dataframes({clip: scores[clip] for clip in clips}, class_names, frame_step),
+        ground_truth_per_clip(ground_truth, clips),
+        {audio_id(clip): float(duration_of[clip]) for clip in clips},
+        settings,
+    )
 
+
+def ground_truth_per_clip(ground_truth: pd.DataFrame, clips: Sequence[str]) -> dict[str, list[tuple]]:
+    """sed_scores_eval's ground truth: {clip id: [(onset, offset, label), ...]}, an empty list
+    for each clip of ``clips`` (file names) without events."""
     per_clip: dict[str, list[tuple]] = {audio_id(clip): [] for clip in clips}
     events = events_only(ground_truth)
     for filename, onset, offset, label in zip(
         events["filename"], events["onset"], events["offset"], events["event_label"]
     ):
         per_clip[audio_id(filename)].append((float(onset), float(offset), str(label)))
+    return per_clip
+
+
+def sed_scores_eval_psds(
+    score_tables: Mapping[str, pd.DataFrame],
+    ground_truth: Mapping[str, list[tuple]],
+    audio_durations: Mapping[str, float],
+    settings: Mapping[str, float],
+) -> tuple:
+    """sed_scores_eval's ``intersection_based.psds`` (the reference, and cSEBBs' boxes).
+
+    Args:
+        score_tables: {clip id: score table (onset, offset, one column per class)}.
+        ground_truth: {clip id: [(onset, offset, label), ...]}, an empty list for a clip
+            without events.
+        audio_durations: {clip id: seconds}.
+        settings: dtc, gtc, cttc, alpha_ct, alpha_st, max_efpr.
+
+    Returns:
+        sed_scores_eval's (psds, class psds, (etpr, efpr), class ROCs).
+    """
+    try:
+        from sed_scores_eval import intersection_based
+    except ImportError as error:
+        raise EvaluationInputError(
+            f"--reference needs sed_scores_eval ({error}): pip install 'desed_task[reference]'"
+        ) from error
     try:
         return intersection_based.psds(
-            scores=score_dataframes({clip: scores[clip] for clip in clips}, class_names, frame_step),
-            ground_truth=per_clip,
-            audio_durations={audio_id(clip): float(duration_of[clip]) for clip in clips},
+            scores={clip: _WritableScores(table) for clip, table in score_tables.items()},
+            ground_truth=dict(ground_truth),
+            audio_durations=dict(audio_durations),
             dtc_threshold=settings["dtc"],
             gtc_threshold=settings["gtc"],
             # sed_scores_eval refuses an unused cttc
@@ -155,7 +180,7 @@ def _reference_psds(
             num_jobs=1,
         )
     except (AssertionError, ValueError) as error:
-        raise EvaluationInputError(f"sed_scores_eval (--reference) refuses the input: {error}") from error
+        raise EvaluationInputError(f"sed_scores_eval refuses the input: {error}") from error
 
 
 def exact_psds_scenarios(

@@ -37,6 +37,27 @@ def write_score_folders(
         write_sed_scores(scores, class_names, frame_step, folder / name)
 
 
+def frame_table(filename: str, clip_scores: np.ndarray, n_classes: int, frame_step: float) -> np.ndarray:
+    """One clip's scores in sed_scores_eval's layout.
+
+    Args:
+        filename: the clip (named in the error).
+        clip_scores: (n_classes, n_frames) scores.
+        n_classes: the expected number of rows.
+        frame_step: seconds per frame; frame i covers [i * frame_step, (i + 1) * frame_step).
+
+    Returns:
+        (n_frames, 2 + n_classes) float64: onset, offset (seconds), then the class scores.
+    """
+    clip_scores = np.asarray(clip_scores, dtype=np.float64)
+    if clip_scores.ndim != 2 or clip_scores.shape[0] != n_classes:
+        raise EvaluationInputError(
+            f"scores of {filename}: expected shape ({n_classes}, n_frames), got {clip_scores.shape}"
+        )
+    timestamps = np.arange(clip_scores.shape[1] + 1) * frame_step
+    return np.concatenate([timestamps[:-1, None], timestamps[1:, None], clip_scores.T], axis=1)
+
+
 def _clip_id(filename: str) -> str:
     """sed_scores_eval's clip id: the file name without its .wav extension."""
     return filename[: -len(".wav")] if filename.endswith(".wav") else filename
@@ -57,13 +78,7 @@ def write_sed_scores(
     folder.mkdir(parents=True, exist_ok=True)
     header = "\t".join(["onset", "offset", *map(str, class_names)])
     for filename, clip_scores in scores.items():
-        clip_scores = np.asarray(clip_scores, dtype=np.float64)
-        if clip_scores.ndim != 2 or clip_scores.shape[0] != len(class_names):
-            raise EvaluationInputError(
-                f"scores of {filename}: expected shape ({len(class_names)}, n_frames), got {clip_scores.shape}"
-            )
-        timestamps = np.arange(clip_scores.shape[1] + 1) * frame_step
-        table = np.concatenate([timestamps[:-1, None], timestamps[1:, None], clip_scores.T], axis=1)
+        table = frame_table(filename, clip_scores, len(class_names), frame_step)
         # repr: the shortest text that reads back to the same float, as pandas writes them
         lines = ["\t".join(map(repr, row)) for row in table.tolist()]
         (folder / f"{_clip_id(filename)}.tsv").write_text(header + "\n" + "\n".join(lines) + "\n")

@@ -34,7 +34,7 @@ from desed_task.evaluation.evaluate import evaluate_operating_points, evaluate_p
 from desed_task.evaluation.exact_psds import audio_id, score_dataframes
 from desed_task.evaluation.intersection_inputs import prepare_intersection_inputs
 from desed_task.evaluation.scenarios import PSDS_SCENARIOS, threshold_grid
-from desed_task.evaluation.tables import clean_durations, clean_event_table, events_only
+from desed_task.evaluation.tables import clean_durations, clean_event_table
 from desed_task.postprocessing.median_tuning import DEFAULT_THRESHOLDS, _macro, per_class_f1
 from desed_task.postprocessing.settings import (
     DEFAULT_THRESHOLD,
@@ -108,9 +108,7 @@ def sebbs_exact_psds(
     Returns:
         (PSDS, {class: per-class PSDS}).
     """
-    from sed_scores_eval import intersection_based
-
-    from desed_task.evaluation.exact_psds import _WritableScores
+    from desed_task.evaluation.exact_psds import ground_truth_per_clip, sed_scores_eval_psds
 
     _, sed_scores_from_sebbs = require_sebbs()
     ground_truth, durations = clean_event_table(ground_truth), clean_durations(durations)
@@ -119,22 +117,8 @@ def sebbs_exact_psds(
     for clip, group in boxes.groupby(boxes["filename"].map(audio_id), sort=False):
         per_clip[clip] = list(zip(group["onset"], group["offset"], group["event_label"], group["confidence"]))
     tables = sed_scores_from_sebbs(per_clip, list(class_names), audio_duration=duration_of)
-    events = events_only(ground_truth)
-    truth: dict[str, list] = {clip: [] for clip in duration_of}
-    for filename, onset, offset, label in zip(events["filename"], events["onset"], events["offset"], events["event_label"]):
-        truth[audio_id(filename)].append((float(onset), float(offset), str(label)))
-    value, class_psds, *_ = intersection_based.psds(
-        scores={clip: _WritableScores(table) for clip, table in tables.items()},
-        ground_truth=truth,
-        audio_durations=duration_of,
-        dtc_threshold=settings["dtc"],
-        gtc_threshold=settings["gtc"],
-        cttc_threshold=settings["cttc"] if settings["alpha_ct"] > 0 else None,
-        alpha_ct=settings["alpha_ct"],
-        alpha_st=settings["alpha_st"],
-        max_efpr=settings["max_efpr"],
-        num_jobs=1,
-    )
+    truth = ground_truth_per_clip(ground_truth, list(durations["filename"]))
+    value, class_psds, *_ = sed_scores_eval_psds(tables, truth, duration_of, settings)
     return float(value), {str(k): float(v) for k, v in class_psds.items()}
 
 
