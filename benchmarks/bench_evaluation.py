@@ -44,15 +44,11 @@ from desed_task.evaluation import (  # noqa: E402
     exact_psds_scenarios,
     intersection_f1_macro,
     median_filter_scores,
-    psds_from_operating_points,
     threshold_grid,
     write_sed_scores,
 )
-from desed_task.evaluation.scenarios import (  # noqa: E402
-    PSDS_SCENARIO_1,
-    PSDS_SCENARIO_2,
-    PSDS_SCENARIOS,
-)
+from desed_task.evaluation.psds import psds_scenarios_from_operating_points  # noqa: E402
+from desed_task.evaluation.scenarios import PSDS_SCENARIOS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -144,9 +140,10 @@ def run_ours(scores, filenames, ground_truth, durations, thresholds):
     decoded = decode_scores(scores, filenames, CLASSES, thresholds + [0.5], median_window=7)
     at_half = decoded.pop(0.5)
     decode_seconds = time.perf_counter() - start
+    psds = psds_scenarios_from_operating_points(decoded, ground_truth, durations, PSDS_SCENARIOS)
     values = {
-        "psds1": psds_from_operating_points(decoded, ground_truth, durations, **PSDS_SCENARIO_1).value,
-        "psds2": psds_from_operating_points(decoded, ground_truth, durations, **PSDS_SCENARIO_2).value,
+        "psds1": psds["psds1"].value,
+        "psds2": psds["psds2"].value,
         "intersection_f1_macro": intersection_f1_macro(at_half, ground_truth, durations),
         "collar_f1_macro": collar_f1(at_half, ground_truth, durations=durations)["macro"],
     }

@@ -14,6 +14,7 @@ from desed_task.evaluation import (
     evaluate_scores,
     intersection_f1_macro,
     median_filter_binary,
+    median_filter_scores,
     psds_from_operating_points,
     read_event_table,
     segment_f1,
@@ -192,3 +193,43 @@ def test_evaluate_scores_and_cli_agree(synthetic, tmp_path, capsys):
     from_files = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for name, value in from_files.items():
         assert value == pytest.approx(metrics[name], abs=1e-6), name
+
+
+@pytest.mark.parametrize("window", [2, 3, 7, 12, 31, 101])
+def test_median_filter_scores_matches_scipy(window):
+    rng = np.random.default_rng(window)
+    for n_frames in (1, 3, 10, 156):
+        scores = np.round(rng.random((4, 3, n_frames)), 1)  # ties
+        expected = scipy.ndimage.median_filter(scores, size=(1, 1, window), mode="reflect")
+        np.testing.assert_array_equal(median_filter_scores(scores, window), expected)
+    per_class = median_filter_scores(scores, [window, 1, 5])
+    np.testing.assert_array_equal(per_class[:, 0], expected[:, 0])
+    np.testing.assert_array_equal(per_class[:, 1], scores[:, 1])
+    np.testing.assert_array_equal(per_class[:, 2], scipy.ndimage.median_filter(scores[:, 2], size=(1, 5), mode="reflect"))
+
+
+def test_decode_at_unsorted_thresholds_and_nan_scores(synthetic):
+    scores, filenames, _, _ = synthetic
+    scores = scores.copy()
+    scores[0, 1, 10:14] = np.nan  # never above a threshold: ``nan > threshold`` is False
+    thresholds = [0.9, 0.1, 0.5, 0.35]
+    decoded = decode_scores(scores, filenames, CLASSES, thresholds, median_window=7)
+    assert list(decoded) == thresholds
+    for threshold in thresholds:
+        expected = decode_2021(scores, filenames, CLASSES, threshold, 7)
+        pd.testing.assert_frame_equal(decoded[threshold], expected, check_dtype=False)
+
+
+def test_collar_f1_takes_the_maximum_matching_where_events_compete():
+    # r1 matches e1 and e2, r2 only e1: the maximum matching pairs r1-e2 and r2-e1; the
+    # lone pair of b.wav is matched without the matching algorithm
+    columns = ["filename", "onset", "offset", "event_label"]
+    ground_truth = pd.DataFrame(
+        [("a.wav", 1.0, 2.0, "x"), ("a.wav", 1.1, 2.0, "x"), ("b.wav", 3.0, 4.0, "x")], columns=columns
+    )
+    predictions = pd.DataFrame(
+        [("a.wav", 1.05, 2.0, "x"), ("a.wav", 0.85, 2.0, "x"), ("b.wav", 3.1, 4.0, "x")], columns=columns
+    )
+    durations = pd.DataFrame({"filename": ["a.wav", "b.wav"], "duration": [10.0, 10.0]})
+    assert collar_f1(predictions, ground_truth, durations=durations)["macro"] == 1.0
+    assert collar_f1(predictions.iloc[[0, 2]], ground_truth, durations=durations)["x"] == pytest.approx(0.8)

@@ -15,101 +15,101 @@ import numpy as np
 import pandas as pd
 
 from desed_task.evaluation.errors import EvaluationInputError
+from desed_task.evaluation.median_filter import (  # noqa: F401 (re-exported)
+    median_filter_binary,
+    median_filter_scores,
+    windows_per_class,
+)
 
 FRAME_STEP = 256 / 16000 * 4  # s: hop length / sample rate x CRNN temporal pooling = 0.064
 
 
-def median_filter_binary(active: np.ndarray, window: int) -> np.ndarray:
-    """Median filter of a boolean array along its last axis.
-
-    Same output as ``scipy.ndimage.median_filter`` with size ``window`` along that axis
-    and mode 'reflect' (edge frames mirrored, edge included): a frame is active when at
-    least ``window - window // 2`` frames of its window are (the scipy rank for even
-    windows too).
-
-    Args:
-        active: (..., n_frames) bool.
-        window: window length in frames, in [1, 255].
-
-    Returns:
-        (..., n_frames) bool.
-    """
-    if window <= 1:
-        return active
-    left = window // 2
-    right = window - 1 - left
-    n_frames = active.shape[-1]
-    # scipy 'reflect' extension (d c b a | a b c d | d c b a), periodic with period 2 n_frames
-    position = np.arange(-left, n_frames + right) % (2 * n_frames)
-    position = np.where(position < n_frames, position, 2 * n_frames - 1 - position)
-    padded = active[..., position]
-    # running counts modulo 256: differences stay exact for windows below 256, and uint8 is fast
-    running = np.cumsum(padded, axis=-1, dtype=np.uint8)
-    running = np.concatenate([np.zeros_like(running[..., :1]), running], axis=-1)
-    count = running[..., window:] - running[..., :-window]
-    return count >= window - window // 2
+def _score_levels(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """How many of the sorted ``thresholds`` each score is above (``score > threshold``);
+    NaN is above none. int16 or int32, the shape of ``scores``."""
+    dtype = np.int16 if thresholds.size < np.iinfo(np.int16).max else np.int32
+    levels = np.searchsorted(thresholds, scores, side="left").astype(dtype)
+    levels[np.isnan(scores)] = 0
+    return levels
 
 
-def median_filter_scores(scores: np.ndarray, median_window: int | Sequence[int]) -> np.ndarray:
-    """Median filter of frame scores along time, one window for all classes or one per class.
+def threshold_regions(
+    scores: np.ndarray, thresholds: Sequence[float], windows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Contiguous active regions after binarising at each threshold and median filtering.
 
-    ``scipy.ndimage.median_filter`` with size (window, 1) on each clip's (frames, classes)
-    scores, mode 'reflect', as the later DESED recipes filter scores before sed_scores_eval.
-    Thresholding the filtered scores gives the 2021 decoding (filtering the binarised
-    scores): a median commutes with a threshold.
+    All thresholds at once: each score becomes its level (the number of thresholds it is
+    above), which the median filter keeps (a median commutes with a nondecreasing map);
+    where the level steps up from ``a`` to ``b`` a region starts at the thresholds of
+    rank a .. b-1, where it steps down from ``b`` to ``a`` those regions stop.
 
     Args:
-        scores: (..., n_classes, n_frames) probabilities.
-        median_window: window length in frames, one int or (n_classes,) ints in [1, 255].
+        scores: (n_clips, n_classes, n_frames) probabilities.
+        thresholds: (n_thresholds,) a frame is active where ``score > threshold``.
+        windows: (n_classes,) median-filter window per class, in frames.
 
     Returns:
-        (..., n_classes, n_frames) float array, the same dtype as ``scores``.
+        threshold, clip, label, start, stop: each (n_regions,) int64, ordered by the rank
+        of the threshold, then clip, class, start; ``threshold`` indexes ``thresholds``;
+        a region covers frames [start, stop).
     """
-    from scipy.ndimage import median_filter
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    order = np.argsort(thresholds, kind="stable")
+    levels = _score_levels(scores, thresholds[order])
+    if (windows > 1).any():
+        levels = median_filter_scores(levels, windows)
+    n_clips, n_classes, n_frames = scores.shape
+    padded = np.zeros((n_clips * n_classes, n_frames + 2), dtype=np.int32)
+    padded[:, 1:-1] = levels.reshape(-1, n_frames)
+    before, after = padded[:, :-1].ravel(), padded[:, 1:].ravel()
+    steps = after - before  # at edge i of a row: level[i] - level[i - 1], i in 0 .. n_frames
 
-    scores = np.asarray(scores)
-    windows = _windows_per_class(median_window, scores.shape[-2])
-    filtered = scores.copy()
-    for window in np.unique(windows):
-        if window > 1:
-            selected = windows == window
-            size = (1,) * (scores.ndim - 1) + (int(window),)
-            filtered[..., selected, :] = median_filter(scores[..., selected, :], size=size, mode="reflect")
-    return filtered
+    def crossings(edges: np.ndarray, lowest: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every (edge, threshold rank) crossed, ordered by rank, then edge."""
+        edge = np.repeat(edges, count)
+        first_of_edge = np.repeat(np.cumsum(count) - count, count)
+        rank = np.repeat(lowest, count) + (np.arange(edge.size) - first_of_edge)
+        by_rank = np.argsort(rank.astype(np.int16 if thresholds.size < 2**15 else np.int32), kind="stable")
+        return edge[by_rank], rank[by_rank]
 
-
-def _windows_per_class(median_window: int | Sequence[int], n_classes: int) -> np.ndarray:
-    windows = np.broadcast_to(np.asarray(median_window, dtype=np.int64), (n_classes,))
-    if (windows < 1).any() or (windows > 255).any():
-        raise EvaluationInputError(f"median_window must be in [1, 255], got {median_window}")
-    return windows
+    rising = np.flatnonzero(steps > 0)
+    falling = np.flatnonzero(steps < 0)
+    start_edge, rank = crossings(rising, before[rising], steps[rising])
+    stop_edge, _ = crossings(falling, after[falling], -steps[falling])  # rises and falls alternate
+    row, start = np.divmod(start_edge, n_frames + 1)
+    clip, label = np.divmod(row, n_classes)
+    return order[rank], clip, label, start, stop_edge % (n_frames + 1)
 
 
 def active_regions(
     scores: np.ndarray, threshold: float, windows: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Contiguous active regions after binarising and median filtering.
+    """``threshold_regions`` at one threshold: clip, label, start, stop."""
+    return threshold_regions(scores, [threshold], windows)[1:]
 
-    Args:
-        scores: (n_clips, n_classes, n_frames) probabilities.
-        threshold: a frame is active where ``score > threshold``.
-        windows: (n_classes,) median-filter window per class, in frames.
+
+def regions_in_seconds(
+    clip: np.ndarray,
+    start: np.ndarray,
+    stop: np.ndarray,
+    frame_step: float,
+    durations: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Onsets and offsets (seconds) of regions of frames [start, stop), rounded as 2021 did.
+
+    With (n_clips,) ``durations`` (seconds) the events are clipped to their clip.
 
     Returns:
-        clip, label, start, stop: each (n_regions,) int64, ordered by clip, class, start;
-        a region covers frames [start, stop).
+        kept (bool, (n_regions,): False for events left empty by clipping), onset, offset.
     """
-    active = scores > threshold
-    for window in np.unique(windows):
-        selected = windows == window
-        if window > 1:
-            active[:, selected] = median_filter_binary(active[:, selected], int(window))
-    edges = np.diff(active.view(np.int8), axis=-1, prepend=0, append=0)
-    changes = np.flatnonzero(edges)
-    rises = edges.ravel()[changes] == 1  # rises and falls alternate along each (clip, class) row
-    clip, label, start = np.unravel_index(changes[rises], edges.shape)
-    stop = np.unravel_index(changes[~rises], edges.shape)[2]
-    return clip, label, start, stop
+    frames_per_second = 1.0 / frame_step  # f / 15.625 rounds like the 2021 f * 4 / 62.5
+    onset = np.maximum(start / frames_per_second, 0.0)
+    offset = stop / frames_per_second
+    if durations is None:
+        return np.ones(onset.shape, bool), onset, offset
+    clip_end = np.asarray(durations, dtype=np.float64)[clip]
+    onset, offset = np.minimum(onset, clip_end), np.minimum(offset, clip_end)
+    return offset > onset, onset, offset
 
 
 def decode_scores(
@@ -147,28 +147,43 @@ def decode_scores(
             f"scores {scores.shape} do not match {len(filenames)} filenames and "
             f"{len(class_names)} class names"
         )
-    windows = _windows_per_class(median_window, n_classes)
-    filenames_array = np.asarray(filenames, dtype=object)
-    class_array = np.asarray(class_names, dtype=object)
-    frames_per_second = 1.0 / frame_step  # f / 15.625 rounds like the 2021 f * 4 / 62.5
-    decoded = {}
-    for threshold in thresholds:
-        clip, label, start, stop = active_regions(scores, threshold, windows)
-        onset = np.maximum(start / frames_per_second, 0.0)
-        offset = stop / frames_per_second
-        if durations is not None:
-            clip_end = np.asarray(durations, dtype=np.float64)[clip]
-            onset, offset = np.minimum(onset, clip_end), np.minimum(offset, clip_end)
-            kept = offset > onset
-            clip, label, onset, offset = clip[kept], label[kept], onset[kept], offset[kept]
+    windows = windows_per_class(median_window, n_classes)
+    threshold, clip, label, start, stop = threshold_regions(scores, thresholds, windows)
+    kept, onset, offset = regions_in_seconds(clip, start, stop, frame_step, durations)
+    return event_tables(
+        thresholds,
+        threshold[kept],
+        np.asarray(filenames, dtype=object)[clip[kept]],
+        np.asarray(class_names, dtype=object)[label[kept]],
+        onset[kept],
+        offset[kept],
+    )
+
+
+def event_tables(
+    thresholds: Sequence[float],
+    threshold: np.ndarray,
+    filename: np.ndarray,
+    event_label: np.ndarray,
+    onset: np.ndarray,
+    offset: np.ndarray,
+) -> dict[float, pd.DataFrame]:
+    """{threshold: event table} from the events of all thresholds.
+
+    Args:
+        thresholds: (n_thresholds,) the keys.
+        threshold: (n_events,) index in ``thresholds`` of each event's threshold.
+        filename, event_label, onset, offset: (n_events,) the columns; each table keeps
+            the order its events have here.
+    """
+    order = np.argsort(threshold.astype(np.int32), kind="stable")
+    bounds = np.searchsorted(threshold[order], np.arange(len(thresholds) + 1))
+    tables = {}
+    for index, value in enumerate(thresholds):
+        part = order[bounds[index] : bounds[index + 1]]
         table = pd.DataFrame(
-            {
-                "filename": filenames_array[clip],
-                "onset": onset,
-                "offset": offset,
-                "event_label": class_array[label],
-            }
+            {"filename": filename[part], "onset": onset[part], "offset": offset[part], "event_label": event_label[part]}
         )
-        table.attrs.update(source=f"predictions at threshold {threshold}", clean=True)
-        decoded[threshold] = table
-    return decoded
+        table.attrs.update(source=f"predictions at threshold {value}", clean=True)
+        tables[value] = table
+    return tables

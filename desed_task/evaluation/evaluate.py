@@ -5,18 +5,35 @@ the same stages. Every stage evaluates the clips of the durations table (see ``t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from desed_task.evaluation.collar_f1 import collar_f1
-from desed_task.evaluation.decode import FRAME_STEP, decode_scores, median_filter_scores
+from desed_task.evaluation.decode import (
+    FRAME_STEP,
+    event_tables,
+    median_filter_scores,
+    regions_in_seconds,
+    threshold_regions,
+    windows_per_class,
+)
+from desed_task.evaluation.encoding import EncodedEvents
 from desed_task.evaluation.errors import EvaluationInputError
 from desed_task.evaluation.exact_psds import exact_psds_scenarios
 from desed_task.evaluation.intersection_f1 import intersection_f1_scores
+from desed_task.evaluation.intersection_inputs import (
+    IntersectionInputs,
+    prepare_intersection_inputs,
+)
 from desed_task.evaluation.plots import plot_exact_psds, plot_psds
-from desed_task.evaluation.psds import psds_scenarios_from_operating_points
+from desed_task.evaluation.psds import (
+    PSDSResult,
+    psds_scenarios_from_detections,
+    psds_scenarios_from_operating_points,
+)
 from desed_task.evaluation.scenarios import (
     F1_THRESHOLD,
     PSDS_SCENARIOS,
@@ -46,6 +63,11 @@ def evaluate_operating_points(
     threshold) and the PSD-ROC PNGs.
     """
     results = psds_scenarios_from_operating_points(operating_points, ground_truth, durations, PSDS_SCENARIOS)
+    return _report_psds(results, save_dir)
+
+
+def _report_psds(results: Mapping[str, PSDSResult], save_dir: Path | None) -> dict[str, float]:
+    """The PSDS values; with ``save_dir``, their tables and plots (see ``evaluate_operating_points``)."""
     if save_dir is not None:
         save_dir = Path(save_dir)
         per_class = pd.DataFrame({name: result.class_psds for name, result in results.items()})
@@ -107,32 +129,68 @@ def evaluate_exact(
     return {name: result.value for name, result in results.items()}
 
 
+@dataclass(frozen=True)
+class _DecodedScores:
+    """Events decoded from a {filename: scores} mapping at several thresholds, as arrays.
+
+    Attributes:
+        filenames: the clips, in the order ``clip`` indexes.
+        thresholds: the thresholds, in the order ``threshold`` indexes.
+        threshold, clip, label, onset, offset: (n_events,) each; ``label`` indexes the
+            class names of the scores; seconds.
+    """
+
+    filenames: list[str]
+    thresholds: list[float]
+    threshold: np.ndarray
+    clip: np.ndarray
+    label: np.ndarray
+    onset: np.ndarray
+    offset: np.ndarray
+
+    def tables(self, class_names: Sequence[str]) -> dict[float, pd.DataFrame]:
+        """{threshold: event table}, events ordered by clip (in score order), class, onset."""
+        filenames = np.asarray(self.filenames, dtype=object)
+        labels = np.asarray(class_names, dtype=object)
+        return event_tables(
+            self.thresholds, self.threshold, filenames[self.clip], labels[self.label], self.onset, self.offset
+        )
+
+    def encoded(self, inputs: IntersectionInputs, class_names: Sequence[str]) -> tuple[EncodedEvents, np.ndarray]:
+        """The events in the indices of ``inputs`` and their thresholds' indices; a class
+        with events but no ground truth is refused, as in a decoded table."""
+        label_index = inputs.classes.get_indexer(list(class_names)).astype(np.int64)
+        unknown = sorted({class_names[c] for c in np.unique(self.label) if label_index[c] < 0})
+        if unknown:
+            raise EvaluationInputError(f"operating points decoded from the scores: class(es) not in the ground truth: {unknown}")
+        clip_index = inputs.clips.get_indexer(self.filenames).astype(np.int64)
+        events = EncodedEvents(clip_index[self.clip], label_index[self.label], self.onset, self.offset)
+        return events, self.threshold.astype(np.int64)
+
+
 def _decode_mapping(
     scores: Mapping[str, np.ndarray],
-    class_names: Sequence[str],
     thresholds: Sequence[float],
     median_window: int | Sequence[int],
     frame_step: float,
     duration_of: Mapping[str, float] | None,
-) -> dict[float, pd.DataFrame]:
-    """``decode_scores`` on a {filename: (n_classes, n_frames)} mapping (clips grouped by length);
-    events are clipped to ``duration_of[filename]`` when it is given."""
+) -> _DecodedScores:
+    """``threshold_regions`` on a {filename: (n_classes, n_frames)} mapping (clips grouped
+    by length), in seconds; events are clipped to ``duration_of[filename]`` when it is given."""
     by_length: dict[int, list[str]] = {}
     for filename, clip_scores in scores.items():
         by_length.setdefault(np.shape(clip_scores)[-1], []).append(filename)
-    parts = []
-    for filenames in by_length.values():
-        stacked = np.stack([np.asarray(scores[name], dtype=np.float64) for name in filenames])
-        clip_durations = None if duration_of is None else np.array([duration_of[name] for name in filenames])
-        parts.append(
-            decode_scores(stacked, filenames, class_names, thresholds, median_window, frame_step, clip_durations)
-        )
-    decoded = {}
-    for threshold in thresholds:
-        table = pd.concat([part[threshold] for part in parts], ignore_index=True)
-        table.attrs.update(source=f"predictions at threshold {threshold}", clean=True)
-        decoded[threshold] = table
-    return decoded
+    filenames, parts = [], []
+    for names in by_length.values():
+        stacked = np.stack([np.asarray(scores[name], dtype=np.float64) for name in names])
+        windows = windows_per_class(median_window, stacked.shape[1])
+        threshold, clip, label, start, stop = threshold_regions(stacked, thresholds, windows)
+        clip_durations = None if duration_of is None else np.array([duration_of[name] for name in names])
+        kept, onset, offset = regions_in_seconds(clip, start, stop, frame_step, clip_durations)
+        parts.append((threshold[kept], clip[kept] + len(filenames), label[kept], onset[kept], offset[kept]))
+        filenames += names
+    columns = [np.concatenate([part[i] for part in parts]) for i in range(5)]
+    return _DecodedScores(filenames, list(thresholds), *columns)
 
 
 def _median_filter_mapping(
@@ -179,7 +237,7 @@ def decode_at_class_thresholds(
         name: (values > thresholds[:, None]).astype(np.float32)
         for name, values in _median_filter_mapping(scores, median_window).items()
     }
-    table = _decode_mapping(active, class_names, [0.5], 1, frame_step, duration_of)[0.5]
+    table = _decode_mapping(active, [0.5], 1, frame_step, duration_of).tables(class_names)[0.5]
     table = table.sort_values(["filename", "onset"], kind="stable", ignore_index=True)
     table.attrs.update(source="predictions at per-class thresholds", clean=True)
     return table
@@ -243,19 +301,23 @@ def evaluate_scores(
     # PSDS, its threshold-free limit
     filtered = _median_filter_mapping(scores, median_window)
     thresholds = threshold_grid(n_thresholds)
-    operating_points = _decode_mapping(filtered, class_names, thresholds, 1, frame_step, duration_of)
+    decoded = _decode_mapping(filtered, thresholds, 1, frame_step, duration_of)
     if f1_thresholds is None:
-        at_f1_threshold = _decode_mapping(filtered, class_names, [F1_THRESHOLD], 1, frame_step, duration_of)[F1_THRESHOLD]
+        at_f1_threshold = _decode_mapping(filtered, [F1_THRESHOLD], 1, frame_step, duration_of).tables(class_names)[F1_THRESHOLD]
     else:
         at_f1_threshold = decode_at_class_thresholds(filtered, class_names, f1_thresholds, 1, frame_step, duration_of)
     if save_dir is not None:
         save_dir = Path(save_dir)
-        for threshold, table in operating_points.items():
+        for threshold, table in decoded.tables(class_names).items():
             _write_tsv(table, save_dir / "operating_points" / f"predictions_th_{threshold_name(threshold)}.tsv")
         _write_tsv(at_f1_threshold, save_dir / f"predictions_th_{threshold_name(F1_THRESHOLD)}.tsv")
         write_score_folders(scores, filtered, class_names, frame_step, save_dir / "scores")
 
-    metrics = evaluate_operating_points(operating_points, ground_truth, durations, save_dir)
+    # the operating points go to the PSDS as arrays: 1.5 M events of 50 thresholds on DESED's
+    # dev-test set, whose tables would take longer to build and check than the PSDS itself
+    inputs = prepare_intersection_inputs(ground_truth, durations)
+    psds = psds_scenarios_from_detections(*decoded.encoded(inputs, class_names), thresholds, inputs, PSDS_SCENARIOS)
+    metrics = _report_psds(psds, save_dir)
     metrics |= evaluate_exact(filtered, class_names, frame_step, ground_truth, durations, save_dir, reference)
     metrics |= evaluate_predictions(at_f1_threshold, ground_truth, durations, save_dir)
     return metrics

@@ -23,11 +23,15 @@ from desed_task.evaluation.encoding import EncodedEvents, same_key_pairs
 
 @dataclass(frozen=True)
 class ReferenceEvents:
-    """Ground truth plus one "world" event per clip, the form the counting needs.
+    """Ground truth and clip durations, the form the counting needs.
+
+    psds_eval adds one "world" event [0, duration] per clip of positive duration: a
+    detection failing the DTC that overlaps it is a false positive. Its overlap needs no
+    pairing (the detection's own clip), so world events are kept as ``clip_durations``.
 
     Attributes:
-        events: ground-truth events (zero-length removed) followed by one world event
-            [0, duration] per clip of positive duration; world events have label n_classes.
+        events: ground-truth events, zero-length ones removed.
+        clip_durations: (n_clips,) seconds.
         n_classes: number of real classes.
         events_per_class: (n_classes,) number of ground-truth events.
         seconds_per_class: (n_classes,) total ground-truth event duration, seconds.
@@ -35,6 +39,7 @@ class ReferenceEvents:
     """
 
     events: EncodedEvents
+    clip_durations: np.ndarray
     n_classes: int
     events_per_class: np.ndarray
     seconds_per_class: np.ndarray
@@ -44,21 +49,15 @@ class ReferenceEvents:
 def build_reference(ground_truth: EncodedEvents, clip_durations: np.ndarray, n_classes: int) -> ReferenceEvents:
     """Reference events from encoded ground truth and (n_clips,) clip durations in seconds."""
     ground_truth = ground_truth.select(ground_truth.offset > ground_truth.onset)
-    with_world = np.flatnonzero(clip_durations > 0)
-    events = EncodedEvents(
-        clip=np.concatenate([ground_truth.clip, with_world]),
-        label=np.concatenate([ground_truth.label, np.full(with_world.size, n_classes)]),
-        onset=np.concatenate([ground_truth.onset, np.zeros(with_world.size)]),
-        offset=np.concatenate([ground_truth.offset, clip_durations[with_world]]),
-    )
     return ReferenceEvents(
-        events=events,
+        events=ground_truth,
+        clip_durations=np.asarray(clip_durations, dtype=np.float64),
         n_classes=n_classes,
         events_per_class=np.bincount(ground_truth.label, minlength=n_classes),
         seconds_per_class=np.bincount(
             ground_truth.label, weights=ground_truth.offset - ground_truth.onset, minlength=n_classes
         ),
-        total_seconds=float(clip_durations[with_world].sum()),
+        total_seconds=float(clip_durations[clip_durations > 0].sum()),
     )
 
 
@@ -77,19 +76,20 @@ class IntersectionCounts:
     cross_triggers: np.ndarray
 
 
-def _group_sums(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Unique keys, the sum of values per key and the inverse index of each row."""
+def _group_sums(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unique keys and the sum of values per key."""
     unique, inverse = np.unique(keys, return_inverse=True)
-    return unique, np.bincount(inverse, weights=values, minlength=unique.size), inverse
+    return unique, np.bincount(inverse, weights=values, minlength=unique.size)
 
 
 @dataclass(frozen=True)
 class IntersectionPairs:
-    """Detections and the ground-truth (or world) events they overlap, in the same clip.
+    """Detections and the ground-truth events they overlap, in the same clip.
 
     Attributes:
         detections: the detections of positive length.
         operating_point: (n_detections,) int64 operating point of each detection.
+        in_clip: (n_detections,) bool, the detection overlaps its clip's world event.
         det_index, ref_index: (n_pairs,) indices of overlapping pairs.
         det_precision: (n_pairs,) overlap / detection length.
         gt_coverage: (n_pairs,) overlap / reference event length.
@@ -98,6 +98,7 @@ class IntersectionPairs:
 
     detections: EncodedEvents
     operating_point: np.ndarray
+    in_clip: np.ndarray
     det_index: np.ndarray
     ref_index: np.ndarray
     det_precision: np.ndarray
@@ -113,17 +114,20 @@ def intersection_pairs(
     kept = detections.offset > detections.onset
     detections, operating_point = detections.select(kept), operating_point[kept]
     ref = reference.events
+    clip_duration = reference.clip_durations[detections.clip]
+    in_clip = (clip_duration > 0) & (detections.onset < clip_duration) & (detections.offset > 0)
     det_index, ref_index = same_key_pairs(detections.clip, ref.clip)
+    overlapping = np.flatnonzero(
+        (detections.onset[det_index] < ref.offset[ref_index]) & (ref.onset[ref_index] < detections.offset[det_index])
+    )
+    det_index, ref_index = det_index[overlapping], ref_index[overlapping]
     det_onset, det_offset = detections.onset[det_index], detections.offset[det_index]
     ref_onset, ref_offset = ref.onset[ref_index], ref.offset[ref_index]
-    overlapping = (det_onset < ref_offset) & (ref_onset < det_offset)
-    det_index, ref_index = det_index[overlapping], ref_index[overlapping]
-    det_onset, det_offset = det_onset[overlapping], det_offset[overlapping]
-    ref_onset, ref_offset = ref_onset[overlapping], ref_offset[overlapping]
     overlap = np.minimum(det_offset, ref_offset) - np.maximum(det_onset, ref_onset)
     return IntersectionPairs(
         detections=detections,
         operating_point=operating_point,
+        in_clip=in_clip,
         det_index=det_index,
         ref_index=ref_index,
         det_precision=overlap / (det_offset - det_onset),
@@ -148,19 +152,17 @@ def count_intersections(
             ``intersection_pairs`` (then ``operating_point`` is not used).
         operating_point: (n_detections,) int64 index of each detection's operating point.
         n_operating_points: number of operating points.
-        reference: ground truth with world events (``build_reference``).
+        reference: ground truth and clip durations (``build_reference``).
         dtc, gtc, cttc: the detection tolerance, ground-truth intersection and
             cross-trigger tolerance criteria, fractions in [0, 1].
     """
     n_classes = reference.n_classes
-    n_labels = n_classes + 1  # real classes and the world label
     pairs = detections if isinstance(detections, IntersectionPairs) else intersection_pairs(
         detections, operating_point, reference
     )
     detections, operating_point, ref = pairs.detections, pairs.operating_point, reference.events
     det_index, ref_index, same_class = pairs.det_index, pairs.ref_index, pairs.same_class
     det_precision, gt_coverage = pairs.det_precision, pairs.gt_coverage
-    ref_label = ref.label[ref_index]
 
     n_detections = len(detections)
     has_same_class = np.bincount(det_index[same_class], minlength=n_detections) > 0
@@ -172,31 +174,26 @@ def count_intersections(
     # true positives: ground-truth events covered enough by DTC-passing detections
     tp_pair = same_class & passes_dtc[det_index]
     tp_key = operating_point[det_index[tp_pair]] * len(ref) + ref_index[tp_pair]
-    covered_key, coverage_sum, _ = _group_sums(tp_key, gt_coverage[tp_pair])
-    detected_key = covered_key[coverage_sum >= gtc]
-    detected_op, detected_ref = np.divmod(detected_key, len(ref))
+    coverage_sum = np.bincount(tp_key, weights=gt_coverage[tp_pair], minlength=n_operating_points * len(ref))
+    detected_op, detected_ref = np.divmod(np.flatnonzero(coverage_sum >= gtc), len(ref))
     true_positives = np.bincount(
         detected_op * n_classes + ref.label[detected_ref], minlength=n_operating_points * n_classes
     ).reshape(n_operating_points, n_classes)
 
-    # cross-triggers and false positives: detections failing the DTC, per other label
-    ct_pair = ~same_class & ~passes_dtc[det_index]
-    ct_key = det_index[ct_pair] * n_labels + ref_label[ct_pair]
-    crossed_key, crossed_sum, _ = _group_sums(ct_key, det_precision[ct_pair])
-    crossed_det, crossed_label = np.divmod(crossed_key, n_labels)
-    counted = (crossed_sum >= cttc) | (crossed_label == n_classes)
-    crossed_det, crossed_label = crossed_det[counted], crossed_label[counted]
-    flat = (
-        operating_point[crossed_det] * n_labels + detections.label[crossed_det]
-    ) * n_labels + crossed_label
-    confusion = np.bincount(flat, minlength=n_operating_points * n_labels * n_labels).reshape(
-        n_operating_points, n_labels, n_labels
+    # false positives: detections failing the DTC that overlap their clip (its world event)
+    failing = ~passes_dtc
+    false_positives = np.bincount(
+        (operating_point * n_classes + detections.label)[failing & pairs.in_clip],
+        minlength=n_operating_points * n_classes,
+    ).reshape(n_operating_points, n_classes)
+
+    # cross-triggers: detections failing the DTC, per other class they overlap enough
+    ct_pair = ~same_class & failing[det_index]
+    ct_key = det_index[ct_pair] * n_classes + ref.label[ref_index[ct_pair]]
+    crossed_key, crossed_sum = _group_sums(ct_key, det_precision[ct_pair])
+    crossed_det, crossed_label = np.divmod(crossed_key[crossed_sum >= cttc], n_classes)
+    flat = (operating_point[crossed_det] * n_classes + detections.label[crossed_det]) * n_classes + crossed_label
+    cross_triggers = np.bincount(flat, minlength=n_operating_points * n_classes * n_classes).reshape(
+        n_operating_points, n_classes, n_classes
     )
-    cross_triggers = confusion[:, :n_classes, :n_classes].copy()
-    diagonal = np.arange(n_classes)
-    cross_triggers[:, diagonal, diagonal] = 0
-    return IntersectionCounts(
-        true_positives=true_positives,
-        false_positives=confusion[:, :n_classes, n_classes],
-        cross_triggers=cross_triggers,
-    )
+    return IntersectionCounts(true_positives, false_positives, cross_triggers)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from desed_task.evaluation.encoding import EncodedEvents
 from desed_task.evaluation.errors import EvaluationInputError
 from desed_task.evaluation.intersection_counts import (
     IntersectionCounts,
@@ -153,14 +154,8 @@ def psds_from_operating_points(
     return psds_scenarios_from_operating_points(operating_points, ground_truth, durations, {"psds": settings})["psds"]
 
 
-def psds_scenarios_from_operating_points(
-    operating_points: Mapping[float, pd.DataFrame],
-    ground_truth: pd.DataFrame,
-    durations: pd.DataFrame,
-    scenarios: Mapping[str, Mapping[str, float]],
-) -> dict[str, PSDSResult]:
-    """``psds_from_operating_points`` for several scenarios ({name: its keyword arguments});
-    the detections are checked, encoded and intersected with the ground truth once."""
+def _checked_scenarios(scenarios: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+    """The scenarios with their defaults filled in; out-of-range settings are refused."""
     scenarios = {
         name: {"cttc": 0.3, "alpha_ct": 0.0, "alpha_st": 0.0, "max_efpr": 100.0, **settings}
         for name, settings in scenarios.items()
@@ -171,6 +166,18 @@ def psds_scenarios_from_operating_points(
                 raise EvaluationInputError(f"{key} must be in [0, 1], got {settings[key]}")
         if settings["alpha_st"] < 0:
             raise EvaluationInputError(f"alpha_st must be >= 0, got {settings['alpha_st']}")
+    return scenarios
+
+
+def psds_scenarios_from_operating_points(
+    operating_points: Mapping[float, pd.DataFrame],
+    ground_truth: pd.DataFrame,
+    durations: pd.DataFrame,
+    scenarios: Mapping[str, Mapping[str, float]],
+) -> dict[str, PSDSResult]:
+    """``psds_from_operating_points`` for several scenarios ({name: its keyword arguments});
+    the detections are checked, encoded and intersected with the ground truth once."""
+    _checked_scenarios(scenarios)
     if not operating_points:
         raise EvaluationInputError("no operating points given")
     inputs = prepare_intersection_inputs(ground_truth, durations)
@@ -180,8 +187,26 @@ def psds_scenarios_from_operating_points(
     op_index = np.repeat(np.arange(len(thresholds)), [len(table) for table in tables])
     combined = pd.concat(tables, ignore_index=True)
     combined.attrs.update(source=source_of(operating_points[thresholds[0]], "operating points"), clean=True)
-    detections = inputs.encode_detections(combined)
-    pairs = intersection_pairs(detections, op_index, inputs.reference)
+    return psds_scenarios_from_detections(inputs.encode_detections(combined), op_index, thresholds, inputs, scenarios)
+
+
+def psds_scenarios_from_detections(
+    detections: EncodedEvents,
+    operating_point: np.ndarray,
+    thresholds: list,
+    inputs: IntersectionInputs,
+    scenarios: Mapping[str, Mapping[str, float]],
+) -> dict[str, PSDSResult]:
+    """``psds_scenarios_from_operating_points`` on detections already encoded and checked
+    against ``inputs`` (clip and class indices of ``inputs.clips`` / ``inputs.classes``).
+
+    Args:
+        detections: the detections of all operating points.
+        operating_point: (n_detections,) int64 index in ``thresholds`` of each detection's.
+        thresholds: (n_ops,) the operating points' keys.
+    """
+    scenarios = _checked_scenarios(scenarios)
+    pairs = intersection_pairs(detections, operating_point, inputs.reference)
     return {
         name: _psds_result(
             count_intersections(pairs, None, len(thresholds), inputs.reference, settings["dtc"], settings["gtc"], settings["cttc"]),

@@ -30,7 +30,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from desed_task.evaluation.decode import FRAME_STEP, active_regions, median_filter_scores
+from desed_task.evaluation.decode import (
+    FRAME_STEP,
+    median_filter_scores,
+    regions_in_seconds,
+    threshold_regions,
+)
 from desed_task.evaluation.encoding import EncodedEvents
 from desed_task.evaluation.errors import EvaluationInputError
 from desed_task.evaluation.exact_psds import exact_psds
@@ -212,7 +217,6 @@ def f1_grid(
         missing = [n for n, i in zip(class_names, label_index) if i < 0]
         raise EvaluationInputError(f"no ground-truth event of {', '.join(missing)}: leave those classes out of the tuning")
     n_ops = len(windows) * len(thresholds)
-    frames_per_second = 1.0 / frame_step
     parts: list[tuple] = []
     bar = tqdm(total=len(windows) * len(groups.groups), desc="tune median windows and thresholds for f1",
                unit="window", disable=not progress)
@@ -221,14 +225,11 @@ def f1_grid(
         for names, stacked in groups.groups:
             clip_index = inputs.clips.get_indexer(names)
             clip_end = np.array([duration_of.get(n, np.inf) for n in names])
-            for k, threshold in enumerate(thresholds):
-                clip, label, start, stop = active_regions(stacked, threshold, windows_array)
-                onset = np.maximum(start / frames_per_second, 0.0)  # as decode_scores rounds
-                offset = stop / frames_per_second
-                onset, offset = np.minimum(onset, clip_end[clip]), np.minimum(offset, clip_end[clip])
-                kept = (offset > onset) & (clip_index[clip] >= 0)
-                op = np.full(int(kept.sum()), j * len(thresholds) + k, dtype=np.int64)
-                parts.append((clip_index[clip][kept], label_index[label][kept], onset[kept], offset[kept], op))
+            threshold, clip, label, start, stop = threshold_regions(stacked, thresholds, windows_array)
+            kept, onset, offset = regions_in_seconds(clip, start, stop, frame_step, clip_end)
+            kept &= clip_index[clip] >= 0
+            op = j * len(thresholds) + threshold[kept]
+            parts.append((clip_index[clip][kept], label_index[label][kept], onset[kept], offset[kept], op))
             bar.update()
     bar.close()
     f1 = per_class_f1(inputs, parts, n_ops, label_index)
