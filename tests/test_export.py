@@ -80,3 +80,19 @@ def test_torchscript_export_matches_pytorch(checkpoint, tmp_path):
     with torch.no_grad():
         for got, expected in zip(traced(audio), detector.pipeline(audio)):
             assert got.shape == expected.shape and (got - expected).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize(("n_fft", "hop", "win"), [(2048, 256, 2048), (1024, 256, 800), (2048, 300, 2048), (510, 102, 510)])
+def test_export_front_end_equals_the_mel_spectrogram(n_fft, hop, win):
+    # the factored DFT (hop dividing n_fft; 510 = 15 x 34) or the exported torch.stft
+    from desed_task.export.onnx import ExportMelSpectrogram
+    from desed_task.features.mel import MelSpectrogram
+
+    torch.manual_seed(0)
+    mel = MelSpectrogram(n_fft=n_fft, hop_length=hop, win_length=win)
+    for n_samples in (160000, 59200, n_fft // 2 + 9):
+        audio = 0.05 * torch.randn(2, n_samples)
+        expected = mel(audio)
+        actual = ExportMelSpectrogram(mel)(audio)
+        assert actual.shape == expected.shape
+        assert float((actual - expected).abs().max()) <= 1e-5 * float(expected.abs().max())

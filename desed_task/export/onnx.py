@@ -6,10 +6,10 @@ and ``weak`` (batch, classes); mel spectrogram, dB, scaler and network are all i
 deployment needs only onnxruntime. Batch and length axes are dynamic. The metadata holds the
 class names, the frame step, the sample rate and the STFT settings.
 
-The TorchScript-based exporter is used: the dynamo exporter fails on the GRU (torch 2.13), and
-the TorchScript one exports ``torch.stft`` (ONNX STFT, opset 17+) only with real outputs, so
-the export front end takes the magnitude from ``return_complex=False`` (the same numbers as
-``desed_task.features.mel.MelSpectrogram`` to float32 rounding).
+The TorchScript-based exporter is used: the dynamo exporter fails on the GRU (torch 2.13). The
+STFT is written as frame gathering and two matrix products (``FactoredDFTMagnitude``), which
+ONNX Runtime runs 4x faster than its STFT node: the same numbers as
+``desed_task.features.mel.MelSpectrogram`` to float32 rounding.
 """
 
 from __future__ import annotations
@@ -27,9 +27,62 @@ from desed_task.features.mel import DB_CLAMP_MAX, DB_CLAMP_MIN, MelSpectrogram, 
 OPSET = 17
 
 
+def _factor_pair(n: int) -> tuple[int, int]:
+    """(n1, n2) with n1 * n2 = n and n1 the largest divisor not above sqrt(n)."""
+    n1 = max(d for d in range(1, int(n**0.5) + 1) if n % d == 0)
+    return n1, n // n1
+
+
+class FactoredDFTMagnitude(nn.Module):
+    """|DFT| of windowed frames (onesided) as two small matrix products: one Cooley-Tukey
+    step (n_fft = n1 x n2, DFTs of size n1 then n2 with twiddle factors between).
+
+    ONNX Runtime's STFT took half the exported model's time (0.31 s of 0.56 s for 8 windows
+    of 10 s at n_fft 2048); this needs ~0.4 M multiply-adds a frame at 2048 (a direct DFT
+    product needs 4.2 M) in MatMul nodes, which ONNX Runtime runs fast.
+
+    Shapes:
+        frames: (..., n_fft) windowed samples -> (..., n_fft // 2 + 1) magnitudes.
+    """
+
+    def __init__(self, n_fft: int) -> None:
+        super().__init__()
+        self.n_fft = n_fft
+        self.n1, self.n2 = _factor_pair(n_fft)
+        self.n_freqs = n_fft // 2 + 1
+        self.k2_count = -(-self.n_freqs // self.n1)  # bins k = k1 + n1 k2 needed: k2 < k2_count
+        n1, n2 = torch.arange(self.n1, dtype=torch.float64), torch.arange(self.n2, dtype=torch.float64)
+        k2 = torch.arange(self.k2_count, dtype=torch.float64)
+        inner = 2 * torch.pi * n1[:, None] * n1[None, :] / self.n1  # [k1, n1]
+        self.register_buffer("inner", torch.cat([torch.cos(inner), -torch.sin(inner)]).float(), persistent=False)
+        twiddle = 2 * torch.pi * n1[:, None] * n2[None, :] / n_fft  # [k1, n2]
+        self.register_buffer("twiddle_cos", torch.cos(twiddle).float(), persistent=False)
+        self.register_buffer("twiddle_sin", torch.sin(twiddle).float(), persistent=False)
+        outer = 2 * torch.pi * n2[:, None] * k2[None, :] / self.n2  # [n2, k2]
+        cos, sin = torch.cos(outer), torch.sin(outer)
+        # [re | im] @ this = [re cos + im sin | im cos - re sin]: the outer DFT of a complex input
+        self.register_buffer("outer", torch.cat([torch.cat([cos, -sin], 1), torch.cat([sin, cos], 1)]).float(), persistent=False)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        leading = frames.shape[:-1]
+        grid = frames.reshape(-1, self.n1, self.n2)  # sample n = n2_count * n1 + n2
+        inner = torch.matmul(self.inner, grid)  # (rows, 2 n1, n2): DFT over n1 -> [k1, n2]
+        real, imag = inner[:, : self.n1], inner[:, self.n1 :]
+        real, imag = (real * self.twiddle_cos + imag * self.twiddle_sin,
+                      imag * self.twiddle_cos - real * self.twiddle_sin)
+        spectrum = torch.matmul(torch.cat([real, imag], -1), self.outer)  # (rows, n1, 2 k2): [k1, k2]
+        power = spectrum[..., : self.k2_count].pow(2) + spectrum[..., self.k2_count :].pow(2)
+        power = power.transpose(1, 2).reshape(-1, self.n1 * self.k2_count)[:, : self.n_freqs]  # bin k1 + n1 k2
+        return torch.sqrt(power).reshape(*leading, self.n_freqs)
+
+
 class ExportMelSpectrogram(nn.Module):
     """``MelSpectrogram`` (centred STFT, reflect padding, magnitude, mel matrix) written with
     operations the ONNX exporter supports; shares the window and filterbank of ``mel``.
+
+    When the hop divides n_fft (2021: 256 and 2048) the frames are gathered from hop-long
+    blocks and transformed by :class:`FactoredDFTMagnitude`; otherwise ``torch.stft`` is
+    exported (ONNX STFT).
 
     Shapes:
         audio: (batch, samples) -> (batch, n_mels, 1 + samples // hop_length).
@@ -40,20 +93,31 @@ class ExportMelSpectrogram(nn.Module):
         self.n_fft = mel.n_fft
         self.hop_length = mel.hop_length
         self.win_length = mel.win_length
-        self.register_buffer("window", mel.window.detach().clone(), persistent=False)
+        # torch.stft centres a shorter window in the frame
+        left = (self.n_fft - self.win_length) // 2
+        window = nn.functional.pad(mel.window.detach(), (left, self.n_fft - self.win_length - left))
+        self.register_buffer("window", window.clone(), persistent=False)
         self.register_buffer("filterbank_t", mel.filterbank.detach().T.contiguous(), persistent=False)
+        self.blocks_per_frame = self.n_fft // self.hop_length if self.n_fft % self.hop_length == 0 else 0
+        self.dft = FactoredDFTMagnitude(self.n_fft) if self.blocks_per_frame else None
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         half = self.n_fft // 2
         padded = nn.functional.pad(audio[:, None], (half, half), mode="reflect")[:, 0]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # return_complex=False is deprecated
-            spec = torch.stft(
-                padded, self.n_fft, self.hop_length, self.win_length, self.window,
-                center=False, onesided=True, return_complex=False,
-            )  # (batch, n_freqs, frames, 2)
-        magnitude = torch.sqrt(spec.pow(2).sum(-1))
-        return torch.matmul(self.filterbank_t, magnitude)
+        if self.dft is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # return_complex=False is deprecated
+                spec = torch.stft(
+                    padded, self.n_fft, self.hop_length, self.n_fft, self.window,
+                    center=False, onesided=True, return_complex=False,
+                )  # (batch, n_freqs, frames, 2)
+            return torch.matmul(self.filterbank_t, torch.sqrt(spec.pow(2).sum(-1)))
+        n_frames = audio.shape[-1] // self.hop_length + 1
+        n_blocks = n_frames + self.blocks_per_frame - 1  # (n_blocks) x hop <= samples + n_fft
+        blocks = padded[:, : n_blocks * self.hop_length].reshape(audio.shape[0], n_blocks, self.hop_length)
+        frames = torch.cat([blocks[:, i : i + n_frames] for i in range(self.blocks_per_frame)], -1)
+        magnitude = self.dft(frames * self.window)  # (batch, frames, n_freqs)
+        return torch.matmul(self.filterbank_t, magnitude.transpose(1, 2))
 
 
 class ExportPipeline(nn.Module):
