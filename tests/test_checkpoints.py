@@ -6,15 +6,15 @@ import pytest
 import torch
 from pytorch_lightning.utilities.parsing import AttributeDict
 
-from desed_task.config import load_config
-from desed_task.data.classes import DESED_CLASSES
-from desed_task.nnet.CRNN import CRNN
-from desed_task.training.checkpoints import (
+from desed_task.checkpoints import (
     CheckpointError,
     config_from_checkpoint,
     load_checkpoint,
     load_network_weights,
 )
+from desed_task.config import load_config
+from desed_task.data.classes import DESED_CLASSES
+from desed_task.nnet.CRNN import CRNN
 from desed_task.training.mean_teacher import MeanTeacher
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,12 +13,12 @@ import torch
 import yaml
 from pipeline import tiny_config
 
+from desed_task.checkpoints import CheckpointError, load_checkpoint
 from desed_task.config import ConfigError, validate_config
 from desed_task.nnet.CRNN import CRNN
 from desed_task.nnet.ensemble import SeparatedEnsemble
 from desed_task.separation import separate_folder
 from desed_task.separation.jobs import prepare_16k, separation_jobs
-from desed_task.training.checkpoints import CheckpointError, load_checkpoint
 from desed_task.training.cli import build_parser, ensure_demo_data, run
 from desed_task.training.finetune import build_ensemble_student
 

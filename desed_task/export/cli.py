@@ -9,7 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
-from desed_task.training.checkpoints import CheckpointError
+from desed_task.checkpoints import CheckpointError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -115,6 +115,19 @@ class MelSpectrogram(nn.Module):
             persistent=False,
         )
 
+    @classmethod
+    def from_config(cls, feats: dict) -> MelSpectrogram:
+        """From the config's ``feats:`` section (2021 key names)."""
+        return cls(
+            sample_rate=feats["sample_rate"],
+            n_fft=feats["n_filters"],
+            win_length=feats["n_window"],
+            hop_length=feats["hop_length"],
+            f_min=feats["f_min"],
+            f_max=feats["f_max"],
+            n_mels=feats["n_mels"],
+        )
+
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         leading = waveform.shape[:-1]
         spec = torch.stft(

@@ -68,6 +68,11 @@ class TorchScaler(nn.Module):
             for name in DATASET_BUFFERS:
                 self.register_buffer(name, torch.empty(0))
 
+    @classmethod
+    def from_config(cls, scaler: dict) -> TorchScaler:
+        """From the config's ``scaler:`` section (statistic, normtype, dims)."""
+        return cls(scaler["statistic"], scaler["normtype"], tuple(scaler["dims"]))
+
     @property
     def is_fitted(self) -> bool:
         """True once dataset statistics exist (always True for instance statistics)."""

@@ -18,13 +18,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from desed_task.checkpoints import CheckpointError
 from desed_task.data.audio import AudioError
 from desed_task.inference.detector import MODELS, SoundEventDetector, resolve_device
 from desed_task.inference.outputs import EventsFile, write_score_table
 from desed_task.inference.reading import NoAudioFilesError, list_audio_files
 from desed_task.postprocessing import ClassValuesError, load_postprocessing, read_class_values
 from desed_task.postprocessing.apply import detect_events
-from desed_task.training.checkpoints import CheckpointError
 
 log = logging.getLogger("desed_task.inference")
 

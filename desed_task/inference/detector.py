@@ -10,6 +10,7 @@ was trained with.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from torch import nn
 
 from desed_task.evaluation.evaluate import decode_at_class_thresholds
 from desed_task.features.mel import DB_CLAMP_MAX, DB_CLAMP_MIN, MelSpectrogram, amplitude_to_db
+from desed_task.features.scaler import TorchScaler
 from desed_task.inference.reading import AudioFile, resampled_chunks, to_mono
 from desed_task.inference.windows import LongFormScorer
 
@@ -122,7 +124,7 @@ class SoundEventDetector:
         Raises:
             CheckpointError: the file is not a usable checkpoint (the message says why).
         """
-        from desed_task.training.checkpoints import (
+        from desed_task.checkpoints import (
             config_from_checkpoint,
             load_checkpoint,
             load_network_weights,
@@ -136,17 +138,21 @@ class SoundEventDetector:
     def from_config(
         cls, config: dict, model: str = "teacher", load: Callable[[nn.Module], None] | None = None, **kwargs
     ) -> SoundEventDetector:
-        """A detector built from a training config; ``load(module)`` fills the weights of the
-        training module (`MeanTeacher`) it builds (untrained weights without it)."""
+        """A detector built from a training config; ``load(module)`` fills the weights of a
+        module laid out as the training module (``mel``, ``scaler``, ``sed_student``,
+        ``sed_teacher``; untrained weights without it)."""
         from desed_task.data.datamodule import default_encoder_kwargs
         from desed_task.data.label_encoder import ManyHotEncoder
         from desed_task.nnet.CRNN import CRNN
-        from desed_task.training.mean_teacher import MeanTeacher
 
         if model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {model!r}")
         encoder = ManyHotEncoder(**default_encoder_kwargs(config))
-        module = MeanTeacher(config, CRNN(**config["net"]), list(encoder.labels), encoder.frame_step)
+        module = nn.Module()  # the training module's names, so that its checkpoints load here
+        module.mel = MelSpectrogram.from_config(config["feats"])
+        module.scaler = TorchScaler.from_config(config["scaler"])
+        module.sed_student = CRNN(**config["net"])
+        module.sed_teacher = copy.deepcopy(module.sed_student)
         if load is not None:
             load(module)
         pipeline = SEDPipeline(module.mel, module.scaler, getattr(module, f"sed_{model}"))

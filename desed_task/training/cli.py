@@ -13,6 +13,12 @@ from pathlib import Path
 import lightning as L
 from torch import nn
 
+from desed_task.checkpoints import (
+    CheckpointError,
+    config_from_checkpoint,
+    load_checkpoint,
+    load_network_weights,
+)
 from desed_task.config import ConfigError, load_config, merge_for_test
 from desed_task.data.audio import AudioError
 from desed_task.data.datamodule import DataMissingError, DESEDDataModule, default_encoder_kwargs
@@ -20,12 +26,6 @@ from desed_task.data.datasets import EmptySetError
 from desed_task.data.label_encoder import ManyHotEncoder
 from desed_task.data.tables import MetadataError
 from desed_task.postprocessing import ClassValuesError
-from desed_task.training.checkpoints import (
-    CheckpointError,
-    config_from_checkpoint,
-    load_checkpoint,
-    load_network_weights,
-)
 from desed_task.training.mean_teacher import MeanTeacher
 from desed_task.training.trainer import build_trainer, parse_gpus
 

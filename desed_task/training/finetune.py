@@ -22,10 +22,10 @@ from pathlib import Path
 import yaml
 from torch import nn
 
+from desed_task.checkpoints import CheckpointError, load_checkpoint
 from desed_task.config import ConfigError, validate_config
 from desed_task.nnet.CRNN import CRNN
 from desed_task.nnet.ensemble import SeparatedEnsemble
-from desed_task.training.checkpoints import CheckpointError, load_checkpoint
 
 log = logging.getLogger(__name__)
 

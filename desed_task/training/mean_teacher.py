@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from desed_task.checkpoints import CheckpointError
 from desed_task.config import ConfigError
 from desed_task.data.datasets import LabelType
 from desed_task.evaluation import (
@@ -34,7 +35,6 @@ from desed_task.features.mel import DB_CLAMP_MAX, DB_CLAMP_MIN, MelSpectrogram, 
 from desed_task.features.scaler import TorchScaler
 from desed_task.postprocessing import default_description, load_postprocessing
 from desed_task.postprocessing.apply import evaluate_postprocessed
-from desed_task.training.checkpoints import CheckpointError
 from desed_task.training.distributed import broadcast_from_zero, gather_by_name
 from desed_task.training.ema import update_ema
 from desed_task.training.mixup import mixup
@@ -89,18 +89,8 @@ class MeanTeacher(L.LightningModule):
         self.sed_teacher = copy.deepcopy(student)
         for param in self.sed_teacher.parameters():
             param.requires_grad_(False)
-        feats = config["feats"]
-        self.mel = MelSpectrogram(
-            sample_rate=feats["sample_rate"],
-            n_fft=feats["n_filters"],
-            win_length=feats["n_window"],
-            hop_length=feats["hop_length"],
-            f_min=feats["f_min"],
-            f_max=feats["f_max"],
-            n_mels=feats["n_mels"],
-        )
-        scaler = config["scaler"]
-        self.scaler = TorchScaler(scaler["statistic"], scaler["normtype"], tuple(scaler["dims"]))
+        self.mel = MelSpectrogram.from_config(config["feats"])
+        self.scaler = TorchScaler.from_config(config["scaler"])
         training = config["training"]
         self._mixture_input = training.get("ensemble_mixture_input") or "sum_of_sources"
         self.supervised_loss = nn.BCELoss()

@@ -8,16 +8,17 @@ import random
 import sys
 import types
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from desed_task.config import ConfigError
 from desed_task.threads import set_cpu_threads
-from desed_task.training.checkpoints import AtomicCheckpointIO
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,28 @@ LIGHTNING_NOISE = (
     "HPU available:",
     "Loading `train_dataloader` to estimate number of stepping batches.",
 )
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, made atomic on local disks: each checkpoint is written to
+    a hidden file beside its final name, then renamed. A run killed while saving keeps its
+    previous `last.ckpt` whole (Lightning writes through a temporary file in /tmp, which is
+    copied, not renamed, when /tmp is another file system, and left there by a kill)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
+        if "://" in str(path) or storage_options is not None:
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.saving")
+        try:
+            with open(partial, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
 
 
 def _keep_tensorflow_out() -> None:

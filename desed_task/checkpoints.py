@@ -8,13 +8,10 @@ as a plain dict.
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 from pathlib import Path
-from typing import Any
 
 import torch
-from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from torch import nn
 
 from desed_task.config import SCHEMA, ConfigError, validate_config
@@ -35,28 +32,6 @@ class _AttributeDict(dict):
 
     def __new__(cls, *args, **kwargs):
         return {}
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint writer, made atomic on local disks: each checkpoint is written to
-    a hidden file beside its final name, then renamed. A run killed while saving keeps its
-    previous `last.ckpt` whole (Lightning writes through a temporary file in /tmp, which is
-    copied, not renamed, when /tmp is another file system, and left there by a kill)."""
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
-        if "://" in str(path) or storage_options is not None:
-            return super().save_checkpoint(checkpoint, path, storage_options)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.saving")
-        try:
-            with open(partial, "wb") as file:
-                torch.save(checkpoint, file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
 
 
 def _lightning1_globals() -> list:
