@@ -19,7 +19,7 @@ from pipeline import REPO, tiny_config, write_config
 
 from desed_task.config import ConfigError, load_config, validate_config
 from desed_task.data.classes import DESED_CLASSES
-from desed_task.data.datamodule import DESEDDataModule, default_encoder_kwargs
+from desed_task.data.datamodule import DESEDDataModule
 from desed_task.data.label_encoder import ManyHotEncoder
 from desed_task.data.tables import MetadataError, read_strong_table, read_weak_table
 from desed_task.nnet.CRNN import CRNN
@@ -88,7 +88,7 @@ def test_labels_past_the_end_truncated_and_stereo_clips_are_counted(tmp_path, ca
         test_tsv=str(tmp_path / "test.tsv"), test_dur=str(tmp_path / "test_dur.tsv"),
     )
     config = validate_config(config)
-    data = DESEDDataModule(config, ManyHotEncoder(**default_encoder_kwargs(config)), mode="test")
+    data = DESEDDataModule(config, ManyHotEncoder.from_config(config), mode="test")
     with caplog.at_level(logging.INFO):
         data.setup("test")
     assert data.test_set.filenames == ["a.wav", "c.wav"]

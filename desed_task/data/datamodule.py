@@ -10,7 +10,6 @@ import pandas as pd
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
-from desed_task.data.classes import DESED_CLASSES
 from desed_task.data.datasets import (
     ClipSet,
     StronglyLabeledSet,
@@ -288,15 +287,3 @@ class DESEDDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         # evaluation clips have their own lengths: one per batch, as in 2021
         return self._eval_loader(self.test_set, 1 if self.mode == "eval" else None)
-
-
-def default_encoder_kwargs(config: dict) -> dict:
-    """`ManyHotEncoder` arguments from the config, as the 2021 recipe built it."""
-    return {
-        "labels": list(DESED_CLASSES),
-        "audio_len": config["data"]["audio_max_len"],
-        "frame_len": config["feats"]["n_filters"],
-        "frame_hop": config["feats"]["hop_length"],
-        "net_pooling": config["data"]["net_subsample"],
-        "fs": config["data"]["fs"],
-    }

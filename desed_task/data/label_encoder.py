@@ -49,6 +49,18 @@ class ManyHotEncoder:
         self.fs = fs
         self.n_frames = int(int(audio_len * fs / frame_hop) / net_pooling)
 
+    @classmethod
+    def from_config(cls, config: dict) -> ManyHotEncoder:
+        """The encoder of a training config, as the 2021 recipe built it (the DESED classes)."""
+        return cls(
+            labels=list(DESED_CLASSES),
+            audio_len=config["data"]["audio_max_len"],
+            frame_len=config["feats"]["n_filters"],
+            frame_hop=config["feats"]["hop_length"],
+            net_pooling=config["data"]["net_subsample"],
+            fs=config["data"]["fs"],
+        )
+
     @property
     def n_classes(self) -> int:
         return len(self.labels)

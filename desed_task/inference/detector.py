@@ -141,13 +141,12 @@ class SoundEventDetector:
         """A detector built from a training config; ``load(module)`` fills the weights of a
         module laid out as the training module (``mel``, ``scaler``, ``sed_student``,
         ``sed_teacher``; untrained weights without it)."""
-        from desed_task.data.datamodule import default_encoder_kwargs
         from desed_task.data.label_encoder import ManyHotEncoder
         from desed_task.nnet.CRNN import CRNN
 
         if model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {model!r}")
-        encoder = ManyHotEncoder(**default_encoder_kwargs(config))
+        encoder = ManyHotEncoder.from_config(config)
         module = nn.Module()  # the training module's names, so that its checkpoints load here
         module.mel = MelSpectrogram.from_config(config["feats"])
         module.scaler = TorchScaler.from_config(config["scaler"])

@@ -21,7 +21,7 @@ from desed_task.checkpoints import (
 )
 from desed_task.config import ConfigError, load_config, merge_for_test
 from desed_task.data.audio import AudioError
-from desed_task.data.datamodule import DataMissingError, DESEDDataModule, default_encoder_kwargs
+from desed_task.data.datamodule import DataMissingError, DESEDDataModule
 from desed_task.data.datasets import EmptySetError
 from desed_task.data.label_encoder import ManyHotEncoder
 from desed_task.data.tables import MetadataError
@@ -96,7 +96,7 @@ def run(
     L.seed_everything(int(config["training"]["seed"]), workers=True)
 
     # the network first: a checkpoint that does not fit it is refused before any data is made
-    encoder = ManyHotEncoder(**default_encoder_kwargs(config))
+    encoder = ManyHotEncoder.from_config(config)
     module = MeanTeacher(
         config,
         build_student(config, checkpoint),
