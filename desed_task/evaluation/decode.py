@@ -4,7 +4,8 @@ The 2021 baseline, per clip and threshold: ``pred > threshold``, then
 ``scipy.ndimage.median_filter(pred, (window, 1))`` over time (mode 'reflect'), then
 each contiguous run of active frames [start, stop) becomes the event
 (start * frame_step, stop * frame_step) seconds, clipped to the clip. Here the same is
-done for all clips and classes of one threshold in a few array operations.
+done for all clips, classes and thresholds at once, in a few array operations
+(``threshold_regions``).
 """
 
 from __future__ import annotations
@@ -79,13 +80,6 @@ def threshold_regions(
     row, start = np.divmod(start_edge, n_frames + 1)
     clip, label = np.divmod(row, n_classes)
     return order[rank], clip, label, start, stop_edge % (n_frames + 1)
-
-
-def active_regions(
-    scores: np.ndarray, threshold: float, windows: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``threshold_regions`` at one threshold: clip, label, start, stop."""
-    return threshold_regions(scores, [threshold], windows)[1:]
 
 
 def regions_in_seconds(
