@@ -140,3 +140,17 @@ def test_weak_table(tmp_path):
     path.write_text("filename\tevent_labels\na.wav\tDog,Cat\nb.wav\tSpeech\n")
     df = read_weak_table(path, DESED_CLASSES)
     assert df["event_labels"].tolist() == [["Dog", "Cat"], ["Speech"]]
+
+
+def test_separated_sources_read_the_mixture_only_when_asked(tmp_path, encoder):
+    write_wav(tmp_path / "mix" / "a.wav", seed=1)
+    sources = write_wav(tmp_path / "sep" / "a.wav", channels=3, seed=2)
+    expected, _ = read_audio(sources, multisrc=True)
+    with_mixture = UnlabeledSet("u", tmp_path / "mix", encoder, sources_folder=tmp_path / "sep")[0]["audio"]
+    assert with_mixture.shape == (4, 160000)
+    torch.testing.assert_close(with_mixture[0], read_audio(tmp_path / "mix" / "a.wav")[0])
+    # the 2021 ensemble input (sum of the sources' mels) needs no mixture: it is not read
+    (tmp_path / "mix" / "a.wav").write_bytes(b"not audio any more")
+    without = UnlabeledSet("u", tmp_path / "mix", encoder, sources_folder=tmp_path / "sep", read_mixture=False)[0]["audio"]
+    torch.testing.assert_close(without[1:], expected)
+    assert not without[0].any()

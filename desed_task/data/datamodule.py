@@ -142,6 +142,8 @@ class DESEDDataModule(L.LightningDataModule):
             # 2021 read the evaluation set unpadded (pad_to=None) and scored each clip whole
             "clip_seconds": None if name == "eval" else float(self.data["audio_max_len"]),
             "sources_folder": sources,
+            # the ensemble's 2021 input is the sum of the sources' mels: no mixture to read
+            "read_mixture": self.training.get("ensemble_mixture_input") == "mixture",
             "check_audio": bool(self.data.get("check_audio", True)),
         }
 

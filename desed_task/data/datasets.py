@@ -2,7 +2,8 @@
 
 Every item is a dict:
     audio: (samples,) mono float32, or (1 + n_sources, samples) with the mixture first when the
-        set reads separated sources too.
+        set reads separated sources too (zeros with ``read_mixture=False``: the 2021 ensemble
+        input, the sum of the sources' mels, needs only the sources).
     strong_targets: (n_classes, n_frames) frame labels (zeros for weak and unlabelled clips).
     weak_targets: (n_classes,) clip labels (the union of the events for strong clips).
     label_type: LabelType of the set, so batches are split by what a clip is, not by its path.
@@ -63,12 +64,14 @@ class ClipSet(Dataset):
         sample_rate: int = 16000,
         clip_seconds: float | None = 10.0,
         sources_folder: str | Path | None = None,
+        read_mixture: bool = True,
         check_audio: bool = False,
         shortest_seconds: Mapping[str, float] | None = None,
     ) -> None:
         self.name = name
         self.folder = Path(folder)
         self.sources_folder = Path(sources_folder) if sources_folder else None
+        self.read_mixture = read_mixture
         self.sample_rate = sample_rate
         # None: clips keep their own length (2021's evaluation set, one clip per batch)
         self.target_len = None if clip_seconds is None else int(round(clip_seconds * sample_rate))
@@ -119,16 +122,18 @@ class ClipSet(Dataset):
         return len(self.filenames)
 
     def _audio(self, filename: str) -> tuple[torch.Tensor, float]:
-        audio, valid = read_audio(
-            self.folder / filename, sample_rate=self.sample_rate, target_len=self.target_len
-        )
         if self.sources_folder is None:
-            return audio, valid
-        sources, _ = read_audio(
+            return read_audio(self.folder / filename, sample_rate=self.sample_rate, target_len=self.target_len)
+        sources, valid = read_audio(
             self.sources_folder / filename,
             sample_rate=self.sample_rate,
             target_len=self.target_len,
             multisrc=True,
+        )
+        if not self.read_mixture:  # 2021 read the separated files only: the mixture channel stays empty
+            return torch.cat([torch.zeros_like(sources[:1]), sources], 0), valid
+        audio, valid = read_audio(
+            self.folder / filename, sample_rate=self.sample_rate, target_len=self.target_len
         )
         return torch.cat([audio[None], sources], 0), valid
 

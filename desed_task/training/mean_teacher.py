@@ -112,10 +112,10 @@ class MeanTeacher(L.LightningModule):
         (``training.ensemble_mixture_input: sum_of_sources``, the default), or the mel of
         the real mixture (``mixture``).
         """
-        mel = self.mel(audio)
-        if mel.dim() == 4 and self._mixture_input == "sum_of_sources":
-            mel = torch.cat([mel[:, 1:].sum(1, keepdim=True), mel[:, 1:]], 1)
-        return mel
+        if audio.dim() == 3 and self._mixture_input == "sum_of_sources":
+            mel = self.mel(audio[:, 1:])  # channel 0, the mixture, is not read (empty)
+            return torch.cat([mel.sum(1, keepdim=True), mel], 1)
+        return self.mel(audio)
 
     @staticmethod
     def log_mel(mel: torch.Tensor) -> torch.Tensor:
