@@ -70,7 +70,7 @@ def threshold_regions(
         edge = np.repeat(edges, count)
         first_of_edge = np.repeat(np.cumsum(count) - count, count)
         rank = np.repeat(lowest, count) + (np.arange(edge.size) - first_of_edge)
-        by_rank = np.argsort(rank.astype(np.int16 if thresholds.size < 2**15 else np.int32), kind="stable")
+        by_rank = np.argsort(rank.astype(levels.dtype), kind="stable")  # int16 when it fits: a radix sort
         return edge[by_rank], rank[by_rank]
 
     rising = np.flatnonzero(steps > 0)
