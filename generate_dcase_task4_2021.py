@@ -4,10 +4,10 @@
 
 Every step is resumable (re-run the same command after an interruption). A path given for an
 input dataset (--desed_soundbank, --fsd50k, --fuss, --desed_real, --meta_infos) means "already
-on disk, do not download"; so does a complete 2021 soundbank at --out_soundbank. Soundscapes
-are drawn exactly as the 2021 generator drew them (--fix_2021_quirks: the project's corrected
-draws). YouTube clips that cannot be fetched are listed per set in
-<desed_real>/missing_files/; they never stop the run. See "The DCASE 2021 data" in README.md.
+on disk, do not download"; so does a complete 2021 soundbank at --out_soundbank. The soundbank
+is assembled, and soundscapes are drawn, exactly as the 2021 generator did (--fix_2021_quirks:
+the project's corrected soundbank and draws). YouTube clips that cannot be fetched are listed
+per set in <desed_real>/missing_files/; they never stop the run. See "The DCASE 2021 data" in README.md.
 """
 
 import sys

@@ -430,6 +430,95 @@ def test_2021_draws_match_the_2021_generator(shared_reference, tmp_path):
             assert same_events(ours, theirs, atol=1e-6), (split, i, ours, theirs)
 
 
+def _build_from_raw(
+    raw: Path, base: Path, *extra: str, n_train: int = 24, n_validation: int = 8
+) -> list[str]:
+    """The issue's command (``--only_synth --no_resample``, see :func:`_generate`) on the fake raw
+    inputs of ``soundbank2021``; returns its other arguments."""
+    args = [
+        "--basedir", str(base / "B"),
+        "--desed_soundbank", str(raw / "desed_soundbank"), "--fsd50k", str(raw / "fsd50k"),
+        "--fuss", str(raw / "fuss"), "--meta_infos", str(raw / "meta_infos"),
+        "--out_soundbank", str(base / "SB"), "--out_dir", str(base / "OUT"),
+        "--n_train", str(n_train), "--n_validation", str(n_validation), *extra,
+    ]  # fmt: skip
+    _run(*args)
+    return args
+
+
+def _soundbank_links(out_soundbank: Path, raw: Path) -> set[tuple[str, str, str]]:
+    """``(split, "<Class>/<name>", raw file relative to raw)`` of every file under
+    ``fg_tgt_ntgt`` (class folders that are links followed)."""
+    found = set()
+    for split in ("train", "validation"):
+        fg = out_soundbank / "audio" / split / "soundbank" / "fg_tgt_ntgt"
+        for folder, _, names in os.walk(fg, followlinks=True):
+            for name in names:
+                path = Path(folder) / name
+                found.add(
+                    (split, path.relative_to(fg).as_posix(), os.path.relpath(path.resolve(), raw))
+                )
+    return found
+
+
+def _golden_links(golden: Path) -> set[tuple[str, str, str]]:
+    table = pd.read_csv(golden / "links.tsv", sep="\t")
+    return set(zip(table["split"], table["link"], table["raw_file"]))
+
+
+@pytest.mark.slow
+def test_2021_soundbank_builder_matches_the_2021_generator(shared_reference, tmp_path):
+    """From the raw DESED/FUSS/FSD50K inputs, the same links as the 2021 builder (its quirks:
+    _nOn_nOff files named _nOn, non-target FUSS files of either FSD50K split), then the same
+    JAMS events as the 2021 generator drew from them."""
+    golden = shared_reference / "soundbank2021"
+    raw = (golden / "raw").resolve()
+    _build_from_raw(raw, tmp_path)
+    assert _soundbank_links(tmp_path / "SB", raw) == _golden_links(golden)
+    for split, n_clips in (("train", 24), ("validation", 8)):
+        folder = tmp_path / "OUT" / "audio" / split / f"synthetic21_{split}" / "soundscapes"
+        assert len(list(folder.glob("*.jams"))) == n_clips
+        for i in range(n_clips):
+            ours = event_records(jams.load(str(folder / f"{i}.jams")))
+            theirs = event_records(jams.load(str(golden / "jams" / split / f"{i}.jams")))
+            assert same_events(ours, theirs, atol=1e-6), (split, i, ours, theirs)
+
+
+@pytest.mark.slow
+def test_fixed_soundbank_builder(shared_reference, tmp_path, capsys):
+    """--fix_2021_quirks: _nOn_nOff files keep their suffix and a non-target class gets only
+    the FUSS files of the matching FSD50K split; a later 2021 run refuses that soundbank."""
+    golden = shared_reference / "soundbank2021"
+    raw = (golden / "raw").resolve()
+    args = _build_from_raw(raw, tmp_path, "--fix_2021_quirks", n_train=2, n_validation=1)
+    fsd = pd.read_csv(raw / "fsd50k" / "FSD50K.ground_truth" / "dev.csv", dtype=str)
+    fsd_split = dict(zip(fsd["fname"], fsd["split"]))
+    expected = set()
+    for split, link, raw_file in _golden_links(golden):
+        source = Path(raw_file)
+        if raw_file.startswith("fuss/"):
+            if fsd_split[source.stem] != {"train": "train", "validation": "val"}[split]:
+                continue
+        elif source.parent.name.endswith("_nOn_nOff"):
+            link = link.replace("_nOn.wav", "_nOn_nOff.wav")
+        expected.add((split, link, raw_file))
+    found = _soundbank_links(tmp_path / "SB", raw)
+    assert found == expected
+    assert any(link.endswith("_nOn_nOff.wav") for _, link, _ in found)
+    assert len(found) < len(_golden_links(golden))  # FUSS files of the other FSD50K split left out
+
+    from desed_task.data_generation.cli import main
+
+    capsys.readouterr()
+    without_fix = [a for a in args if a != "--fix_2021_quirks"]
+    without_fix[without_fix.index("--out_dir") + 1] = str(tmp_path / "OUT_2021")
+    assert main("generate", [*without_fix, "--only_synth", "--no_resample"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert len(errors) == 1
+    assert "fix_2021_quirks soundbank builder" in errors[0]
+    assert str(tmp_path / "SB" / "audio") in errors[0]
+
+
 def _tiny_2021_soundbank(root: Path) -> tuple[Path, Path]:
     """A small 2021-layout soundbank (8 kHz tones, noise backgrounds) and its meta infos."""
     rng = np.random.default_rng(0)

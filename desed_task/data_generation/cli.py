@@ -14,6 +14,7 @@ from desed_task.data_generation.dcase2021 import (
 )
 from desed_task.data_generation.downloads import DownloadError
 from desed_task.data_generation.raw_datasets_2021 import ZenodoSources
+from desed_task.data_generation.soundbank_2021 import SoundbankMismatch
 from desed_task.data_generation.soundscapes import DrawMismatch
 from desed_task.data_generation.soundscapes_2021 import Draw2021Error
 
@@ -118,8 +119,9 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument(
         "--fix_2021_quirks",
         action="store_true",
-        help="the project's corrected draws (onsets of _nOn/_nOff files, clipping "
-        "fix, 16-bit wav) instead of the 2021 ones",
+        help="the project's corrected soundbank (_nOn_nOff files kept as such, non-target "
+        "files of the matching FSD50K split only) and draws (onsets of _nOn/_nOff files, "
+        "clipping fix, 16-bit wav) instead of the 2021 ones",
     )
     p.add_argument(
         "--mirror",
@@ -145,7 +147,7 @@ def main(description: str, argv: list[str] | None = None) -> int:
         print(f"error: {err}; check the network (or --mirror), then run the same command again: "
               "finished steps are kept", file=sys.stderr)
         return 2
-    except (FileNotFoundError, Draw2021Error, DrawMismatch, ScaperError) as err:
+    except (FileNotFoundError, Draw2021Error, DrawMismatch, SoundbankMismatch, ScaperError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(format_report(config, report))

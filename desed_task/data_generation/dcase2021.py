@@ -6,7 +6,8 @@ Steps (each resumable; see ``generate_dcase_task4_2021.py --help``):
    through a :data:`~desed_task.data_generation.real_audio.ClipFetcher`; clips that cannot be
    fetched are listed in ``<desed_real>/missing_files/missing_files_<set>.tsv``;
 2. DESED soundbank, FSD50K ground truth, FUSS, 2021 meta infos (Zenodo archives);
-3. the 2021 soundbank, by symbolic links (:mod:`~desed_task.data_generation.soundbank_2021`);
+3. the 2021 soundbank, by symbolic links (:mod:`~desed_task.data_generation.soundbank_2021`;
+   with ``fix_2021_quirks``, without the 2021 builder's quirks);
 4. synthetic 2021 train / validation soundscapes, drawn exactly as the 2021 generator drew them
    (:mod:`.soundscapes_2021`; with ``fix_2021_quirks``, the project's corrected draws of
    :mod:`.soundscapes`), with JAMS and ``soundscapes.tsv`` (+ ``durations.tsv`` for validation);
@@ -37,6 +38,7 @@ from desed_task.data_generation.soundbank import SoundbankIndex
 from desed_task.data_generation.soundbank_2021 import (
     SoundbankSplit,
     build_soundbank_split,
+    check_builder,
     link_real_data,
 )
 from desed_task.data_generation.soundscapes import (
@@ -80,7 +82,7 @@ class Dcase2021Config:
     render_jobs: int = 1  # scaper processes
     resample: bool = True
     seed: int = SEED
-    fix_2021_quirks: bool = False  # the project's corrected draws instead of the 2021 ones
+    fix_2021_quirks: bool = False  # the corrected soundbank and draws instead of the 2021 ones
     given: set[str] = field(default_factory=set)  # inputs the user pointed at
 
     def __post_init__(self) -> None:
@@ -182,9 +184,12 @@ def prepare_soundbank(config: Dcase2021Config, sources: ZenodoSources) -> dict[s
     """Steps 2 and 3: raw datasets (downloaded unless given) and the 2021 soundbank splits.
 
     A complete 2021 soundbank at ``out_soundbank`` is used as it is: nothing is downloaded
-    for it (only the meta infos, if neither given nor on disk).
+    for it (only the meta infos, if neither given nor on disk). One that the other builder
+    assembled (``builder.txt``, see :func:`check_builder`) is refused.
     """
     layouts = existing_soundbank(Path(config.out_soundbank))
+    for layout in (layouts or {}).values():
+        check_builder(layout.root, config.fix_2021_quirks)
     needed = ["meta_infos"] if layouts else ["desed_soundbank", "fsd50k", "fuss", "meta_infos"]
     if layouts:
         logger.info("2021 soundbank complete in %s, using it as it is", config.out_soundbank)
@@ -209,6 +214,7 @@ def prepare_soundbank(config: Dcase2021Config, sources: ZenodoSources) -> dict[s
                 Path(config.fsd50k),
                 Path(config.fuss),
                 Path(config.out_soundbank),
+                config.fix_2021_quirks,
             )
             for split in ("train", "validation")
         }
