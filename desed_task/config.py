@@ -39,6 +39,8 @@ SCHEMA: dict[str, dict[str, tuple[Any, bool]]] = {
         "val_thresholds": (_NUM_LIST, False),
         "n_test_thresholds": (int, True),
         "clip_events_to_durations": (bool, False),
+        # true (2021): decoded onsets and offsets clamped to data.audio_max_len
+        "clamp_events_to_audio_max_len": (bool, False),
         "ema_factor": (_NUM, True),
         "self_sup_loss": (str, True),
         "backend": (_OPT_STR, False),
@@ -257,16 +259,22 @@ def load_config(path: str | Path) -> dict:
     return validate_config(config, str(path))
 
 
+# how a tested checkpoint's outputs are decoded and scored, not how it was trained
+TEST_TIME_KEYS = ("postprocessing", "clip_events_to_durations", "clamp_events_to_audio_max_len")
+
+
 def merge_for_test(checkpoint_config: dict, current: dict) -> dict:
     """The 2021 rule for testing a checkpoint: network and training settings from the
     checkpoint, data paths (and demo settings) from the current config; the test-time
-    ``training.postprocessing`` from the current config too."""
+    ``training`` keys (``TEST_TIME_KEYS``: post-processing, clipping and clamping of the
+    decoded events) from the current config too, unset there meaning their default."""
     merged = copy.deepcopy(checkpoint_config)
     merged["data"] = copy.deepcopy(current["data"])
     training = merged.setdefault("training", {})
-    training.pop("postprocessing", None)
-    if current.get("training", {}).get("postprocessing"):
-        training["postprocessing"] = current["training"]["postprocessing"]
+    for key in TEST_TIME_KEYS:
+        training.pop(key, None)
+        if current.get("training", {}).get(key) is not None:
+            training[key] = current["training"][key]
     if "demo" in current:
         merged["demo"] = copy.deepcopy(current["demo"])
     return merged

@@ -89,3 +89,9 @@ def test_16k_alias_and_test_merge():
     current["data"]["test_folder"] = "elsewhere/"
     merged = merge_for_test(out, current)
     assert merged["data"]["test_folder"] == "elsewhere/" and merged["net"] == out["net"]
+    # how the outputs are decoded is a setting of the test, not of the checkpoint
+    out["training"]["clip_events_to_durations"] = True
+    current["training"]["clamp_events_to_audio_max_len"] = False
+    merged = merge_for_test(out, current)
+    assert "clip_events_to_durations" not in merged["training"]
+    assert merged["training"]["clamp_events_to_audio_max_len"] is False

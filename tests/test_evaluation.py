@@ -158,9 +158,13 @@ def test_inconsistent_inputs_name_the_problem(synthetic, tmp_path, capsys):
     assert "clip.tsv: 1 clip(s) not in" in (err := capsys.readouterr().err)
     assert "durations.tsv (first: other.wav)" in err
 
+    # a class absent from the ground truth: refused with --strict_classes (scored by default,
+    # see test_evaluation_semantics)
     unknown_class = _write(predictions.assign(event_label="Cat"), tmp_path / "class.tsv")
-    assert main(["--ground_truth", str(gt_path), "--durations", str(dur_path), "--predictions", str(unknown_class)]) == 2
-    assert "class.tsv: class(es) not in the ground truth: ['Cat']" in capsys.readouterr().err
+    assert main(["--ground_truth", str(gt_path), "--durations", str(dur_path), "--predictions", str(unknown_class),
+                 "--strict_classes"]) == 2
+    err = capsys.readouterr().err
+    assert "class.tsv: class(es) not in the ground truth (" in err and "gt.tsv): Cat (1 detection)" in err
 
 
 def test_evaluate_scores_and_cli_agree(synthetic, tmp_path, capsys):
@@ -195,6 +199,58 @@ def test_evaluate_scores_and_cli_agree(synthetic, tmp_path, capsys):
         assert value == pytest.approx(metrics[name], abs=1e-6), name
 
 
+def test_a_class_absent_from_the_ground_truth_is_scored_alike_by_evaluate_scores_and_the_cli(
+    synthetic, tmp_path, capsys, caplog
+):
+    """Issue 16: Dog has scores but no ground-truth event. As the 2021 tools: left out of the
+    PSDS and intersection F1 (psds_eval), of the exact PSDS (no PSDS without ground truth),
+    false positives of the collar micro F1 and undefined in the macro F1s (sed_eval, see the
+    golden case absent_class); one warning naming it and its detections; --strict_classes
+    (strict_classes=True) refuses it."""
+    scores, filenames, ground_truth, durations = synthetic
+    no_dog = ground_truth[ground_truth["event_label"] != "Dog"]
+    mapping = dict(zip(filenames, scores))
+    with caplog.at_level("WARNING"):
+        metrics = evaluate_scores(mapping, CLASSES, no_dog, durations, n_thresholds=10, save_dir=tmp_path / "run")
+    warnings = [r.getMessage() for r in caplog.records if "not in the ground truth" in r.getMessage()]
+    run = tmp_path / "run"
+    operating_points = [pd.read_csv(p, sep="\t") for p in (run / "operating_points").glob("*.tsv")]
+    at_half = pd.read_csv(run / "predictions_th_0.5.tsv", sep="\t")
+    n_dog = sum(int((t["event_label"] == "Dog").sum()) for t in operating_points)
+    assert len(warnings) == 1 and f"Dog ({n_dog} detections)" in warnings[0], warnings
+    assert f"the {(at_half['event_label'] == 'Dog').sum()} of the F1 output" in warnings[0]
+
+    # without Dog's scores: the same figures, but for the collar micro F1 (Dog's false positives)
+    rows = [CLASSES.index("Alarm"), CLASSES.index("Speech")]
+    without = evaluate_scores({k: v[rows] for k, v in mapping.items()}, ["Alarm", "Speech"], no_dog, durations,
+                              n_thresholds=10)
+    for name in without:
+        if name != "collar_f1_micro":
+            assert metrics[name] == pytest.approx(without[name], abs=1e-12), name
+    assert metrics["collar_f1_micro"] < without["collar_f1_micro"]
+    assert metrics["collar_f1_micro"] == collar_f1(at_half, no_dog, durations=durations)["micro"]
+
+    gt_path, dur_path = _write(no_dog, tmp_path / "gt.tsv"), _write(durations, tmp_path / "dur.tsv")
+    base = ["--ground_truth", str(gt_path), "--durations", str(dur_path)]
+    caplog.clear()
+    assert main([*base, "--scores", str(run / "scores" / "raw"), "--n_thresholds", "10"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == pytest.approx(metrics, abs=1e-6)
+    assert main([*base, "--operating_points", str(run / "operating_points"),
+                 "--predictions", str(run / "predictions_th_0.5.tsv")]) == 0
+    from_files = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for name, value in from_files.items():
+        assert value == pytest.approx(metrics[name], abs=1e-6), name
+    said = [r.getMessage() for r in caplog.records if "not in the ground truth" in r.getMessage()]
+    assert len(said) == 3 and "operating_points: class(es) not in the ground truth" in said[1]
+
+    for given in (["--scores", str(run / "scores" / "raw")], ["--predictions", str(run / "predictions_th_0.5.tsv")]):
+        assert main([*base, *given, "--strict_classes"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and "not in the ground truth" in err[0] and "Dog (" in err[0]
+    with pytest.raises(EvaluationInputError, match=r"class\(es\) not in the ground truth .*: Dog \("):
+        evaluate_scores(mapping, CLASSES, no_dog, durations, n_thresholds=10, strict_classes=True)
+
+
 @pytest.mark.parametrize("window", [2, 3, 7, 12, 31, 101])
 def test_median_filter_scores_matches_scipy(window):
     rng = np.random.default_rng(window)
@@ -206,6 +262,21 @@ def test_median_filter_scores_matches_scipy(window):
     np.testing.assert_array_equal(per_class[:, 0], expected[:, 0])
     np.testing.assert_array_equal(per_class[:, 1], scores[:, 1])
     np.testing.assert_array_equal(per_class[:, 2], scipy.ndimage.median_filter(scores[:, 2], size=(1, 5), mode="reflect"))
+
+
+def test_decode_clamps_event_times_to_audio_max_len_as_2021():
+    """A 12 s clip (187 frames): 2021's encoder clamped onset and offset to audio_max_len,
+    keeping an event wholly past 10 s as (10, 10)."""
+    rng = np.random.default_rng(3)
+    scores = scipy.ndimage.uniform_filter1d(rng.random((2, 3, 187)), 9, axis=-1)
+    scores[0, 0, 170:180] = 1.0  # 10.88 .. 11.52 s: past 10 s
+    filenames = ["a.wav", "b.wav"]
+    decoded = decode_scores(scores, filenames, CLASSES, [0.3, 0.5], median_window=7, max_event_time=10.0)
+    for threshold in (0.3, 0.5):
+        expected = decode_2021(scores, filenames, CLASSES, threshold, 7)
+        pd.testing.assert_frame_equal(decoded[threshold], expected, check_dtype=False)
+    assert ((decoded[0.5]["onset"] == 10.0) & (decoded[0.5]["offset"] == 10.0)).any()
+    assert decode_scores(scores, filenames, CLASSES, [0.5], median_window=7)[0.5]["offset"].max() > 11.0
 
 
 def test_decode_at_unsorted_thresholds_and_nan_scores(synthetic):

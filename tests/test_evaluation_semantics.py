@@ -111,24 +111,39 @@ def test_exact_psds_gives_sed_scores_eval_empty_lists_for_clips_without_events()
 def test_psds_eval_example_with_a_clip_of_the_metadata_only():
     """psds_eval 0.5.3's test_two_operating_points_one_with_no_detections (its tests/data):
     events on test.wav only, test4.wav in the metadata only, detections on it at the second
-    operating point. Its detections of class z4, absent from the ground truth (psds_eval
-    ignores them, this project refuses them), are left out."""
+    operating point; with detections of a class z4 absent from the ground truth (issue 16),
+    which psds_eval ignores and sed_eval counts as false positives.
+
+    Golden values: psds_eval 0.5.3 and sed_eval 0.2.1 (the ~/.cache/oracle2021 venv) on these
+    very tables, sed_eval called as 2021 called it (classes of both tables, file by file)."""
     metadata = pd.DataFrame({"filename": ["test.wav", "test2.wav", "test3.wav", "test4.wav",
                                           "Y23R6_ppquxs_247.000_257.000.wav"],
                              "duration": [50.0, 50.0, 50.0, 120.0, 10.0]})
     gt = events(("test.wav", 2, 20, "c1"), ("test.wav", 12, 35, "c2"), ("test.wav", 42, 47, "c3"))
     det1 = events(("test.wav", 0, 19, "c1"), ("test.wav", 40, 45, "c1"), ("test.wav", 11, 25, "c2"),
-                  ("test.wav", 27, 30, "c2"), ("test.wav", 32, 41.5, "c2"), ("test.wav", 38, 48, "c3"))
+                  ("test.wav", 27, 30, "c2"), ("test.wav", 32, 41.5, "c2"), ("test.wav", 38, 48, "c3"),
+                  ("test.wav", 13, 21, "z4"), ("test2.wav", 1, 5, "z4"))
     det4 = events(("test4.wav", 9, 25, "c1"), ("test4.wav", 41, 66, "c1"), ("test4.wav", 25, 49, "c2"),
                   ("test4.wav", 74, 82, "c2"), ("test4.wav", 86, 105, "c2"), ("test4.wav", 33, 45, "c3"),
-                  ("test4.wav", 46.5, 59, "c3"))
+                  ("test4.wav", 46.5, 59, "c3"), ("test4.wav", 60, 70, "z4"))
     result = psds_from_operating_points({0: det1, 1: det4}, gt, metadata, dtc=0.5, gtc=0.5, cttc=0.3)
     assert result.value == pytest.approx(0.9142857142857143, abs=1e-9)
+    assert result.class_names == ["c1", "c2", "c3"]
     # psds_eval's expected rates for the first operating point: 1 FP in 280 s = 12.857 / h
     np.testing.assert_allclose(result.fpr[:, 0], [12.857143, 12.857143, 0.0], atol=1e-6)
     # the second: no event on test4.wav, so its 2, 3, 2 detections of c1, c2, c3 are all FPs
     assert result.tpr[:, 1].tolist() == [0.0, 0.0, 0.0]
     np.testing.assert_allclose(result.fpr[:, 1], np.array([2, 3, 2]) * 3600 / 280)
+    # the F1s of the first operating point (psds_eval: z4 ignored; sed_eval: z4 has F1 NaN,
+    # out of the macro mean, and its 2 detections / 12 active segments are false positives)
+    intersection = intersection_f1_scores(det1, gt, metadata)
+    assert intersection["macro"] == pytest.approx(0.7777777777777777, abs=1e-9) and "z4" not in intersection
+    segment = segment_f1(det1, gt, durations=metadata)
+    assert segment["macro"] == pytest.approx(0.7453968253968254, abs=1e-9)
+    assert segment["micro"] == pytest.approx(0.6890756302521008, abs=1e-9)
+    assert np.isnan(segment["z4"])
+    collar = collar_f1(det1, gt, durations=metadata)
+    assert collar["macro"] == collar["micro"] == 0.0 and np.isnan(collar["z4"])
 
 
 def test_events_past_the_clip_end_as_psds_eval_and_sed_eval_count_them():
@@ -252,7 +267,7 @@ def test_the_test_set_is_every_clip_of_the_durations_table(tmp_path):
     from desed_task.data.datamodule import DESEDDataModule
     from desed_task.data.label_encoder import ManyHotEncoder
     from desed_task.data.tables import MetadataError
-    from desed_task.training.mean_teacher import restrict_to_ground_truth
+    from desed_task.training.mean_teacher import restrict_to_scored_clips
 
     for name, seconds in zip(DURATIONS["filename"], DURATIONS["duration"]):
         write_wav(tmp_path / "audio" / name, seconds=float(seconds), seed=len(name))
@@ -272,8 +287,8 @@ def test_the_test_set_is_every_clip_of_the_durations_table(tmp_path):
     assert not events_only.test_set[2]["strong_targets"].any()
     pd.testing.assert_frame_equal(with_rows.test_durations, events_only.test_durations)
     scores = {name: np.zeros((len(DESED_CLASSES), 156)) for name in ["a.wav", "b.wav", "c.wav"]}
-    restricted = restrict_to_ground_truth(scores, list(DESED_CLASSES), events_only.test_events, events_only.test_durations)
-    assert sorted(restricted[0]) == ["a.wav", "b.wav", "c.wav"] and restricted[1] == ["Dog", "Speech"]
+    restricted = restrict_to_scored_clips(scores, events_only.test_events, events_only.test_durations)
+    assert sorted(restricted[0]) == ["a.wav", "b.wav", "c.wav"] and sorted(restricted[2]["filename"]) == sorted(restricted[0])
 
     # a listed clip absent from the disk is skipped (counted), as before; one on disk but
     # without a duration could not be evaluated: refused before any work

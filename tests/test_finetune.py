@@ -124,7 +124,7 @@ def test_finetune_trains_tests_and_retests_with_frozen_parts_intact(separated_da
 
     finetune(conf, "--eval_from_checkpoint", str(best), "--log_dir", str(tmp_path / "eval"))
     out = tmp_path / "eval" / "version_0" / "metrics_eval" / "teacher"
-    assert (out / "predictions_th_0.50.tsv").is_file() and list((out / "scores" / "raw").glob("*.tsv"))
+    assert (out / "predictions_05_teacher.tsv").is_file() and list((out / "scores" / "raw").glob("*.tsv"))
 
 
 def test_builder_loads_the_chosen_network_into_both_copies(tmp_path):

@@ -277,6 +277,70 @@ def test_eval_from_checkpoint_scores_clips_at_their_own_length(tiny_checkpoint, 
         np.testing.assert_allclose(table.iloc[:, 2:].to_numpy().T, expected, atol=1e-5)
 
 
+def _decode_2021_per_clip(raw_folder: Path, threshold: float) -> pd.DataFrame:
+    """2021's eval decoding (utils.batched_decode_preds, one clip per batch) of the raw score
+    files: binarise, scipy median filter of 7, contiguous regions, times clamped to [0, 10]."""
+    from test_evaluation import decode_2021
+
+    tables = []
+    for path in sorted(raw_folder.glob("*.tsv")):
+        table = pd.read_csv(path, sep="\t", float_precision="round_trip")
+        classes = list(table.columns[2:])
+        tables.append(decode_2021(table[classes].to_numpy().T[None], [path.stem + ".wav"], classes, threshold, 7))
+    return pd.concat(tables, ignore_index=True)
+
+
+def test_eval_from_checkpoint_writes_the_2021_files_of_each_model(tmp_path):
+    """Issue 16: per model, predictions_05_<model>.tsv and the 50 predictions_th_<t>.tsv
+    (columns event_label, onset, offset, filename; 2021's loop on that model's scores, event
+    times clamped to 10 s), each model its own; the clamp off with
+    training.clamp_events_to_audio_max_len: false."""
+    torch.manual_seed(0)
+    config = tiny_detector_config()
+    module = MeanTeacher(config, CRNN(**config["net"]), [f"c{i}" for i in range(10)], 0.064)
+    with torch.no_grad():  # a student unlike its teacher
+        for param in module.sed_student.parameters():
+            param.add_(0.5 * torch.randn_like(param))
+    checkpoint = tmp_path / "tiny.ckpt"
+    torch.save({"hyper_parameters": config, "state_dict": module.state_dict()}, checkpoint)
+    write_wav(tmp_path / "eval" / "seven.wav", seconds=7.0, seed=1)
+    write_wav(tmp_path / "eval" / "twelve.wav", seconds=12.0, seed=2)
+    config["data"]["eval_folder"] = str(tmp_path / "eval")
+
+    def evaluate(name: str, **training) -> Path:
+        config["training"].update(training)
+        conf = write_config(config, tmp_path / f"{name}.yaml")
+        args = build_parser("eval", str(conf), "unused").parse_args(
+            ["--conf_file", str(conf), "--gpus", "0", "--eval_from_checkpoint", str(checkpoint),
+             "--log_dir", str(tmp_path / name)]
+        )
+        run(args, "unused")
+        return tmp_path / name / "version_0" / "metrics_eval"
+
+    out = evaluate("clamped")
+    thresholds = [f"{t:.2f}" for t in np.arange(1, 100, 2) / 100]
+    tables = {}
+    for model in ("student", "teacher"):
+        folder = out / model
+        expected = {f"predictions_05_{model}.tsv"} | {f"predictions_th_{t}.tsv" for t in thresholds}
+        assert {p.name for p in folder.glob("*.tsv")} == expected
+        for threshold in [0.5, *map(float, thresholds)]:
+            name = f"predictions_05_{model}.tsv" if threshold == 0.5 else f"predictions_th_{threshold:.2f}.tsv"
+            table = pd.read_csv(folder / name, sep="\t", float_precision="round_trip")
+            assert list(table.columns) == ["event_label", "onset", "offset", "filename"]
+            reference = _decode_2021_per_clip(folder / "scores" / "raw", threshold)
+            pd.testing.assert_frame_equal(table, reference[list(table.columns)], check_dtype=False)
+            tables[model, threshold] = table
+    low = tables["teacher", 0.01]
+    assert low[low.filename == "twelve.wav"].offset.max() == 10.0  # 187 frames = 11.968 s, clamped
+    assert low[low.filename == "seven.wav"].offset.max() <= 7.0
+    assert not tables["student", 0.5].equals(tables["teacher", 0.5])
+
+    unclamped = evaluate("unclamped", clamp_events_to_audio_max_len=False)
+    low = pd.read_csv(unclamped / "teacher" / "predictions_th_0.01.tsv", sep="\t")
+    assert low[low.filename == "twelve.wav"].offset.max() > 10.0
+
+
 def test_an_official_2021_checkpoint_scores_a_recording(tmp_path):
     from test_checkpoints import official_2021_checkpoint
 

@@ -58,8 +58,9 @@ def test_eval_from_checkpoint_writes_predictions_only(tiny_data, tmp_path):
     _run(conf)
     _run(conf, "--eval_from_checkpoint", str(tmp_path / "exp" / "best.ckpt"), "--log_dir", str(tmp_path / "eval"))
     out = tmp_path / "eval" / "version_0" / "metrics_eval" / "teacher"
-    predictions = pd.read_csv(out / "predictions_th_0.50.tsv", sep="\t")
-    assert list(predictions.columns) == ["filename", "onset", "offset", "event_label"]
+    predictions = pd.read_csv(out / "predictions_05_teacher.tsv", sep="\t")
+    assert list(predictions.columns) == ["event_label", "onset", "offset", "filename"]  # as 2021 wrote them
+    assert len(list(out.glob("predictions_th_*.tsv"))) == 50
     for folder in ("raw", "filtered"):
         assert len(list((out / "scores" / folder).glob("*.tsv"))) == 3
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+import pandas as pd
 
 from desed_task.evaluation.errors import EvaluationInputError
 from desed_task.evaluation.evaluate import (
@@ -19,7 +22,14 @@ from desed_task.evaluation.evaluate import (
     evaluate_scores,
 )
 from desed_task.evaluation.score_files import read_score_folder
-from desed_task.evaluation.tables import read_durations, read_event_table
+from desed_task.evaluation.tables import (
+    IN_F1,
+    IN_PSDS,
+    absent_class_counts,
+    read_durations,
+    read_event_table,
+    report_absent_classes,
+)
 
 
 def read_operating_points(folder: str | Path) -> dict:
@@ -50,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="median filter length in frames, before decoding --scores and for their exact PSDS")
     parser.add_argument("--clip_to_durations", action="store_true",
                         help="clip events decoded from --scores to the clip durations (2021 did not)")
+    parser.add_argument("--strict_classes", action="store_true",
+                        help="refuse detections of a class without ground-truth events (default: scored as "
+                        "psds_eval and sed_eval score them, with a warning)")
     parser.add_argument("--save_dir", help="where per-class tables and PSD-ROC plots are written")
     parser.add_argument("--reference", action="store_true",
                         help="exact PSDS (--scores) computed by sed_scores_eval instead of this package (slow)")
@@ -83,24 +96,31 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             print(f"post-processing: {postprocessing.describe()}")
             metrics |= evaluate_postprocessed(
                 scores, class_names, ground_truth, durations, postprocessing, args.n_thresholds, frame_step, scores_dir,
-                clip_to_durations=args.clip_to_durations, reference=args.reference,
+                clip_to_durations=args.clip_to_durations, reference=args.reference, strict_classes=args.strict_classes,
             )
         else:
             metrics |= evaluate_scores(
                 scores, class_names, ground_truth, durations, args.n_thresholds, args.median_window,
                 frame_step, scores_dir, args.clip_to_durations, reference=args.reference,
+                strict_classes=args.strict_classes,
             )
     if args.operating_points:
         operating_points = read_operating_points(args.operating_points)
+        labels = pd.concat([table["event_label"] for table in operating_points.values()], ignore_index=True)
+        counts = absent_class_counts(labels, ground_truth)
+        report_absent_classes(counts, ground_truth, str(args.operating_points), args.strict_classes, IN_PSDS)
         metrics |= evaluate_operating_points(operating_points, ground_truth, durations, save_dir)
     if args.predictions:
         predictions = read_event_table(args.predictions)
+        counts = absent_class_counts(predictions["event_label"], ground_truth)
+        report_absent_classes(counts, ground_truth, args.predictions, args.strict_classes, IN_F1)
         metrics |= evaluate_predictions(predictions, ground_truth, durations, save_dir)
     return metrics
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     try:
         metrics = run(args)
     except EvaluationInputError as error:  # post-processing file errors included

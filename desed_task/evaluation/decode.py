@@ -3,7 +3,9 @@
 The 2021 baseline, per clip and threshold: ``pred > threshold``, then
 ``scipy.ndimage.median_filter(pred, (window, 1))`` over time (mode 'reflect'), then
 each contiguous run of active frames [start, stop) becomes the event
-(start * frame_step, stop * frame_step) seconds, clipped to the clip. Here the same is
+(start * frame_step, stop * frame_step) seconds, onset and offset each clamped to
+[0, audio_max_len] (10 s; ``ManyHotEncoder._frame_to_time``: an event wholly past 10 s
+became (10, 10) and stayed in the table). Here the same is
 done for all clips, classes and thresholds at once, in a few array operations
 (``threshold_regions``).
 """
@@ -88,17 +90,23 @@ def regions_in_seconds(
     stop: np.ndarray,
     frame_step: float,
     durations: np.ndarray | None = None,
+    max_event_time: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Onsets and offsets (seconds) of regions of frames [start, stop), rounded as 2021 did.
 
-    With (n_clips,) ``durations`` (seconds) the events are clipped to their clip.
+    With ``max_event_time`` (seconds) onsets and offsets are clamped to it, as 2021 clamped
+    them to ``audio_max_len``: an event wholly past it is kept, of length 0. With
+    (n_clips,) ``durations`` (seconds) the events are clipped to their clip and those left
+    empty are dropped.
 
     Returns:
-        kept (bool, (n_regions,): False for events left empty by clipping), onset, offset.
+        kept (bool, (n_regions,): False for events left empty by ``durations``), onset, offset.
     """
     frames_per_second = 1.0 / frame_step  # f / 15.625 rounds like the 2021 f * 4 / 62.5
     onset = np.maximum(start / frames_per_second, 0.0)
     offset = stop / frames_per_second
+    if max_event_time is not None:
+        onset, offset = np.minimum(onset, max_event_time), np.minimum(offset, max_event_time)
     if durations is None:
         return np.ones(onset.shape, bool), onset, offset
     clip_end = np.asarray(durations, dtype=np.float64)[clip]
@@ -114,6 +122,7 @@ def decode_scores(
     median_window: int | Sequence[int] = 7,
     frame_step: float = FRAME_STEP,
     durations: np.ndarray | None = None,
+    max_event_time: float | None = None,
 ) -> dict[float, pd.DataFrame]:
     """Decode frame probabilities into one event table per threshold.
 
@@ -126,8 +135,10 @@ def decode_scores(
         median_window: median-filter length in frames, one for all classes or one per class.
         frame_step: seconds per frame (0.064 for the 2021 CRNN).
         durations: optional (n_clips,) clip durations in seconds; events are clipped to
-            [0, duration] and dropped when nothing is left. Without it, nothing is clipped
-            beyond [0, n_frames * frame_step] (the 2021 bound of 10 s is never reached).
+            [0, duration] and dropped when nothing is left (not in 2021).
+        max_event_time: optional seconds to which onsets and offsets are clamped, events
+            left empty kept (2021: ``audio_max_len``, which the 156 frames of a 10 s clip
+            never reach).
 
     Returns:
         {threshold: DataFrame with columns filename, onset, offset, event_label}.
@@ -143,7 +154,7 @@ def decode_scores(
         )
     windows = windows_per_class(median_window, n_classes)
     threshold, clip, label, start, stop = threshold_regions(scores, thresholds, windows)
-    kept, onset, offset = regions_in_seconds(clip, start, stop, frame_step, durations)
+    kept, onset, offset = regions_in_seconds(clip, start, stop, frame_step, durations, max_event_time)
     return event_tables(
         thresholds,
         threshold[kept],

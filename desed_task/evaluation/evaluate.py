@@ -1,6 +1,9 @@
 """The evaluation stages (operating points -> PSDS, one output -> F1s, scores -> exact PSDS)
 and ``evaluate_scores``, which runs them all from frame scores. The command line runs
-the same stages. Every stage evaluates the clips of the durations table (see ``tables``)."""
+the same stages. Every stage evaluates the clips of the durations table and scores
+detections of classes without ground truth as the 2021 tools did (see ``tables``); the
+warning about them (or the refusal) is given once, by ``evaluate_scores`` or the command
+line, not by each stage."""
 
 from __future__ import annotations
 
@@ -42,7 +45,17 @@ from desed_task.evaluation.scenarios import (
 )
 from desed_task.evaluation.score_files import write_score_folders
 from desed_task.evaluation.segment_f1 import segment_f1
-from desed_task.evaluation.tables import check_clips, clean_durations, clean_event_table, source_of
+from desed_task.evaluation.tables import (
+    IN_F1,
+    IN_PSDS,
+    absent_class_counts,
+    check_clips,
+    clean_durations,
+    clean_event_table,
+    events_only,
+    report_absent_classes,
+    source_of,
+)
 
 
 def _write_tsv(table: pd.DataFrame, path: Path) -> None:
@@ -158,14 +171,15 @@ class _DecodedScores:
 
     def encoded(self, inputs: IntersectionInputs, class_names: Sequence[str]) -> tuple[EncodedEvents, np.ndarray]:
         """The events in the indices of ``inputs`` and their thresholds' indices; a class
-        with events but no ground truth is refused, as in a decoded table."""
+        without ground-truth events gets label -1 (ignored by the counts, as psds_eval)."""
         label_index = inputs.classes.get_indexer(list(class_names)).astype(np.int64)
-        unknown = sorted({class_names[c] for c in np.unique(self.label) if label_index[c] < 0})
-        if unknown:
-            raise EvaluationInputError(f"operating points decoded from the scores: class(es) not in the ground truth: {unknown}")
         clip_index = inputs.clips.get_indexer(self.filenames).astype(np.int64)
         events = EncodedEvents(clip_index[self.clip], label_index[self.label], self.onset, self.offset)
         return events, self.threshold.astype(np.int64)
+
+    def detections_per_class(self, n_classes: int) -> np.ndarray:
+        """(n_classes,) number of events of each class, all thresholds together."""
+        return np.bincount(self.label, minlength=n_classes)
 
 
 def _decode_mapping(
@@ -174,9 +188,11 @@ def _decode_mapping(
     median_window: int | Sequence[int],
     frame_step: float,
     duration_of: Mapping[str, float] | None,
+    max_event_time: float | None = None,
 ) -> _DecodedScores:
     """``threshold_regions`` on a {filename: (n_classes, n_frames)} mapping (clips grouped
-    by length), in seconds; events are clipped to ``duration_of[filename]`` when it is given."""
+    by length), in seconds; events are clipped to ``duration_of[filename]`` when it is given,
+    their times clamped to ``max_event_time`` when it is (``regions_in_seconds``)."""
     by_length: dict[int, list[str]] = {}
     for filename, clip_scores in scores.items():
         by_length.setdefault(np.shape(clip_scores)[-1], []).append(filename)
@@ -186,7 +202,7 @@ def _decode_mapping(
         windows = windows_per_class(median_window, stacked.shape[1])
         threshold, clip, label, start, stop = threshold_regions(stacked, thresholds, windows)
         clip_durations = None if duration_of is None else np.array([duration_of[name] for name in names])
-        kept, onset, offset = regions_in_seconds(clip, start, stop, frame_step, clip_durations)
+        kept, onset, offset = regions_in_seconds(clip, start, stop, frame_step, clip_durations, max_event_time)
         parts.append((threshold[kept], clip[kept] + len(filenames), label[kept], onset[kept], offset[kept]))
         filenames += names
     columns = [np.concatenate([part[i] for part in parts]) for i in range(5)]
@@ -208,6 +224,41 @@ def _median_filter_mapping(
     return filtered
 
 
+def decode_clip_scores(
+    scores: Mapping[str, np.ndarray],
+    class_names: Sequence[str],
+    thresholds: Sequence[float],
+    median_window: int | Sequence[int] = 7,
+    frame_step: float = FRAME_STEP,
+    max_event_time: float | None = None,
+) -> dict[float, pd.DataFrame]:
+    """The 2021 decoding of clips of any lengths at many thresholds at once.
+
+    Args:
+        scores: {filename: (n_classes, n_frames) probabilities}, each clip at its own length.
+        class_names: (n_classes,) labels of the score rows.
+        thresholds: decision thresholds (a frame is active where score > threshold).
+        median_window: frames, one or (n_classes,), applied as 2021 did (binarise, then filter).
+        frame_step: seconds per frame.
+        max_event_time: seconds to which onsets and offsets are clamped (2021: audio_max_len).
+
+    Returns:
+        {threshold: event table (filename, onset, offset, event_label)}, events ordered by
+        clip (in the order of ``scores``), class, onset.
+    """
+    filtered = _median_filter_mapping(scores, median_window)
+    decoded = _decode_mapping(filtered, list(thresholds), 1, frame_step, None, max_event_time)
+    position = {name: i for i, name in enumerate(scores)}
+    rank = np.array([position[name] for name in decoded.filenames], dtype=np.int64)
+    # clips were decoded grouped by length: back to the mapping's order (stable: class, onset kept)
+    order = np.lexsort((rank[decoded.clip], decoded.threshold))
+    reordered = _DecodedScores(
+        decoded.filenames, decoded.thresholds, decoded.threshold[order], decoded.clip[order],
+        decoded.label[order], decoded.onset[order], decoded.offset[order],
+    )
+    return reordered.tables(class_names)
+
+
 def decode_at_class_thresholds(
     scores: Mapping[str, np.ndarray],
     class_names: Sequence[str],
@@ -215,6 +266,7 @@ def decode_at_class_thresholds(
     median_window: int | Sequence[int] = 7,
     frame_step: float = FRAME_STEP,
     duration_of: Mapping[str, float] | None = None,
+    max_event_time: float | None = None,
 ) -> pd.DataFrame:
     """One decoded output with a threshold (and a median window) per class.
 
@@ -228,6 +280,7 @@ def decode_at_class_thresholds(
         median_window: frames, one or (n_classes,).
         frame_step: seconds per frame.
         duration_of: {filename: seconds}: events clipped to their clip when given.
+        max_event_time: seconds to which onsets and offsets are clamped (2021: audio_max_len).
 
     Returns:
         Event table (filename, onset, offset, event_label), ordered by filename and onset.
@@ -237,7 +290,7 @@ def decode_at_class_thresholds(
         name: (values > thresholds[:, None]).astype(np.float32)
         for name, values in _median_filter_mapping(scores, median_window).items()
     }
-    table = _decode_mapping(active, [0.5], 1, frame_step, duration_of).tables(class_names)[0.5]
+    table = _decode_mapping(active, [0.5], 1, frame_step, duration_of, max_event_time).tables(class_names)[0.5]
     table = table.sort_values(["filename", "onset"], kind="stable", ignore_index=True)
     table.attrs.update(source="predictions at per-class thresholds", clean=True)
     return table
@@ -255,6 +308,8 @@ def evaluate_scores(
     clip_to_durations: bool = False,
     reference: bool = False,
     f1_thresholds: Sequence[float] | None = None,
+    max_event_time: float | None = None,
+    strict_classes: bool = False,
 ) -> dict[str, float]:
     """All the 2021 metrics from frame scores.
 
@@ -279,6 +334,12 @@ def evaluate_scores(
         f1_thresholds: (n_classes,) decision thresholds of the F1 output (tuned
             post-processing); default 0.5 for all classes (2021). The file keeps the name
             ``predictions_th_0.5.tsv``.
+        max_event_time: seconds to which decoded onsets and offsets are clamped (2021:
+            ``data.audio_max_len``; None: not clamped).
+        strict_classes: refuse detections of a class without ground-truth events; else they
+            are scored as psds_eval and sed_eval score them, in one warning
+            (``tables.report_absent_classes``), and that class's scores are left out of the
+            exact PSDS.
 
     Returns:
         psds1, psds2, psds1_exact, psds2_exact, intersection_f1_macro, collar_f1_macro,
@@ -301,11 +362,17 @@ def evaluate_scores(
     # PSDS, its threshold-free limit
     filtered = _median_filter_mapping(scores, median_window)
     thresholds = threshold_grid(n_thresholds)
-    decoded = _decode_mapping(filtered, thresholds, 1, frame_step, duration_of)
+    decoded = _decode_mapping(filtered, thresholds, 1, frame_step, duration_of, max_event_time)
     if f1_thresholds is None:
-        at_f1_threshold = _decode_mapping(filtered, [F1_THRESHOLD], 1, frame_step, duration_of).tables(class_names)[F1_THRESHOLD]
+        at_f1_threshold = _decode_mapping(
+            filtered, [F1_THRESHOLD], 1, frame_step, duration_of, max_event_time
+        ).tables(class_names)[F1_THRESHOLD]
     else:
-        at_f1_threshold = decode_at_class_thresholds(filtered, class_names, f1_thresholds, 1, frame_step, duration_of)
+        at_f1_threshold = decode_at_class_thresholds(
+            filtered, class_names, f1_thresholds, 1, frame_step, duration_of, max_event_time
+        )
+    present = set(events_only(ground_truth)["event_label"])
+    _report_absent_score_classes(decoded, at_f1_threshold, class_names, ground_truth, present, strict_classes)
     if save_dir is not None:
         save_dir = Path(save_dir)
         for threshold, table in decoded.tables(class_names).items():
@@ -318,6 +385,33 @@ def evaluate_scores(
     inputs = prepare_intersection_inputs(ground_truth, durations)
     psds = psds_scenarios_from_detections(*decoded.encoded(inputs, class_names), thresholds, inputs, PSDS_SCENARIOS)
     metrics = _report_psds(psds, save_dir)
-    metrics |= evaluate_exact(filtered, class_names, frame_step, ground_truth, durations, save_dir, reference)
+    # a class without ground truth has no PSDS of its own: its scores are left out (psds_eval
+    # ignores its detections; sed_scores_eval refuses it)
+    rows = [c for c, name in enumerate(class_names) if name in present]
+    exact_scores = filtered if len(rows) == len(class_names) else {k: v[rows] for k, v in filtered.items()}
+    exact_classes = [class_names[c] for c in rows]
+    metrics |= evaluate_exact(exact_scores, exact_classes, frame_step, ground_truth, durations, save_dir, reference)
     metrics |= evaluate_predictions(at_f1_threshold, ground_truth, durations, save_dir)
     return metrics
+
+
+def _report_absent_score_classes(
+    decoded: _DecodedScores,
+    at_f1_threshold: pd.DataFrame,
+    class_names: Sequence[str],
+    ground_truth: pd.DataFrame,
+    present: set,
+    strict: bool,
+) -> None:
+    """``report_absent_classes`` for the detections decoded from scores: those of the
+    operating points (PSDS) and of the F1 output."""
+    per_class = decoded.detections_per_class(len(class_names))
+    counts = {name: int(per_class[c]) for c, name in enumerate(class_names) if name not in present and per_class[c]}
+    if not counts:
+        return
+    at_f1 = absent_class_counts(at_f1_threshold["event_label"], ground_truth)
+    consequence = (
+        f"over the {len(decoded.thresholds)} operating points they are {IN_PSDS}, and their scores left out of the "
+        f"exact PSDS; the {sum(at_f1.values())} of the F1 output are {IN_F1}"
+    )
+    report_absent_classes(counts, ground_truth, "detections decoded from the scores", strict, consequence)

@@ -9,7 +9,9 @@ For each operating point (a table of detections) psds_eval counts, per class:
   injected "world" event spanning [0, duration]).
 A detection passes the DTC when the fraction of it that overlaps same-class ground
 truth (summed over those events) is at least ``dtc``. Overlaps are strict
-(onset_a < offset_b and onset_b < offset_a); zero-length events are ignored.
+(onset_a < offset_b and onset_b < offset_a); zero-length events are ignored, and so are
+detections of a class outside the ground truth's (label -1): psds_eval counts only the
+classes of its ground truth.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ class IntersectionPairs:
     """Detections and the ground-truth events they overlap, in the same clip.
 
     Attributes:
-        detections: the detections of positive length.
+        detections: the detections of positive length, of the ground truth's classes.
         operating_point: (n_detections,) int64 operating point of each detection.
         in_clip: (n_detections,) bool, the detection overlaps its clip's world event.
         det_index, ref_index: (n_pairs,) indices of overlapping pairs.
@@ -111,7 +113,7 @@ def intersection_pairs(
 ) -> IntersectionPairs:
     """The overlaps of every detection with the reference events of its clip (what the
     counts of any dtc, gtc, cttc are made of: computed once for several scenarios)."""
-    kept = detections.offset > detections.onset
+    kept = (detections.offset > detections.onset) & (detections.label >= 0)
     detections, operating_point = detections.select(kept), operating_point[kept]
     ref = reference.events
     clip_duration = reference.clip_durations[detections.clip]

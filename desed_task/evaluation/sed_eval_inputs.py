@@ -13,12 +13,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from desed_task.evaluation.encoding import EncodedEvents, class_index, encode_events
+from desed_task.evaluation.encoding import EncodedEvents, encode_events
 from desed_task.evaluation.tables import (
     check_ground_truth,
     check_predictions,
     clean_durations,
     clean_event_table,
+    events_only,
     source_of,
 )
 
@@ -50,9 +51,10 @@ def prepare_sed_eval_inputs(
     else:
         durations = clean_durations(durations)
         check_ground_truth(ground_truth, durations)
-    check_predictions(predictions, ground_truth, durations)
+    check_predictions(predictions, durations)
     clips = pd.Index(pd.unique(durations["filename"].to_numpy(dtype=object)))
-    classes = class_index(ground_truth)
+    labels = set(events_only(ground_truth)["event_label"]) | set(events_only(predictions)["event_label"])
+    classes = pd.Index(sorted(labels), dtype=object)
     return SedEvalInputs(
         classes=classes,
         reference=encode_events(ground_truth, clips, classes),

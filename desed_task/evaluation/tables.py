@@ -10,17 +10,26 @@ The durations table is the set of evaluated clips, as psds_eval's metadata and
 sed_scores_eval's audio durations are: a clip listed there without any ground-truth
 event (no row, or an empty-label row) is a clip without events; detections or scores on
 a clip absent from it are an error.
+
+Detections of a class without any ground-truth event are scored as the 2021 tools score
+them (``report_absent_classes`` says so, or refuses them when asked to be strict):
+psds_eval ignores them (PSDS, intersection F1); sed_eval, given the classes of the ground
+truth and of the output as 2021 gave them, counts them as false positives of the collar-
+and segment-based micro F1, their class's F1 undefined and so out of the macro F1.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from desed_task.evaluation.errors import EvaluationInputError
+
+log = logging.getLogger(__name__)
 
 EVENT_COLUMNS = ["filename", "onset", "offset", "event_label"]
 DURATION_COLUMNS = ["filename", "duration"]
@@ -171,13 +180,55 @@ def check_clips(filenames: Iterable[str], durations: pd.DataFrame, source: str) 
         )
 
 
-def check_predictions(predictions: pd.DataFrame, ground_truth: pd.DataFrame, durations: pd.DataFrame) -> None:
-    """Predictions may only name clips of the durations table and classes of the ground truth."""
-    source = source_of(predictions, "predictions")
-    check_clips(predictions["filename"], durations, source)
-    known_classes = _unique(events_only(ground_truth)["event_label"])
-    unknown_classes = _unique(events_only(predictions)["event_label"]).difference(known_classes)
-    if len(unknown_classes):
+def check_predictions(predictions: pd.DataFrame, durations: pd.DataFrame) -> None:
+    """Predictions may only name clips of the durations table (their classes: see the
+    module's docstring)."""
+    check_clips(predictions["filename"], durations, source_of(predictions, "predictions"))
+
+
+# what each metric does with detections of a class without ground truth, for the messages
+IN_PSDS = "left out of the PSDS (as psds_eval ignores them)"
+IN_F1 = (
+    "left out of the intersection F1 (as psds_eval), false positives of the collar and segment "
+    "micro F1 and out of their macro F1 (as sed_eval in 2021)"
+)
+
+
+def absent_class_counts(labels: Iterable[str], ground_truth: pd.DataFrame) -> dict[str, int]:
+    """{class: number of detections} of the detected classes without any ground-truth event.
+
+    Args:
+        labels: (n_detections,) class of each detection (NaN/None: an empty-clip row, skipped).
+        ground_truth: cleaned event table.
+    """
+    present = set(events_only(ground_truth)["event_label"])
+    values = (labels if isinstance(labels, pd.Series) else pd.Series(list(labels), dtype=object)).dropna()
+    counts = values[~values.isin(present)].value_counts()
+    return {str(name): int(counts[name]) for name in sorted(counts.index)}
+
+
+def report_absent_classes(
+    counts: Mapping[str, int], ground_truth: pd.DataFrame, source: str, strict: bool, consequence: str
+) -> None:
+    """The one rule for detections of classes without ground-truth events: refused with
+    ``strict`` (``--strict_classes``), else scored as the 2021 tools do, in one warning.
+
+    Args:
+        counts: ``absent_class_counts``'s result (nothing is said when empty).
+        ground_truth: the event table (named in the message).
+        source: the detections' file or description.
+        strict: refuse instead of warn.
+        consequence: what the metrics do with them (``IN_PSDS``, ``IN_F1``, ...).
+
+    Raises:
+        EvaluationInputError: ``strict`` and ``counts`` not empty.
+    """
+    if not counts:
+        return
+    listed = ", ".join(f"{name} ({n} detection{'' if n == 1 else 's'})" for name, n in counts.items())
+    head = f"{source}: class(es) not in the ground truth ({source_of(ground_truth, 'ground truth')}): {listed}"
+    if strict:
         raise EvaluationInputError(
-            f"{source}: class(es) not in the ground truth: {sorted(unknown_classes)}"
+            f"{head}; drop those detections, or leave out --strict_classes to score them as psds_eval and sed_eval do"
         )
+    log.warning("%s: %s; --strict_classes refuses them", head, consequence)

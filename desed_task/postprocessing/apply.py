@@ -41,7 +41,8 @@ def evaluate_postprocessed(
         from desed_task.postprocessing.sebbs_method import evaluate_sebbs
 
         return evaluate_sebbs(
-            scores, class_names, ground_truth, durations, postprocessing, n_thresholds, frame_step, save_dir
+            scores, class_names, ground_truth, durations, postprocessing, n_thresholds, frame_step, save_dir,
+            strict_classes=bool(options.get("strict_classes", False)),
         )
     tuned_thresholds = any(t != DEFAULT_THRESHOLD for t in postprocessing.threshold)
     return evaluate_scores(

@@ -34,7 +34,15 @@ from desed_task.evaluation.evaluate import evaluate_operating_points, evaluate_p
 from desed_task.evaluation.exact_psds import audio_id, score_dataframes
 from desed_task.evaluation.intersection_inputs import prepare_intersection_inputs
 from desed_task.evaluation.scenarios import PSDS_SCENARIOS, threshold_grid
-from desed_task.evaluation.tables import clean_durations, clean_event_table
+from desed_task.evaluation.tables import (
+    IN_F1,
+    IN_PSDS,
+    absent_class_counts,
+    clean_durations,
+    clean_event_table,
+    events_only,
+    report_absent_classes,
+)
 from desed_task.postprocessing.median_tuning import DEFAULT_THRESHOLDS, _macro, per_class_f1
 from desed_task.postprocessing.settings import (
     DEFAULT_THRESHOLD,
@@ -200,15 +208,25 @@ def evaluate_sebbs(
     n_thresholds: int = 50,
     frame_step: float = FRAME_STEP,
     save_dir: Path | None = None,
+    strict_classes: bool = False,
 ) -> dict[str, float]:
     """The 2021 metrics of cSEBBs: PSDS from the boxes above 50 confidence thresholds and
-    exact PSDS of the boxes; F1s of the boxes above each class's threshold."""
+    exact PSDS of the boxes; F1s of the boxes above each class's threshold. Boxes of a class
+    without ground-truth events: as in ``evaluate_scores``."""
     boxes = sebbs_boxes(scores, class_names, postprocessing.sebbs, frame_step)
     operating_points = {t: _detections(boxes, t, class_names) for t in threshold_grid(n_thresholds)}
-    metrics = evaluate_operating_points(operating_points, ground_truth, durations, save_dir)
-    for name, settings in PSDS_SCENARIOS.items():
-        metrics[f"{name}_exact"], _ = sebbs_exact_psds(boxes, class_names, ground_truth, durations, settings)
     detections = _detections(boxes, postprocessing.threshold, class_names)
+    ground_truth = clean_event_table(ground_truth)
+    counts = absent_class_counts(pd.concat([t["event_label"] for t in operating_points.values()]), ground_truth)
+    if counts:
+        consequence = (f"over the {n_thresholds} operating points they are {IN_PSDS}, and left out of the exact "
+                       f"PSDS; the {len(detections[detections['event_label'].isin(counts)])} of the F1 output are {IN_F1}")
+        report_absent_classes(counts, ground_truth, "cSEBBs of the scores", strict_classes, consequence)
+    metrics = evaluate_operating_points(operating_points, ground_truth, durations, save_dir)
+    present = [name for name in class_names if name in set(events_only(ground_truth)["event_label"])]
+    present_boxes = boxes[boxes["event_label"].isin(present)]
+    for name, settings in PSDS_SCENARIOS.items():
+        metrics[f"{name}_exact"], _ = sebbs_exact_psds(present_boxes, present, ground_truth, durations, settings)
     metrics |= evaluate_predictions(detections, ground_truth, durations, save_dir)
     if save_dir is not None:
         Path(save_dir).mkdir(parents=True, exist_ok=True)

@@ -342,17 +342,18 @@ class MeanTeacher(L.LightningModule):
             else:
                 metrics[f"val/weak/{model}/macro_F1"] = 0.0
             if strong[model]:
-                scores, classes, gt, durations = restrict_to_ground_truth(
-                    strong[model], self.class_names, datamodule.synth_val_events, datamodule.synth_val_durations
+                scores, gt, durations = restrict_to_scored_clips(
+                    strong[model], datamodule.synth_val_events, datamodule.synth_val_durations
                 )
                 names = sorted(scores)
                 decoded = decode_scores(
                     np.stack([scores[n] for n in names]),
                     names,
-                    classes,
+                    self.class_names,
                     thresholds,
                     median_window=training["median_window"],
                     frame_step=self.frame_step,
+                    max_event_time=self.max_event_time,
                 )
                 metrics[f"val/synth/{model}/intersection_f1_macro"] = float(
                     np.mean([intersection_f1_macro(decoded[t], gt, durations) for t in thresholds])
@@ -396,6 +397,15 @@ class MeanTeacher(L.LightningModule):
                 self._strong_scores[model_name][name] = scorer.score(audio)
 
     @property
+    def max_event_time(self) -> float | None:
+        """Seconds to which decoded event times are clamped: ``data.audio_max_len``, as 2021's
+        encoder clamped them (validation, test and eval alike); None with
+        ``training.clamp_events_to_audio_max_len: false``."""
+        if not self.config["training"].get("clamp_events_to_audio_max_len", True):
+            return None
+        return float(self.config["data"]["audio_max_len"])
+
+    @property
     def output_dir(self) -> Path:
         base = self.trainer.log_dir or self.trainer.default_root_dir
         return Path(base) / ("metrics_eval" if self.evaluation else "metrics_test")
@@ -410,34 +420,35 @@ class MeanTeacher(L.LightningModule):
                 save_dir = output_dir / model
                 if self.evaluation:
                     write_predictions(
-                        strong[model], self.class_names, save_dir,
+                        strong[model], self.class_names, save_dir, model,
                         median_window=training["median_window"], frame_step=self.frame_step,
+                        n_thresholds=training["n_test_thresholds"], max_event_time=self.max_event_time,
                     )
                     continue
-                scores, classes, events, durations = restrict_to_ground_truth(
-                    strong[model],
-                    self.class_names,
-                    self.trainer.datamodule.test_events,
-                    self.trainer.datamodule.test_durations,
+                scores, events, durations = restrict_to_scored_clips(
+                    strong[model], self.trainer.datamodule.test_events, self.trainer.datamodule.test_durations
                 )
-                clip_to_durations = bool(training.get("clip_events_to_durations", False))
+                options = {
+                    "clip_to_durations": bool(training.get("clip_events_to_durations", False)),
+                    "max_event_time": self.max_event_time,
+                }
                 if self.postprocessing is None:
                     results[model] = evaluate_scores(
                         scores,
-                        classes,
+                        self.class_names,
                         events,
                         durations,
                         n_thresholds=training["n_test_thresholds"],
                         median_window=training["median_window"],
                         frame_step=self.frame_step,
                         save_dir=save_dir,
-                        clip_to_durations=clip_to_durations,
+                        **options,
                     )
                 else:
                     results[model] = evaluate_postprocessed(
-                        scores, classes, events, durations, self.postprocessing,
+                        scores, self.class_names, events, durations, self.postprocessing,
                         n_thresholds=training["n_test_thresholds"], frame_step=self.frame_step, save_dir=save_dir,
-                        clip_to_durations=clip_to_durations,
+                        **options,
                     )
             if self.evaluation:
                 log.info("predictions and scores written to %s", output_dir)
@@ -473,20 +484,17 @@ class MeanTeacher(L.LightningModule):
             experiment.add_image(f"test/{png.parent.name}/{png.stem}", image, self.global_step, dataformats="HWC")
 
 
-def restrict_to_ground_truth(
+def restrict_to_scored_clips(
     scores: dict[str, np.ndarray],
-    class_names: list[str],
     events: pd.DataFrame,
     durations: pd.DataFrame,
-) -> tuple[dict[str, np.ndarray], list[str], pd.DataFrame, pd.DataFrame]:
-    """Scores, classes and ground truth over what can be scored, each cut said in the log.
+) -> tuple[dict[str, np.ndarray], pd.DataFrame, pd.DataFrame]:
+    """Ground truth and durations over the scored clips, the cut said in the log.
 
     The evaluated clips are those of `durations` (a clip without events need not be in
-    `events`).
-    - Clips not scored (fast_dev_run, limit_*_batches) leave the ground truth instead of
-      counting as missed events.
-    - Classes without any ground-truth event in the set leave the scores: the 2021 metrics
-      (psds_eval) take their classes from the ground truth.
+    `events`). Clips not scored (fast_dev_run, limit_*_batches) leave the ground truth
+    instead of counting as missed events. Classes without ground-truth events stay: the
+    metrics score them as the 2021 tools did (``desed_task.evaluation.tables``).
     """
     unscored = set(durations["filename"]) - set(scores)
     if unscored:
@@ -496,43 +504,53 @@ def restrict_to_ground_truth(
         )
         events = events[events["filename"].isin(scores)]
         durations = durations[durations["filename"].isin(scores)]
-    present = set(events["event_label"].dropna())
-    kept = [i for i, name in enumerate(class_names) if name in present]
-    if len(kept) < len(class_names):
-        log.warning(
-            "no ground-truth event of %s in this set: those classes are left out of its metrics",
-            ", ".join(n for n in class_names if n not in present),
-        )
-        scores = {name: values[kept] for name, values in scores.items()}
-        class_names = [class_names[i] for i in kept]
-    return scores, class_names, events, durations
+    return scores, events, durations
+
+
+EVAL_COLUMNS = ["event_label", "onset", "offset", "filename"]  # the column order 2021 wrote
 
 
 def write_predictions(
     scores: dict[str, np.ndarray],
     class_names: list[str],
     save_dir: Path,
+    model: str,
     median_window: int,
     frame_step: float,
-    threshold: float = 0.5,
+    n_thresholds: int = 50,
+    max_event_time: float | None = None,
 ) -> None:
-    """Evaluation-set outputs: events decoded at `threshold` and the frame scores, raw and
-    median-filtered (`scores/raw/`, `scores/filtered/`; sed_scores_eval layout: one TSV per
-    clip with onset, offset and one column per class)."""
+    """Evaluation-set outputs of one model, as 2021 wrote them, and its frame scores.
+
+    2021's files: ``predictions_05_<model>.tsv`` (threshold 0.5) and the operating points
+    ``predictions_th_<t:.2f>.tsv`` (0.01, 0.03, ..., 0.99), columns event_label, onset,
+    offset, filename, times clamped to ``max_event_time``; all 51 decoded at once, each clip
+    at its own length. Then the frame scores, raw and median-filtered (``scores/raw/``,
+    ``scores/filtered/``; sed_scores_eval layout: one TSV per clip with onset, offset and
+    one column per class).
+    """
     from desed_task.evaluation import median_filter_scores
+    from desed_task.evaluation.evaluate import decode_clip_scores
+    from desed_task.evaluation.scenarios import F1_THRESHOLD, threshold_grid, threshold_name
     from desed_task.evaluation.score_files import write_score_folders
 
     names = sorted(scores)
-    # evaluation clips keep their own lengths: decode clip by clip
-    decoded = pd.concat(
-        [
-            decode_scores(scores[n][None], [n], class_names, [threshold], median_window, frame_step)[threshold]
-            for n in names
-        ],
-        ignore_index=True,
+    operating_points = threshold_grid(n_thresholds)
+    thresholds = list(dict.fromkeys([*operating_points, F1_THRESHOLD]))
+    decoded = decode_clip_scores(
+        {n: scores[n] for n in names}, class_names, thresholds, median_window, frame_step, max_event_time
     )
     save_dir.mkdir(parents=True, exist_ok=True)
-    decoded.to_csv(save_dir / f"predictions_th_{threshold:.2f}.tsv", sep="\t", index=False)
+
+    def write(table: pd.DataFrame, name: str) -> None:
+        table[EVAL_COLUMNS].to_csv(save_dir / name, sep="\t", index=False)
+
+    write(decoded[F1_THRESHOLD], f"predictions_05_{model}.tsv")
+    labels = [f"{threshold:.2f}" for threshold in operating_points]
+    if len(set(labels)) < len(labels):  # more than 50 thresholds: 2 decimals would overwrite files
+        labels = [threshold_name(threshold) for threshold in operating_points]
+    for threshold, label in zip(operating_points, labels):
+        write(decoded[threshold], f"predictions_th_{label}.tsv")
     filtered = {name: median_filter_scores(values, median_window) for name, values in scores.items()}
     write_score_folders(scores, filtered, class_names, frame_step, save_dir / "scores")
 

@@ -152,6 +152,20 @@ def clip_set_cases():
     return {"no_empty_rows": no_empty_rows, "past_clip_end": (gt, durations, late, late[0.5])}
 
 
+def absent_class_case():
+    """Detections of classes without any ground-truth event (issue 16): Cat, whose events are
+    dropped from the ground truth, and Horse, a class of the output only. psds_eval ignores
+    them; sed_eval, given the classes of both tables as 2021 gave them, counts them as false
+    positives (micro F1) and their classes' F1 is NaN (left out of the macro F1)."""
+    gt, durations, operating_points, _ = random_case(seed=5, n_clips=20)
+    gt = gt[gt["event_label"] != "Cat"]
+    rng = np.random.default_rng(6)
+    horse = random_events(rng, list(durations["filename"]), durations["duration"].to_numpy(), density=0.3)
+    horse = horse[horse["event_label"] == "Dog"].assign(event_label="Horse")
+    operating_points = {k: remove_same_class_overlaps(pd.concat([v, horse])) for k, v in operating_points.items()}
+    return gt, durations, operating_points, operating_points[0.5]
+
+
 def event_list(table, filename):
     rows = table[table["filename"] == filename]
     if len(rows) == 1 and pd.isna(rows["event_label"].iloc[0]):
@@ -248,6 +262,7 @@ def main():
     empty = pd.DataFrame(columns=["filename", "onset", "offset", "event_label"]).astype({"onset": float, "offset": float})
     cases["empty_output"] = (gt, durations, {0.5: empty, 0.7: empty}, empty)
     cases |= clip_set_cases()
+    cases["absent_class"] = absent_class_case()
     golden = {}
     for name, (gt, durations, operating_points, predictions) in cases.items():
         expected = psds_eval_metrics(operating_points, predictions, gt, durations)
