@@ -63,6 +63,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, bool]]] = {
         "ensemble_mixture_input": (_OPT_STR, False),  # sum_of_sources (2021) or mixture
         "ensemble_mixture_dropout": (bool, False),  # true (2021): frozen copy's dropout on
         "ensemble_q_clamp": (bool, False),  # false (2021): q unconstrained
+        "persistent_workers": (bool, False),  # false (2021): loader workers start anew each epoch
     },
     "scaler": {
         "statistic": (str, True),
@@ -75,6 +76,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, bool]]] = {
         "fs": (int, True),
         "net_subsample": (int, True),
         "check_audio": (bool, False),
+        "sort_unlabeled": (bool, False),  # false (2021): the unlabelled folder's listing order
         **{
             f"{name}{suffix}": (_OPT_STR, False)
             for name in ("synth", "weak", "unlabeled", "synth_val", "test", "eval")
@@ -87,7 +89,11 @@ SCHEMA: dict[str, dict[str, tuple[Any, bool]]] = {
         "test_tsv": (_OPT_STR, False),
         "test_dur": (_OPT_STR, False),
     },
-    "opt": {"lr": (_NUM, True)},
+    "opt": {
+        "lr": (_NUM, True),
+        # false (2021): the first optimizer step at Adam's initial 1e-3, the warm-up from step 2
+        "warmup_first_step": (bool, False),
+    },
     "feats": {
         "n_mels": (int, True),
         "n_filters": (int, True),
@@ -112,6 +118,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, bool]]] = {
         "nb_filters": (_INT_LIST, False),
         "pooling": (("list", ("list", int)), False),
         "dropout_recurrent": (_NUM, False),
+        "uniform_dropout": (bool, False),  # false (2021): nn.Dropout's bernoulli masks
     },
     "demo": {
         "root": (str, True),

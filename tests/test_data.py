@@ -105,17 +105,35 @@ def test_wrong_sample_rate_is_refused_up_front(tmp_path, encoder):
 
 
 def test_mixed_batch_sampler_proportions_and_shards():
-    sampler = MixedBatchSampler([30, 40, 100], [3, 3, 6], seed=1)
+    torch.manual_seed(1)
+    sampler = MixedBatchSampler([30, 40, 100], [3, 3, 6])
     batches = list(sampler)
     assert len(batches) == len(sampler) == 10
     for batch in batches:
         assert all(i < 30 for i in batch[:3]) and all(30 <= i < 70 for i in batch[3:6])
         assert all(70 <= i for i in batch[6:])
-    first = list(sampler)
-    sampler.set_epoch(1)
-    assert list(sampler) != first
-    shards = [set(i for b in MixedBatchSampler([30, 40, 100], [3, 3, 6], seed=1, num_replicas=2, rank=r) for i in b) for r in (0, 1)]
+    assert list(sampler) != batches  # every iteration is a new epoch
+    shards = []
+    for rank in (0, 1):  # every process seeds alike: the same permutation, disjoint shards
+        torch.manual_seed(1)
+        shards.append({i for b in MixedBatchSampler([30, 40, 100], [3, 3, 6], num_replicas=2, rank=rank) for i in b})
     assert not shards[0] & shards[1]
+
+
+def test_mixed_batch_sampler_draws_as_2021s_random_samplers():
+    """2021: ConcatDatasetBatchSampler over one RandomSampler per set, drawn from the global
+    torch generator; the same seed gives the same batches, epoch after epoch."""
+    sets = [torch.utils.data.TensorDataset(torch.zeros(n)) for n in (30, 40, 100)]
+    sizes, offsets = [3, 3, 6], [0, 30, 70]
+    torch.manual_seed(5)
+    ours = [list(MixedBatchSampler([30, 40, 100], sizes)) for _ in range(3)]
+    torch.manual_seed(5)
+    samplers = [torch.utils.data.RandomSampler(s) for s in sets]
+    for epoch in range(3):
+        iterators = [iter(s) for s in samplers]
+        for batch in ours[epoch]:
+            expected = [offset + next(it) for it, size, offset in zip(iterators, sizes, offsets) for _ in range(size)]
+            assert batch == expected
 
 
 def test_resample_folder_is_resumable(tmp_path, caplog):

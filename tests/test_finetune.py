@@ -92,15 +92,24 @@ def finetune(conf: Path, *extra: str) -> dict:
     return run(args, "unused", build_student=build_ensemble_student, separated_sources=True)
 
 
+# q0 of 2021's finetune_on_separated.py for seed 42 and the tiny network: seeded as its
+# __main__, then CRNN(**sed_yaml["net"]), CRNN(**config["net"], freeze_bn=True), EnsembleModel
+# (torch.rand(1)), run with the 2021 code (../shared/oracle2021/ref) and torch 2.13
+Q0_2021_TINY_NET_SEED_42 = 0.625224769115448
+
+
 @pytest.mark.slow
-def test_finetune_trains_tests_and_retests_with_frozen_parts_intact(separated_data, tmp_path):
+def test_finetune_trains_tests_and_retests_with_frozen_parts_intact(separated_data, tmp_path, caplog):
     log_dir = tmp_path / "exp"
     config = sep_config(separated_data, log_dir, tmp_path / "sed.ckpt")
     pretrained, teacher_state = pretrained_checkpoint(tmp_path / "sed.ckpt", config)
     config["net"]["dropout"] = 0.0  # replaced by the checkpoint's network configuration
     conf = write_yaml(config, tmp_path / "sep.yaml")
 
-    results = finetune(conf)
+    with caplog.at_level("INFO", logger="desed_task.training.finetune"):
+        results = finetune(conf)
+    q0 = [r.args[0] for r in caplog.records if r.msg.startswith("ensemble weight q starts")]
+    assert config["training"]["seed"] == 42 and q0 == [pytest.approx(Q0_2021_TINY_NET_SEED_42, abs=1e-7)]
 
     assert set(results) == {"student", "teacher"} and "psds1" in results["student"]
     best = log_dir / "best.ckpt"

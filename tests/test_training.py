@@ -28,10 +28,29 @@ def _script(args: list[str], cwd: Path, **kwargs) -> subprocess.Popen:
     )
 
 
-def test_train_then_test_from_checkpoint_reproduces(tiny_data, tmp_path):
+def test_train_then_test_from_checkpoint_reproduces(tiny_data, tmp_path, monkeypatch):
+    from desed_task.training.mean_teacher import MeanTeacher
+
+    seen: list[tuple[int, tuple[str, ...]]] = []  # (epoch, clips) of each batch training_step got
+    training_step = MeanTeacher.training_step
+
+    def recorded(self, batch, batch_idx):
+        clips = zip(batch["label_type"].tolist(), batch["filename"])  # sets reuse names
+        seen.append((self.current_epoch, tuple(f"{kind}/{name}" for kind, name in clips)))
+        return training_step(self, batch, batch_idx)
+
+    monkeypatch.setattr(MeanTeacher, "training_step", recorded)
     log_dir = tmp_path / "exp"
-    conf = write_config(tiny_config(tiny_data, log_dir), tmp_path / "tiny.yaml")
+    conf = write_config(tiny_config(tiny_data, log_dir, n_epochs=3), tmp_path / "tiny.yaml")
     results = _run(conf)
+
+    # every epoch draws new batches (as 2021's RandomSamplers): none repeats another, and
+    # the clips seen grow epoch by epoch (2 batches an epoch cover part of each set)
+    epochs = [[clips for e, clips in seen if e == epoch] for epoch in range(3)]
+    assert all(len(batches) == 2 for batches in epochs)
+    assert epochs[0] != epochs[1] and epochs[1] != epochs[2] and epochs[0] != epochs[2]
+    clips_seen = [len({c for batches in epochs[: e + 1] for clips in batches for c in clips}) for e in range(3)]
+    assert clips_seen[0] < clips_seen[1] < clips_seen[2], clips_seen
     assert set(results) == {"student", "teacher"}
     for model in results.values():
         assert {"psds1", "psds2", "psds1_exact", "psds2_exact", "intersection_f1_macro",

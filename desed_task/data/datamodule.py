@@ -204,7 +204,8 @@ class DESEDDataModule(L.LightningDataModule):
             weak_train = weak_train.reset_index(drop=True)
             weak = WeaklyLabeledSet("weak", self._folder("weak"), weak_train, self.encoder, **self._clip_kwargs("weak"))
             unlabeled = UnlabeledSet(
-                "unlabeled", self._folder("unlabeled"), self.encoder, **self._clip_kwargs("unlabeled")
+                "unlabeled", self._folder("unlabeled"), self.encoder,
+                sort=bool(self.data.get("sort_unlabeled", False)), **self._clip_kwargs("unlabeled"),
             )
             self.train_sets = [synth, weak, unlabeled]
             synth_val, self.synth_val_events, self.synth_val_durations = self._strong("synth_val")
@@ -247,20 +248,27 @@ class DESEDDataModule(L.LightningDataModule):
     def _workers(self) -> int:
         return min(int(self.training.get("num_workers", 0) or 0), available_cores())
 
+    def _loader(self, dataset: Dataset, **kwargs) -> DataLoader:
+        """A DataLoader with the config's workers (one thread each). Its workers start anew at
+        every epoch, as in 2021: each new iterator draws its workers' base seed from the global
+        torch generator, so keeping them (``training.persistent_workers: true``) is faster to
+        start but shifts every later draw, the batches of the next epochs included."""
+        workers = self._workers()
+        return DataLoader(
+            dataset,
+            num_workers=workers,
+            persistent_workers=workers > 0 and bool(self.training.get("persistent_workers", False)),
+            worker_init_fn=one_thread_worker if workers > 0 else None,
+            **kwargs,
+        )
+
     def _eval_loader(self, dataset: Dataset, batch_size: int | None = None) -> DataLoader:
         sampler = None
         if self.trainer is not None and self.trainer.world_size > 1:
             # duplicates padded in by the sampler are dropped when scores are gathered by name
             sampler = DistributedSampler(dataset, shuffle=False, drop_last=False)
-        workers = self._workers()
-        return DataLoader(
-            dataset,
-            batch_size=batch_size or int(self.training["batch_size_val"]),
-            sampler=sampler,
-            shuffle=False,
-            num_workers=workers,
-            persistent_workers=workers > 0,
-            worker_init_fn=one_thread_worker if workers > 0 else None,
+        return self._loader(
+            dataset, batch_size=batch_size or int(self.training["batch_size_val"]), sampler=sampler, shuffle=False
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -268,20 +276,9 @@ class DESEDDataModule(L.LightningDataModule):
         if self.trainer is not None:
             world, rank = self.trainer.world_size, self.trainer.global_rank
         sampler = MixedBatchSampler(
-            [len(s) for s in self.train_sets],
-            self.training["batch_size"],
-            seed=int(self.training["seed"]),
-            num_replicas=world,
-            rank=rank,
+            [len(s) for s in self.train_sets], self.training["batch_size"], num_replicas=world, rank=rank
         )
-        workers = self._workers()
-        return DataLoader(
-            ConcatDataset(self.train_sets),
-            batch_sampler=sampler,
-            num_workers=workers,
-            persistent_workers=workers > 0,
-            worker_init_fn=one_thread_worker if workers > 0 else None,
-        )
+        return self._loader(ConcatDataset(self.train_sets), batch_sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader(self.val_set)

@@ -212,12 +212,20 @@ class WeaklyLabeledSet(ClipSet):
 
 
 class UnlabeledSet(ClipSet):
-    """Every audio file of a folder, without labels (in-domain unlabelled, evaluation set)."""
+    """Every audio file of a folder, without labels (in-domain unlabelled, evaluation set).
+
+    The clips are in the folder's listing order, as 2021's ``glob`` gave them: a seeded
+    permutation then picks the clips 2021 picked on the same disk. That order is the file
+    system's (it can differ on another disk): ``sort=True`` (``data.sort_unlabeled``) sorts
+    the names, for the same batches on every machine.
+    """
 
     label_type = LabelType.UNLABELED
 
-    def __init__(self, name: str, folder: str | Path, encoder, **kwargs) -> None:
+    def __init__(self, name: str, folder: str | Path, encoder, sort: bool = False, **kwargs) -> None:
         folder = Path(folder)
         # hidden files are the temporary outputs of a killed resampling or separation
-        filenames = sorted(p.name for p in folder.glob("*.wav") if not p.name.startswith(".")) if folder.is_dir() else []
+        filenames = [p.name for p in folder.glob("*.wav") if not p.name.startswith(".")] if folder.is_dir() else []
+        if sort:
+            filenames.sort()
         super().__init__(name, folder, filenames, len(encoder.labels), encoder.n_frames, **kwargs)

@@ -63,7 +63,8 @@ def _channel_linear(linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
 class UniformDropout(nn.Dropout):
     """`nn.Dropout` with its mask drawn by `uniform_` instead of `bernoulli_`: the same
     distribution, about 2x cheaper on the CPU, where the masks of the full-resolution blocks
-    took a third of a training step."""
+    took a third of a training step; but other random numbers than 2021's `nn.Dropout` (the
+    CRNN's ``uniform_dropout`` switch)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
@@ -87,6 +88,7 @@ class CNN(nn.Module):
         kernel_size, padding, stride: per-block Conv2d arguments.
         nb_filters: per-block output channels.
         pooling: per-block AvgPool2d kernel (time, freq).
+        uniform_dropout: `UniformDropout` masks instead of 2021's `nn.Dropout`.
         batch_norm: add BatchNorm2d(eps=1e-3, momentum=0.99) after each conv, as in 2021.
             (PyTorch's momentum 0.99 means running stats mostly follow the last batch:
             faithful to 2021, where the Keras-style value was used as-is.)
@@ -107,6 +109,7 @@ class CNN(nn.Module):
         nb_filters: Sequence[int] = (64, 64, 64),
         pooling: Sequence = ((1, 4), (1, 4), (1, 4)),
         batch_norm: bool = True,
+        uniform_dropout: bool = False,
     ):
         super().__init__()
         n_blocks = len(nb_filters)
@@ -138,7 +141,8 @@ class CNN(nn.Module):
                 cnn.add_module(f"batchnorm{i}", nn.BatchNorm2d(n_out, eps=0.001, momentum=0.99))
             cnn.add_module(*_activation(activation, i, n_out))
             if conv_dropout is not None:
-                cnn.add_module(f"dropout{i}", UniformDropout(conv_dropout))
+                dropout = UniformDropout if uniform_dropout else nn.Dropout
+                cnn.add_module(f"dropout{i}", dropout(conv_dropout))
             cnn.add_module(f"pooling{i}", nn.AvgPool2d(_pair(pooling[i])))
         self.cnn = cnn
 

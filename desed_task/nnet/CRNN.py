@@ -51,6 +51,8 @@ class CRNN(nn.Module):
             :class:`desed_task.nnet.CNN.CNN`. The pooling must reduce the frequency axis to 1.
         frozen_batchnorm: freeze the batch-norm layers at construction, see
             :meth:`freeze_batchnorm`.
+        uniform_dropout: CNN dropout masks drawn with `uniform_` (faster on the CPU, other
+            random numbers); False (2021): `nn.Dropout`.
 
     Raises:
         ValueError: on an unknown keyword or an unsupported value.
@@ -83,6 +85,7 @@ class CRNN(nn.Module):
         pooling: Sequence = DEFAULT_POOLING,
         batch_norm: bool = True,
         frozen_batchnorm: bool = False,
+        uniform_dropout: bool = False,
         **unknown: Any,
     ):
         super().__init__()
@@ -110,6 +113,7 @@ class CRNN(nn.Module):
             nb_filters=nb_filters,
             pooling=pooling,
             batch_norm=batch_norm,
+            uniform_dropout=uniform_dropout,
         )
         if not train_cnn:
             self.cnn.requires_grad_(False)

@@ -27,7 +27,7 @@ from desed_task.data.label_encoder import ManyHotEncoder
 from desed_task.data.tables import MetadataError
 from desed_task.postprocessing import ClassValuesError
 from desed_task.training.mean_teacher import MeanTeacher
-from desed_task.training.trainer import build_trainer, parse_gpus
+from desed_task.training.trainer import build_trainer, parse_gpus, preserved_random_states
 
 log = logging.getLogger("desed_task")
 
@@ -110,7 +110,8 @@ def run(
         check_resumable(module, resume, args.resume_from_checkpoint)
         del resume
 
-    ensure_demo_data(config)
+    with preserved_random_states():  # built on the first run only: no draw may depend on it
+        ensure_demo_data(config)
     datamodule = DESEDDataModule(config, encoder, mode=mode, separated_sources=separated_sources)
     datamodule.check_sources()
     # read and check every table and audio header now: a bad input stops the run here, before

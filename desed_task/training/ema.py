@@ -12,7 +12,8 @@ def update_ema(student: nn.Module, teacher: nn.Module, alpha: float, step: int) 
 
     ``alpha_eff = min(1 - 1 / (step + 1), alpha)``, then for every parameter
     ``teacher = alpha_eff * teacher + (1 - alpha_eff) * student``. The ramp on alpha makes
-    the teacher a plain average of the student over the first steps (step 0 copies it).
+    the teacher a plain average of the student over the first steps (step 0 would copy it;
+    2021 counted from 1).
 
     Only parameters are averaged; buffers (batch-norm running statistics) are not: as in
     2021 the teacher's come from its own forward passes in train mode. Parameters the student
@@ -24,7 +25,7 @@ def update_ema(student: nn.Module, teacher: nn.Module, alpha: float, step: int) 
         student: trained model.
         teacher: model of identical architecture (parameters in the same order).
         alpha: EMA factor, 0.999 in 2021.
-        step: global optimizer step (0-based).
+        step: 2021's count: the optimizer steps taken before this update, plus one.
 
     Returns:
         alpha_eff, the factor used.

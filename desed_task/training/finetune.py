@@ -67,7 +67,11 @@ def build_ensemble_student(config: dict, checkpoint: dict | None) -> nn.Module:
             f"one with train_sed.py (its LOG_DIR/best.ckpt) or get the official 2021 one"
         ) from err
     net = pretrained_net_config(config, sed_checkpoint, path)
-    sed_model = load_pretrained_sed(net, sed_checkpoint, path, training.get("sed_model") or "teacher")
+    pretrained = load_pretrained_sed(net, sed_checkpoint, path, training.get("sed_model") or "teacher")
+    # 2021 then built the network to fine-tune anew and copied the weights in: building it
+    # here too leaves the seeded generator where 2021's was when q is drawn
+    sed_model = CRNN(**net)
+    sed_model.load_state_dict(pretrained.state_dict())
     if net != config["net"]:
         log.info("net: the pre-trained network's configuration replaces the config's `net:` section")
     config["net"] = net
@@ -77,18 +81,21 @@ def build_ensemble_student(config: dict, checkpoint: dict | None) -> nn.Module:
 def ensemble_of(sed_model: nn.Module, training: dict) -> SeparatedEnsemble:
     """Both copies of `sed_model`, the mixture copy frozen, the other with frozen batch norm;
     fed the `MeanTeacher` layout (mixture first). q starts uniform in [0, 1) as in 2021 (drawn
-    from the seeded torch generator).
+    from the seeded torch generator: after two networks' initialisations when fine-tuning,
+    the same value as 2021's for the same seed).
 
     ``training.ensemble_mixture_dropout`` (default true, 2021): the frozen copy's dropout
     is active in training; ``training.ensemble_q_clamp`` (default false, 2021): q applied
     unconstrained.
     """
-    return SeparatedEnsemble.from_pretrained(
+    ensemble = SeparatedEnsemble.from_pretrained(
         sed_model,
         mixture_first=True,
         mixture_dropout=bool(training.get("ensemble_mixture_dropout", True)),
         q_clamp=bool(training.get("ensemble_q_clamp", False)),
     )
+    log.info("ensemble weight q starts at %.9f", float(ensemble.q))
+    return ensemble
 
 
 def pretrained_net_config(config: dict, sed_checkpoint: dict, path: str | Path) -> dict:

@@ -39,6 +39,7 @@ from desed_task.training.distributed import broadcast_from_zero, gather_by_name
 from desed_task.training.ema import update_ema
 from desed_task.training.mixup import mixup
 from desed_task.training.schedulers import (
+    FIRST_STEP_LR_2021,
     ExponentialWarmup,
     exponential_warmup_factor,
     warmup_length,
@@ -224,9 +225,9 @@ class MeanTeacher(L.LightningModule):
         mel = self.features(batch["audio"])
 
         if training.get("mixup") and random.random() < 0.5:
+            # weak then strong part, each with its own draws, as 2021 (also for 0 or 1 clip)
             for mask, targets in ((weak_mask, weak_targets), (strong_mask, strong_targets)):
-                if mask.sum() > 1:
-                    mel[mask], targets[mask] = mixup(mel[mask], targets[mask], label_type=training["mixup"])
+                mel[mask], targets[mask] = mixup(mel[mask], targets[mask], label_type=training["mixup"])
 
         features = self.normalise(mel)
         strong_student, weak_student = self.sed_student(features)
@@ -261,9 +262,12 @@ class MeanTeacher(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
-    def optimizer_step(self, *args, **kwargs) -> None:
-        super().optimizer_step(*args, **kwargs)
-        # 2021 updated the teacher after each optimizer step, counting steps from 1
+    def on_before_zero_grad(self, optimizer) -> None:
+        """The teacher's EMA step, where 2021 took it: Lightning calls this hook after
+        ``training_step`` and before ``backward`` and the optimizer step (1.2 and 2.x alike),
+        at the first batch of each accumulation window. So the teacher averages the student
+        as it was before this step's update (the first update, alpha 1/2 of two equal models,
+        changes nothing), with 2021's step count: optimizer steps taken + 1."""
         update_ema(
             self.sed_student,
             self.sed_teacher,
@@ -276,7 +280,8 @@ class MeanTeacher(L.LightningModule):
         params = [p for p in self.sed_student.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(params, lr, betas=(0.9, 0.999))
         self._warmup_steps = self._count_warmup_steps()
-        scheduler = ExponentialWarmup(optimizer, lr, self._warmup_steps)
+        first_step_lr = None if self.config["opt"].get("warmup_first_step") else FIRST_STEP_LR_2021
+        scheduler = ExponentialWarmup(optimizer, lr, self._warmup_steps, first_step_lr=first_step_lr)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # ------------------------------------------------------------------ buffers of clip outputs

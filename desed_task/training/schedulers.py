@@ -23,14 +23,22 @@ def exponential_warmup_factor(
     return math.exp(exponent * phase * phase)
 
 
+FIRST_STEP_LR_2021 = 1e-3
+"""The learning rate of 2021's first optimizer step: its recipes built Adam with ``1e-3``
+whatever ``opt.lr``, and its step-wise scheduler set the warm-up rate only after that step."""
+
+
 class _WarmupFactor:
     """Picklable lr multiplier; LambdaLR saves a callable object's ``__dict__`` in its state."""
 
-    def __init__(self, rampup_length: int, exponent: float):
+    def __init__(self, rampup_length: int, exponent: float, first_factor: float | None = None):
         self.rampup_length = rampup_length
         self.exponent = exponent
+        self.first_factor = first_factor
 
     def __call__(self, step: int) -> float:
+        if step == 0 and self.first_factor is not None:
+            return self.first_factor
         # 2021 counted scheduler steps from 1
         return exponential_warmup_factor(step + 1, self.rampup_length, self.exponent)
 
@@ -41,7 +49,9 @@ class ExponentialWarmup(LambdaLR):
     A ``LambdaLR``: call ``step()`` after every optimizer step (Lightning: ``"interval":
     "step"``); its state, ramp-up length included, is in ``state_dict()``. The learning
     rate used by optimizer step ``s`` (0-based) is
-    ``max_lr * exponential_warmup_factor(s + 1, rampup_length, exponent)``.
+    ``max_lr * exponential_warmup_factor(s + 1, rampup_length, exponent)``, except the first
+    (``s = 0``) when ``first_step_lr`` is given: 2021's first step ran at the optimizer's
+    initial rate (`FIRST_STEP_LR_2021`), before its scheduler had stepped.
 
     Every param group's ``lr`` is set to ``max_lr`` at construction (it becomes the
     groups' ``initial_lr``).
@@ -51,6 +61,7 @@ class ExponentialWarmup(LambdaLR):
         max_lr: learning rate after the ramp-up.
         rampup_length: ramp-up length in optimizer steps (2021: 50 epochs of steps).
         exponent: steepness, -5 in 2021.
+        first_step_lr: learning rate of the first optimizer step; None: the warm-up's.
         last_epoch: index of the last step when resuming (LambdaLR semantics).
     """
 
@@ -60,6 +71,7 @@ class ExponentialWarmup(LambdaLR):
         max_lr: float,
         rampup_length: int,
         exponent: float = -5.0,
+        first_step_lr: float | None = None,
         last_epoch: int = -1,
     ):
         if rampup_length < 0:
@@ -68,7 +80,8 @@ class ExponentialWarmup(LambdaLR):
         if last_epoch == -1:
             for group in optimizer.param_groups:
                 group["lr"] = max_lr
-        super().__init__(optimizer, _WarmupFactor(rampup_length, exponent), last_epoch=last_epoch)
+        first_factor = None if first_step_lr is None else float(first_step_lr) / max_lr
+        super().__init__(optimizer, _WarmupFactor(rampup_length, exponent, first_factor), last_epoch=last_epoch)
 
     @property
     def rampup_length(self) -> int:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
 import sys
 import types
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +120,17 @@ def set_random_states(states: dict) -> None:
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+@contextlib.contextmanager
+def preserved_random_states() -> Iterator[None]:
+    """Run a block without moving the global generators (e.g. building the demo data on the
+    first run only): the draws of training stay those of a seeded run."""
+    states = random_states()
+    try:
+        yield
+    finally:
+        set_random_states(states)
 
 
 class RandomStateCheckpoint(Callback):
