@@ -67,7 +67,7 @@ def separate(args: argparse.Namespace) -> int:
 
     resample_failures = 0
     for job in jobs:
-        resampled = prepare_16k(job, data.get("fs", 16000))
+        resampled = prepare_16k(job, data.get("fs", 16000), data.get("resampler"))
         resample_failures += len(resampled.failed) if resampled else 0
 
     from desed_task.separation.model import TFSeparationModel  # imports TensorFlow

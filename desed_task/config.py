@@ -77,6 +77,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, bool]]] = {
         "net_subsample": (int, True),
         "check_audio": (bool, False),
         "sort_unlabeled": (bool, False),  # false (2021): the unlabelled folder's listing order
+        "resampler": (_OPT_STR, False),  # kaiser_best (2021) or soxr_hq
         **{
             f"{name}{suffix}": (_OPT_STR, False)
             for name in ("synth", "weak", "unlabeled", "synth_val", "test", "eval")
@@ -131,6 +132,10 @@ OBJ_METRIC_SYNTH_TYPES = (None, "intersection", "event")
 """Values of ``training.obj_metric_synth_type`` (None: intersection), as 2021 accepted."""
 ENSEMBLE_MIXTURE_INPUTS = (None, "sum_of_sources", "mixture")
 """Values of ``training.ensemble_mixture_input`` (None: sum_of_sources, the 2021 input)."""
+RESAMPLERS = ("kaiser_best", "soxr_hq")
+"""Values of ``data.resampler`` and ``--resampler``: resampy 0.2.2's kaiser_best, as 2021
+resampled (the default, also for null), or soxr's high-quality filter."""
+DEFAULT_RESAMPLER = "kaiser_best"
 REQUIRED_SECTIONS = ("training", "scaler", "data", "opt", "feats", "net")
 
 _SET_NAMES = ("synth", "weak", "unlabeled", "synth_val", "test", "eval")
@@ -249,6 +254,11 @@ def validate_config(config: dict, source: str = "<config>") -> dict:
         raise ConfigError(
             f"{source}: 'training.ensemble_mixture_input' must be sum_of_sources (2021) or "
             f"mixture, got {training['ensemble_mixture_input']!r}"
+        )
+    if data.get("resampler") not in (None, *RESAMPLERS):
+        raise ConfigError(
+            f"{source}: 'data.resampler' must be kaiser_best (2021) or soxr_hq, "
+            f"got {data['resampler']!r}"
         )
     return config
 

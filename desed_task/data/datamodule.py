@@ -126,7 +126,7 @@ class DESEDDataModule(L.LightningDataModule):
         for name in self._set_names():
             folder, folder_44k = self._folder(name), self.data.get(f"{name}_folder_44k")
             if folder is not None and folder_44k and Path(folder_44k).is_dir():
-                report = resample_folder(folder_44k, folder, fs)
+                report = resample_folder(folder_44k, folder, fs, resampler=self.data.get("resampler"))
                 if report.failed:
                     log.warning("%d file(s) of %s could not be resampled", len(report.failed), folder_44k)
         for name, key in (("synth_val", "synth_val_dur"), ("test", "test_dur")):

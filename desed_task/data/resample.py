@@ -1,22 +1,89 @@
-"""Resample a folder of clips once (44.1 kHz DESED to 16 kHz), resumably."""
+"""Resampling: the one place that chooses the resampler, and folders resampled once, resumably.
+
+``data.resampler`` (``--resampler`` for inference) picks it: ``kaiser_best`` (default), the
+filter 2021 resampled with (``librosa.resample`` of librosa 0.8, resampy 0.2.2's kaiser_best; see
+``kaiser_best.py``), or ``soxr_hq``, soxr's high-quality filter (faster, cut-off nearer 8 kHz).
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import soxr
 from tqdm import tqdm
 
+from desed_task.config import DEFAULT_RESAMPLER, RESAMPLERS
 from desed_task.data.audio import AudioError, audio_info
+from desed_task.data.kaiser_best import kaiser_best_blocks, resample_kaiser_best
 
 log = logging.getLogger(__name__)
 
 AUDIO_SUFFIXES = (".wav", ".flac")
+MARKER = ".resampler"
+"""File of a resampled folder naming the resampler its clips were made with."""
+SOXR_QUALITY = "HQ"
+
+
+def check_resampler(name: str | None) -> str:
+    """The resampler's name (None: the default, kaiser_best); raises ValueError for another."""
+    name = DEFAULT_RESAMPLER if name is None else name
+    if name not in RESAMPLERS:
+        raise ValueError(f"resampler must be one of {', '.join(RESAMPLERS)}, got {name!r}")
+    return name
+
+
+def resample_audio(
+    audio: np.ndarray, orig_rate: int, target_rate: int, resampler: str | None = None
+) -> np.ndarray:
+    """Resample along the first axis.
+
+    Args:
+        audio: (samples,) or (samples, channels) float.
+        orig_rate, target_rate: Hz.
+        resampler: see :data:`RESAMPLERS` (None: kaiser_best).
+
+    Returns:
+        float32 of the same layout at ``target_rate`` (a copy when the rates are equal).
+    """
+    resampler = check_resampler(resampler)
+    audio = np.asarray(audio, dtype=np.float32)
+    if orig_rate == target_rate:
+        return audio.copy()
+    if resampler == "kaiser_best":
+        return resample_kaiser_best(audio, orig_rate, target_rate)
+    import soxr
+
+    return np.asarray(soxr.resample(audio, orig_rate, target_rate, quality=SOXR_QUALITY), dtype=np.float32)
+
+
+def resample_stream(
+    blocks: Iterable[np.ndarray], orig_rate: int, target_rate: int, resampler: str | None = None
+) -> Iterator[np.ndarray]:
+    """Resample a signal read in mono (samples,) blocks; the blocks yielded (float32, none
+    empty) concatenate to :func:`resample_audio` of the whole signal, and memory stays bounded
+    by the block size."""
+    resampler = check_resampler(resampler)
+    if orig_rate == target_rate:
+        yield from blocks
+        return
+    if resampler == "kaiser_best":
+        yield from kaiser_best_blocks(blocks, orig_rate, target_rate)
+        return
+    import soxr
+
+    stream = soxr.ResampleStream(orig_rate, target_rate, 1, dtype="float32", quality=SOXR_QUALITY)
+    for block in blocks:
+        out = stream.resample_chunk(np.ascontiguousarray(block, dtype=np.float32), last=False)
+        if len(out):
+            yield out
+    tail = stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+    if len(tail):
+        yield tail
 
 
 @dataclass
@@ -37,43 +104,78 @@ def _is_complete(dst: Path, src_info, target_fs: int) -> bool:
     return info.sample_rate == target_fs and abs(info.frames - expected) <= 1
 
 
-def resample_file(src: Path, dst: Path, target_fs: int) -> None:
-    """Resample one file (all channels) with soxr's high quality filter, written atomically."""
+def resample_file(src: Path, dst: Path, target_fs: int, resampler: str | None = None) -> None:
+    """Resample one file (each channel), written atomically: a wav as 32-bit float, as 2021's
+    ``torchaudio.save`` of a float32 tensor (a flac as 24-bit, flac's most)."""
     data, fs = sf.read(str(src), dtype="float32", always_2d=True)
-    if fs != target_fs:
-        data = soxr.resample(data, fs, target_fs, quality="HQ")
+    data = resample_audio(data, fs, target_fs, resampler)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.stem}.partial{dst.suffix}")
-    sf.write(str(tmp), np.asarray(data, dtype=np.float32), target_fs, subtype="FLOAT")
+    subtype = "PCM_24" if dst.suffix.lower() == ".flac" else "FLOAT"
+    sf.write(str(tmp), data, target_fs, subtype=subtype)
     os.replace(tmp, dst)
 
 
+def _made_with(dst: Path) -> str | None:
+    try:
+        return (dst / MARKER).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _write_marker(dst: Path, resampler: str) -> None:
+    dst.mkdir(parents=True, exist_ok=True)
+    (dst / MARKER).write_text(f"{resampler}\n")
+
+
 def resample_folder(
-    src: str | Path, dst: str | Path, target_fs: int = 16000, *, progress: bool = True
+    src: str | Path,
+    dst: str | Path,
+    target_fs: int = 16000,
+    *,
+    resampler: str | None = None,
+    progress: bool = True,
 ) -> ResampleReport:
     """Resample every audio file below `src` into the same layout below `dst`.
 
-    Files already complete in `dst` (right rate and length) are skipped, so an interrupted run
-    resumes where it stopped. An unreadable source file is logged by name and counted in the
-    report's `failed`; it never stops the run.
+    Files already complete in `dst` (right rate and length, made with the same resampler: the
+    folder's ``.resampler`` file says which) are skipped, so an interrupted run resumes where
+    it stopped; clips made with another resampler, or an unknown one, are all made again. An
+    unreadable source file is logged by name and counted in the report's `failed`; it never
+    stops the run.
     """
     src, dst = Path(src), Path(dst)
+    resampler = check_resampler(resampler)
     if not src.is_dir():
         raise FileNotFoundError(f"{src}: folder to resample does not exist")
     files = sorted(p for p in src.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+    made_with = _made_with(dst)
+    has_clips = dst.is_dir() and any(
+        p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".") for p in dst.rglob("*")
+    )
+    redo = has_clips and made_with != resampler
+    if redo:
+        log.warning(
+            "%s was resampled with %s: resampling it again with %s (data.resampler)",
+            dst, made_with or "an unknown resampler", resampler,
+        )
+    elif made_with != resampler:
+        _write_marker(dst, resampler)
     report = ResampleReport()
     for path in tqdm(files, desc=f"resample {src.name} -> {target_fs} Hz", disable=not progress):
         out = dst / path.relative_to(src)
         try:
             info = audio_info(path)
-            if out.exists() and _is_complete(out, info, target_fs):
+            if not redo and out.exists() and _is_complete(out, info, target_fs):
                 report.already_done += 1
                 continue
-            resample_file(path, out, target_fs)
+            resample_file(path, out, target_fs, resampler)
             report.resampled += 1
         except (AudioError, RuntimeError, sf.LibsndfileError) as err:
             log.warning("resample: skipping %s (%s)", path, err)
             report.failed.append(path)
+    if redo:
+        _write_marker(dst, resampler)
     log.info(
         "resampled %s -> %s: %d new, %d already done, %d failed",
         src, dst, report.resampled, report.already_done, len(report.failed),

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from multiprocessing.pool import ThreadPool
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import soundfile as sf
-import soxr
 from tqdm import tqdm
+
+from desed_task.data.resample import resample_audio
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,11 @@ def parse_audioset_filename(filename: str) -> tuple[str, float, float]:
 
 @dataclass(frozen=True)
 class YtDlpFetcher:
-    """Download the best audio stream with yt-dlp (needs ffmpeg), cut the segment, 44.1 kHz wav."""
+    """Download the best audio stream with yt-dlp (needs ffmpeg), cut the segment, 44.1 kHz wav.
+
+    As the 2021 ``desed`` package (dcase_util's ``AudioContainer.load(fs=44100,
+    res_type="kaiser_best", start, stop)``): the segment is cut at the stream's rate, resampled
+    with kaiser_best and written as a 16-bit wav, each channel kept."""
 
     sample_rate: int = 44100
 
@@ -77,10 +81,8 @@ class YtDlpFetcher:
         segment = audio[int(start_s * sr) : int(end_s * sr)]
         if segment.shape[0] == 0:
             raise ClipUnavailable(f"video shorter than the segment start ({start_s} s)")
-        segment = (
-            soxr.resample(segment, sr, self.sample_rate) if sr != self.sample_rate else segment
-        )
-        sf.write(dest, np.asarray(segment), self.sample_rate)
+        segment = resample_audio(segment, sr, self.sample_rate, "kaiser_best")
+        sf.write(dest, segment, self.sample_rate, subtype="PCM_16")
 
 
 def _fetch_one(fetcher: ClipFetcher, filename: str, out_dir: Path) -> tuple[str, str | None]:

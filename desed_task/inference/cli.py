@@ -19,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from desed_task.checkpoints import CheckpointError
+from desed_task.config import RESAMPLERS
 from desed_task.data.audio import AudioError
 from desed_task.inference.detector import MODELS, SoundEventDetector, resolve_device
 from desed_task.inference.outputs import EventsFile, write_score_table
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch_size", type=int, default=8, help="windows per forward pass (default: %(default)s)")
     parser.add_argument("--gpus", default=None, help='"0": CPU; "N" or "i,j": the first GPU named; default: a GPU when CUDA is available')
     parser.add_argument("--plot", action="store_true", help="also write plots/<name>.png (log-mel, scores, events)")
+    parser.add_argument("--resampler", choices=RESAMPLERS, default=None, help="for recordings not at the model's rate: kaiser_best (2021's resampler) or soxr_hq (default: the checkpoint's data.resampler, kaiser_best when unset)")
     parser.add_argument("--onnx", metavar="FILE", help="run the network with ONNX Runtime from this export of the checkpoint (python -m desed_task.export); CPU only")
     return parser
 
@@ -90,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     detector = SoundEventDetector.from_checkpoint(
         args.checkpoint, model=args.model, window=args.window, hop=args.hop,
         batch_size=args.batch_size, device=torch.device("cpu") if args.onnx else resolve_device(args.gpus),
+        resampler=args.resampler,
     )
     if args.onnx:
         from desed_task.inference.onnx_runtime import OnnxPipeline

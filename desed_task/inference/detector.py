@@ -19,10 +19,11 @@ import pandas as pd
 import torch
 from torch import nn
 
+from desed_task.data.resample import check_resampler, resample_stream
 from desed_task.evaluation.evaluate import decode_at_class_thresholds
 from desed_task.features.mel import DB_CLAMP_MAX, DB_CLAMP_MIN, MelSpectrogram, amplitude_to_db
 from desed_task.features.scaler import TorchScaler
-from desed_task.inference.reading import AudioFile, resampled_chunks, to_mono
+from desed_task.inference.reading import AudioFile, to_mono
 from desed_task.inference.windows import LongFormScorer
 
 MODELS = ("teacher", "student")
@@ -80,6 +81,8 @@ class SoundEventDetector:
         device: where the network runs.
         median_window: default median filter of :meth:`events`, in frames (the config's
             ``training.median_window``).
+        resampler: how recordings at another rate are resampled: kaiser_best (2021, the
+            default) or soxr_hq (the config's ``data.resampler``).
     """
 
     def __init__(
@@ -94,8 +97,10 @@ class SoundEventDetector:
         batch_size: int = 8,
         device: str | torch.device = "cpu",
         median_window: int = 7,
+        resampler: str | None = None,
     ) -> None:
         self.median_window = int(median_window)
+        self.resampler = check_resampler(resampler)
         self.device = torch.device(device)
         self.pipeline = pipeline.eval().to(self.device)
         self.class_names = list(class_names)
@@ -119,7 +124,8 @@ class SoundEventDetector:
         Args:
             path: the ``.ckpt`` file.
             model: "teacher" or "student".
-            kwargs: ``window``, ``hop``, ``batch_size``, ``device`` (see the class).
+            kwargs: ``window``, ``hop``, ``batch_size``, ``device``, ``resampler`` (see the
+                class; ``resampler`` None or absent: the checkpoint's ``data.resampler``).
 
         Raises:
             CheckpointError: the file is not a usable checkpoint (the message says why).
@@ -140,7 +146,8 @@ class SoundEventDetector:
     ) -> SoundEventDetector:
         """A detector built from a training config; ``load(module)`` fills the weights of a
         module laid out as the training module (``mel``, ``scaler``, ``sed_student``,
-        ``sed_teacher``; untrained weights without it)."""
+        ``sed_teacher``; untrained weights without it). Recordings are resampled as the
+        config's ``data.resampler`` (kaiser_best when unset) unless ``resampler`` is given."""
         from desed_task.data.label_encoder import ManyHotEncoder
         from desed_task.nnet.CRNN import CRNN
 
@@ -161,7 +168,11 @@ class SoundEventDetector:
             sample_rate=int(config["feats"]["sample_rate"]),
             hop_length=int(config["feats"]["hop_length"]),
             net_pooling=int(config["data"]["net_subsample"]),
-            **{"median_window": int(config["training"]["median_window"]), **kwargs},
+            **{
+                "median_window": int(config["training"]["median_window"]),
+                **kwargs,
+                "resampler": kwargs.get("resampler") or config.get("data", {}).get("resampler"),
+            },
         )
 
     @property
@@ -190,7 +201,7 @@ class SoundEventDetector:
             waveform = to_mono(waveform.T)
         if waveform.ndim != 1 or waveform.size == 0:
             raise ValueError(f"waveform must be (samples,) or (channels, samples) with samples > 0, got {waveform.shape}")
-        chunks = resampled_chunks([waveform], int(sample_rate), self.sample_rate)
+        chunks = resample_stream([waveform], int(sample_rate), self.sample_rate, self.resampler)
         return self.scorer.score_windows(self.scorer.windows(chunks))
 
     def score_file(
@@ -204,7 +215,7 @@ class SoundEventDetector:
         Raises:
             AudioError: unreadable or empty file.
         """
-        audio = AudioFile(path, self.sample_rate)
+        audio = AudioFile(path, self.sample_rate, self.resampler)
         return self.scorer.score_windows(self.scorer.windows(audio.chunks()), on_window), audio
 
     # ------------------------------------------------------------------ events

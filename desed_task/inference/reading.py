@@ -1,24 +1,23 @@
 """Reading audio files of any rate, channel count and length in blocks, at the model's rate.
 
 Channels are averaged to mono as in training (``desed_task.data.audio.read_audio``), then the
-signal is resampled with soxr's high-quality filter, the project's resampler
-(``desed_task.data.resample``), in streaming mode: the output equals a one-shot resampling of the
-whole file, and memory stays bounded by the block size.
+signal is resampled block by block by the resampler chosen (``desed_task.data.resample``: 2021's
+kaiser_best by default, or soxr HQ): the output equals a one-shot resampling of the whole file,
+and memory stays bounded by the block size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import soxr
 
 from desed_task.data.audio import AudioError
+from desed_task.data.resample import check_resampler, resample_stream
 
 BLOCK_SECONDS = 30.0  # seconds of source audio read at once
-RESAMPLE_QUALITY = "HQ"  # as desed_task.data.resample.resample_file
 
 
 class NoAudioFilesError(ValueError):
@@ -64,35 +63,22 @@ def to_mono(block: np.ndarray) -> np.ndarray:
     return block if block.ndim == 1 else block.mean(axis=1, dtype=np.float32)
 
 
-def resampled_chunks(chunks: Iterable[np.ndarray], sample_rate: int, target_rate: int) -> Iterator[np.ndarray]:
-    """Resample a stream of mono chunks from ``sample_rate`` to ``target_rate`` Hz."""
-    if sample_rate == target_rate:
-        yield from chunks
-        return
-    stream = soxr.ResampleStream(sample_rate, target_rate, 1, dtype="float32", quality=RESAMPLE_QUALITY)
-    for chunk in chunks:
-        out = stream.resample_chunk(np.ascontiguousarray(chunk, dtype=np.float32), last=False)
-        if len(out):
-            yield out
-    tail = stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
-    if len(tail):
-        yield tail
-
-
 class AudioFile:
     """One file opened for block reading.
 
     Args:
         path: the file.
         target_rate: the model's sample rate in Hz.
+        resampler: kaiser_best (2021, the default) or soxr_hq.
 
     Raises:
         AudioError: the file cannot be read or holds no sample (the message names it).
     """
 
-    def __init__(self, path: str | Path, target_rate: int) -> None:
+    def __init__(self, path: str | Path, target_rate: int, resampler: str | None = None) -> None:
         self.path = Path(path)
         self.target_rate = int(target_rate)
+        self.resampler = check_resampler(resampler)
         try:
             info = sf.info(str(self.path))
         except (RuntimeError, sf.LibsndfileError) as err:
@@ -122,4 +108,4 @@ class AudioFile:
 
     def chunks(self) -> Iterator[np.ndarray]:
         """Consecutive mono blocks at the model's rate, (samples,) float32 each."""
-        return resampled_chunks(self._blocks(), self.sample_rate, self.target_rate)
+        return resample_stream(self._blocks(), self.sample_rate, self.target_rate, self.resampler)

@@ -97,15 +97,18 @@ def _optional_set_ready(
     return False
 
 
-def prepare_16k(job: SeparationJob, sample_rate: int = 16000) -> ResampleReport | None:
+def prepare_16k(
+    job: SeparationJob, sample_rate: int = 16000, resampler: str | None = None
+) -> ResampleReport | None:
     """Resample the job's 44 kHz folder into its 16 kHz one when one is set (resumable; done
-    files are skipped) and write its durations tsv when missing or when clips were added.
+    files are skipped; ``resampler`` as ``data.resampler``, None: kaiser_best) and write its
+    durations tsv when missing or when clips were added.
 
     Returns the resampling report, or None when the set has no 44 kHz folder.
     """
     report = None
     if job.audio_44k is not None:
-        report = resample_folder(job.audio_44k, job.audio_16k, target_fs=sample_rate)
+        report = resample_folder(job.audio_44k, job.audio_16k, target_fs=sample_rate, resampler=resampler)
     if job.durations_tsv is not None and (
         not job.durations_tsv.is_file() or (report is not None and report.resampled > 0)
     ):
