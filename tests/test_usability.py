@@ -389,3 +389,14 @@ def test_the_demo_config_head_says_the_measured_minutes():
     quick_start = re.search(r"\((\d+) s: install (\d+) s", README)
     measured = (int(quick_start.group(1)) - int(quick_start.group(2))) / 60  # without the install
     assert abs(minutes - measured) <= 1, (minutes, measured)
+
+
+@pytest.mark.slow
+def test_the_test_run_shows_no_dependency_warning():
+    """`import desed_task` filters named dependency warnings; pytest dropped the filters it saw
+    while collecting, and showed 20 LeafSpec warnings a run (conftest installs them again)."""
+    test = "tests/test_inference.py::test_eval_from_checkpoint_scores_clips_at_their_own_length"  # one that warned
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test], cwd=REPO,
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(REPO)})
+    summary = proc.stdout.strip().splitlines()[-1]
+    assert proc.returncode == 0 and "1 passed" in summary and "warning" not in summary, proc.stdout[-3000:]
