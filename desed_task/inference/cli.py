@@ -88,10 +88,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--hop {args.hop:g} must be in (0, --window {args.window:g}] seconds, or some frames get no score")
     if args.postprocessing and (args.thresholds or args.median_windows or args.median_window is not None):
         raise ValueError("--postprocessing replaces --thresholds and --median_window(s): give one or the other")
+    device = torch.device("cpu") if args.onnx else torch_device(args.gpus)
     inputs = input_names(args.paths)
     detector = SoundEventDetector.from_checkpoint(
-        args.checkpoint, model=args.model, window=args.window, hop=args.hop,
-        batch_size=args.batch_size, device=torch.device("cpu") if args.onnx else torch_device(args.gpus),
+        args.checkpoint, model=args.model, window=args.window, hop=args.hop, batch_size=args.batch_size, device=device,
     )
     mel = detector.pipeline.mel
     band_edges = (float(mel.f_min), float(mel.f_max))  # the plot's frequency axis

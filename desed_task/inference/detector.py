@@ -81,7 +81,7 @@ def mono_waveform(waveform: np.ndarray | torch.Tensor) -> np.ndarray:
         )
     if array.ndim == 2:
         is_channels = [n <= MAX_CHANNELS for n in array.shape]
-        if is_channels[0] == is_channels[1] or array.shape[0] == array.shape[1]:
+        if is_channels[0] == is_channels[1]:
             raise ValueError(
                 f"waveform of shape {array.shape}: cannot tell the channel axis (channels are the "
                 f"axis of at most {MAX_CHANNELS}, samples the other); give (samples,) mono, e.g. "
