@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import zipfile
 from pathlib import Path
 
 import torch
@@ -42,30 +43,79 @@ def _lightning1_globals() -> list:
     return safe
 
 
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6 (the 2021 checkpoints too)
+# the legacy torch.save format: a protocol-2 pickle stream opening with torch's magic number
+LEGACY_MAGIC = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+NOT_USABLE = (
+    "use a checkpoint written by train_sed.py (LOG_DIR/version_N/checkpoints/*.ckpt, or "
+    "LOG_DIR/best.ckpt) or an official 2021 one"
+)
+
+
+def _file_problem(path: Path) -> str | None:
+    """Why the file cannot be a torch checkpoint, judged from its bytes, or None."""
+    with open(path, "rb") as file:
+        head = file.read(len(LEGACY_MAGIC))
+    if not head:
+        return "an empty file"
+    if head.startswith(ZIP_MAGIC):
+        if not zipfile.is_zipfile(path):
+            return "a truncated file: a run killed while saving it, or an incomplete copy"
+        with zipfile.ZipFile(path) as archive:
+            if not any(name.endswith("/data.pkl") for name in archive.namelist()):
+                return "a zip archive, but not one written by torch.save"
+        return None
+    if head == LEGACY_MAGIC:
+        return None
+    if head.startswith(b"\x80"):
+        return "a Python pickle, not a file written by torch.save"
+    return "not a file written by torch.save"
+
+
+def _reason(err: BaseException) -> str:
+    """One line out of torch's (often multi-line) loading errors."""
+    text = str(err)
+    if "WeightsUnpickler error:" in text:  # torch's long weights_only advice: keep its cause
+        text = text.split("WeightsUnpickler error:", 1)[1].split(". Please use", 1)[0]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
 def load_checkpoint(path: str | Path) -> dict:
-    """The checkpoint's dict, read without executing pickled code."""
+    """The checkpoint's dict, read without executing pickled code.
+
+    Raises:
+        CheckpointError: the file is missing, truncated, foreign (text, another zip, random
+            bytes, a tensor), or holds pickled code; one line naming the file and the fix.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
+    problem = _file_problem(path)
+    if problem:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({problem}); {NOT_USABLE}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        pass
-    except (RuntimeError, EOFError, OSError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            with torch.serialization.safe_globals(_lightning1_globals()):
+                checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
         raise CheckpointError(
-            f"{path}: not a readable checkpoint ({reason}); the file is truncated (a run killed "
-            f"while saving it) or not a checkpoint - use another one, e.g. the run's "
-            f"checkpoints/best-*.ckpt"
+            f"{path}: cannot be loaded safely (weights_only: {_reason(err)}); only checkpoints "
+            f"holding tensors and plain values are accepted - {NOT_USABLE}"
         ) from err
-    try:
-        with torch.serialization.safe_globals(_lightning1_globals()):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as err:
+    except Exception as err:  # noqa: BLE001 - torch's unpickler fails on foreign bytes with any error
         raise CheckpointError(
-            f"{path}: cannot be loaded safely (weights_only) - {err}. Only checkpoints holding "
-            f"tensors and plain values are accepted."
+            f"{path}: not a readable checkpoint ({type(err).__name__}: {_reason(err)}); the file "
+            f"is truncated or not a checkpoint - {NOT_USABLE}"
         ) from err
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(
+            f"{path}: holds a {type(checkpoint).__name__}, not a checkpoint (a dict with a "
+            f"state_dict); {NOT_USABLE}"
+        )
+    return checkpoint
 
 
 def config_from_checkpoint(checkpoint: dict, path: str | Path) -> dict:

@@ -16,6 +16,15 @@ SHARED = REPO.parent / "shared"
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
+def pytest_configure(config) -> None:
+    """The package's dependency-warning filters, as every command has them: `import desed_task`
+    installs them, but pytest imports it while collecting, inside a `catch_warnings` that drops
+    them again, so each test would show those warnings (20 LeafSpec ones a run)."""
+    from desed_task import warnings_filters
+
+    warnings_filters.install()
+
+
 def write_wav(path: Path, seconds: float = 10.0, fs: int = 16000, channels: int = 1, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     data = 0.1 * rng.standard_normal((int(seconds * fs), channels)).astype(np.float32)

@@ -64,7 +64,7 @@ def test_inference_cli_with_onnx_runtime_gives_the_pytorch_scores(checkpoint, tm
         with pytest.raises(SystemExit) as exit_info:
             inference_main(["--checkpoint", str(checkpoint), "--gpus", "0", "--out_dir", str(tmp_path / backend), *extra, str(clip)])
         assert exit_info.value.code == 0
-        tables[backend] = np.loadtxt(tmp_path / backend / "scores" / "clip.tsv", skiprows=1)
+        tables[backend] = np.loadtxt(tmp_path / backend / "scores" / "clip.wav.tsv", skiprows=1)
     assert tables["onnx"].shape == tables["torch"].shape == (359, 12)
     assert np.abs(tables["onnx"] - tables["torch"]).max() < 1e-4
 

@@ -112,7 +112,7 @@ def test_cli_scores_short_long_stereo_8k_48k_and_reports_a_bad_file(tiny_checkpo
     assert summary["files"] == 5 and summary["failed"] == 2
     assert summary["audio_seconds"] == pytest.approx(0.4 + 75 + 10 + 6 + 3.7, abs=1e-3)
     assert "error:" in err and "broken.wav" in err and "empty.wav" in err
-    seconds = {"short": 0.4, "long": 75, "stereo": 10, "sub/rate8k": 6, "sub/rate48k": 3.7}
+    seconds = {"short.wav": 0.4, "long.flac": 75, "stereo.wav": 10, "sub/rate8k.wav": 6, "sub/rate48k.ogg": 3.7}
     for name, length in seconds.items():
         n = (1 + round(length * 16000) // 256) // 4  # one pass of the network over the file
         table = pd.read_csv(out / "scores" / f"{name}.tsv", sep="\t")
@@ -132,7 +132,7 @@ def test_cli_per_class_values_and_plot(tiny_checkpoint, tmp_path, capsys):
             "--thresholds", str(tmp_path / "th.yaml"), "--median_windows", str(tmp_path / "mw.tsv"), "--plot", str(clip)]
     code, summary, _ = _cli(args, capsys)
     assert code == 0 and summary["files"] == 1 and summary["failed"] == 0
-    assert (tmp_path / "out" / "plots" / "clip.png").stat().st_size > 10000
+    assert (tmp_path / "out" / "plots" / "clip.wav.png").stat().st_size > 10000
 
     # the same values from a post-processing file (python -m desed_task.postprocessing tune)
     lines = ["method: median", "median_window:"] + [f"  {c}: {1 + 2 * (i % 3)}" for i, c in enumerate(classes)]

@@ -163,7 +163,7 @@ def sed_scores_eval_psds(
         from sed_scores_eval import intersection_based
     except ImportError as error:
         raise EvaluationInputError(
-            f"--reference needs sed_scores_eval ({error}): pip install 'desed_task[reference]'"
+            f"--reference needs sed_scores_eval ({error}): pip install -e '.[reference]' in the clone"
         ) from error
     try:
         return intersection_based.psds(

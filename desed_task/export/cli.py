@@ -35,17 +35,18 @@ def main(argv: list[str] | None = None) -> None:
         if args.onnx:
             import onnx  # noqa: F401
     except ImportError:
-        print("error: the onnx package is missing; pip install 'desed_task[export]' (onnx, onnxruntime, onnxscript)", file=sys.stderr)
+        print("error: the onnx package is missing; in the clone: pip install -e '.[export]' (onnx, onnxruntime, onnxscript)", file=sys.stderr)
         raise SystemExit(2) from None
     from desed_task.export.onnx import export_onnx, export_torchscript, model_metadata
     from desed_task.inference.detector import SoundEventDetector
 
     try:
         detector = SoundEventDetector.from_checkpoint(args.checkpoint, model=args.model)
-    except CheckpointError as err:
+    except (CheckpointError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
-    extra = {"checkpoint": Path(args.checkpoint).name, "model": args.model}
+    # the file's own name, not a link's (exp/demo/best.ckpt -> best-epoch=...-step=....ckpt)
+    extra = {"checkpoint": Path(args.checkpoint).resolve().name, "model": args.model}
     facts = (detector.class_names, detector.sample_rate, detector.hop_length, detector.net_pooling)
     written = {}
     if args.onnx:

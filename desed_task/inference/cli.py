@@ -1,7 +1,8 @@
 """``python -m desed_task.inference``: detect events in audio files of any rate, channels, length.
 
 Writes under --out_dir: ``events.tsv`` (filename, onset, offset, event_label), ``scores/<name>.tsv``
-(raw frame scores, sed_scores_eval layout) and with --plot ``plots/<name>.png``. The last stdout
+(raw frame scores, sed_scores_eval layout) and with --plot ``plots/<name>.png``, where <name> is
+the file's path relative to its PATH argument, extension included (see ``outputs.input_names``). The last stdout
 line is one JSON object. Exit status 0 when every file was scored, 2 otherwise.
 """
 
@@ -21,9 +22,10 @@ from tqdm import tqdm
 from desed_task.checkpoints import CheckpointError
 from desed_task.config import RESAMPLERS
 from desed_task.data.audio import AudioError
-from desed_task.inference.detector import MODELS, SoundEventDetector, resolve_device
-from desed_task.inference.outputs import EventsFile, write_score_table
-from desed_task.inference.reading import NoAudioFilesError, list_audio_files
+from desed_task.devices import torch_device
+from desed_task.inference.detector import MODELS, SoundEventDetector
+from desed_task.inference.outputs import EventsFile, input_names, write_score_table
+from desed_task.inference.reading import NoAudioFilesError
 from desed_task.postprocessing import ClassValuesError, load_postprocessing, read_class_values
 from desed_task.postprocessing.apply import detect_events
 
@@ -50,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--postprocessing", metavar="FILE", help="a file of `python -m desed_task.postprocessing tune` (per-class median windows and thresholds, or cSEBBs); replaces the four options above")
     parser.add_argument("--batch_size", type=int, default=8, help="windows per forward pass (default: %(default)s)")
     parser.add_argument("--gpus", default=None, help='"0": CPU; "N" or "i,j": the first GPU named; default: a GPU when CUDA is available')
-    parser.add_argument("--plot", action="store_true", help="also write plots/<name>.png (log-mel, scores, events)")
+    parser.add_argument("--plot", action="store_true", help="also write plots/<name>.png (log-mel, scores, events); <name>: the file's path below its PATH, extension included")
     parser.add_argument("--resampler", choices=RESAMPLERS, default=None, help="for recordings not at the model's rate: kaiser_best (2021's resampler) or soxr_hq (default: the checkpoint's data.resampler, kaiser_best when unset)")
     parser.add_argument("--onnx", metavar="FILE", help="run the network with ONNX Runtime from this export of the checkpoint (python -m desed_task.export); CPU only")
     return parser
@@ -88,12 +90,14 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--hop {args.hop:g} must be in (0, --window {args.window:g}] seconds, or some frames get no score")
     if args.postprocessing and (args.thresholds or args.median_windows or args.median_window is not None):
         raise ValueError("--postprocessing replaces --thresholds and --median_window(s): give one or the other")
-    inputs = list_audio_files(args.paths)
+    device = torch.device("cpu") if args.onnx else torch_device(args.gpus)
+    inputs = input_names(args.paths)
     detector = SoundEventDetector.from_checkpoint(
-        args.checkpoint, model=args.model, window=args.window, hop=args.hop,
-        batch_size=args.batch_size, device=torch.device("cpu") if args.onnx else resolve_device(args.gpus),
+        args.checkpoint, model=args.model, window=args.window, hop=args.hop, batch_size=args.batch_size, device=device,
         resampler=args.resampler,
     )
+    mel = detector.pipeline.mel
+    band_edges = (float(mel.f_min), float(mel.f_max))  # the plot's frequency axis
     if args.onnx:
         from desed_task.inference.onnx_runtime import OnnxPipeline
 
@@ -122,19 +126,19 @@ def run(args: argparse.Namespace) -> int:
             continue
         audio_seconds += audio.duration
         if postprocessing is not None and postprocessing.method == "sebbs":
-            events = detect_events({name.as_posix(): scores}, names, postprocessing, detector.frame_step)
+            events = detect_events({name: scores}, names, postprocessing, detector.frame_step)
         else:
-            events = detector.events(scores, name.as_posix(), thresholds, windows, duration=audio.duration)
+            events = detector.events(scores, name, thresholds, windows, duration=audio.duration)
         events_file.append(events)
-        write_score_table(scores, names, detector.frame_step, out_dir / "scores" / name.with_suffix(".tsv"))
+        write_score_table(scores, names, detector.frame_step, out_dir / "scores" / f"{name}.tsv")
         if collector is not None:
             from desed_task.inference.plots import plot_detection
 
             plot_detection(
                 collector.image(scores.shape[1]), scores, events, names, detector.frame_step,
-                audio.duration, out_dir / "plots" / name.with_suffix(".png"),
-                title=f"{name.as_posix()} ({args.model}, {audio.duration:.1f} s)",
-                thresholds=list(np.broadcast_to(thresholds, (len(names),))),
+                audio.duration, out_dir / "plots" / f"{name}.png",
+                title=f"{name} ({args.model}, {audio.duration:.1f} s)",
+                thresholds=list(np.broadcast_to(thresholds, (len(names),))), band_edges=band_edges,
             )
     seconds = time.perf_counter() - started
     log.info("%d file(s) scored, %d failed; outputs in %s", len(inputs) - len(failed), len(failed), out_dir)

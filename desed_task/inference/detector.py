@@ -1,6 +1,7 @@
 """`SoundEventDetector`: a trained model applied to recordings of any rate, channels and length.
 
     detector = SoundEventDetector.from_checkpoint("exp/demo/best.ckpt")
+    waveform, sample_rate = soundfile.read("kitchen.wav")   # (samples,) or (samples, channels)
     scores = detector.scores(waveform, sample_rate)        # (n_classes, n_frames)
     events = detector.events(scores, threshold=0.5)         # filename, onset, offset, event_label
 
@@ -53,18 +54,44 @@ class SEDPipeline(nn.Module):
         return self.network(self.scaler(self.log_mel(audio)))
 
 
-def resolve_device(gpus: str | None) -> torch.device:
-    """`--gpus` as train_sed.py reads it, for one process: "0" is the CPU, "N" or "i,j" the
-    first GPU named (inference uses one device), None a GPU when CUDA is available."""
-    if gpus is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(gpus).strip() in ("0", ""):
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise ValueError(f"--gpus {gpus}: CUDA is not available here; use --gpus 0 for the CPU")
-    if "," in str(gpus):
-        return torch.device(f"cuda:{int(str(gpus).split(',')[0])}")
-    return torch.device("cuda:0")
+MAX_CHANNELS = 32  # an axis this short is channels; a recording has far more samples
+
+
+def mono_waveform(waveform: np.ndarray | torch.Tensor) -> np.ndarray:
+    """One recording in any common layout -> (samples,) float32 mono (the channel average).
+
+    Args:
+        waveform: (samples,), (samples, channels) or (channels, samples): the channel axis is
+            the one of at most ``MAX_CHANNELS`` entries when the other is longer. Integer PCM is
+            scaled to [-1, 1) by its type's range, as soundfile reads it.
+
+    Raises:
+        ValueError: empty, more than 2 dimensions, non-finite values, or a 2-D shape whose
+            channel axis cannot be told (both axes, or neither, of at most MAX_CHANNELS).
+    """
+    if isinstance(waveform, torch.Tensor):
+        waveform = waveform.detach().cpu().numpy()
+    array = np.asarray(waveform)
+    if np.issubdtype(array.dtype, np.integer):
+        array = array.astype(np.float32) / float(-np.iinfo(array.dtype).min)
+    array = array.astype(np.float32, copy=False)
+    if array.ndim not in (1, 2) or array.size == 0:
+        raise ValueError(
+            f"waveform of shape {array.shape}: give one recording as (samples,), (samples, "
+            f"channels) or (channels, samples), with samples > 0"
+        )
+    if array.ndim == 2:
+        is_channels = [n <= MAX_CHANNELS for n in array.shape]
+        if is_channels[0] == is_channels[1]:
+            raise ValueError(
+                f"waveform of shape {array.shape}: cannot tell the channel axis (channels are the "
+                f"axis of at most {MAX_CHANNELS}, samples the other); give (samples,) mono, e.g. "
+                f"waveform.mean(axis=1) for soundfile's (samples, channels)"
+            )
+        array = to_mono(array if is_channels[1] else array.T)
+    if not np.isfinite(array).all():
+        raise ValueError("waveform holds NaN or infinite values")
+    return array
 
 
 class SoundEventDetector:
@@ -188,20 +215,21 @@ class SoundEventDetector:
         """Frame scores of one recording held in memory.
 
         Args:
-            waveform: (samples,) or (channels, samples) float audio.
+            waveform: (samples,) mono, (samples, channels) as ``soundfile.read`` returns it, or
+                (channels, samples) as ``torchaudio.load`` does; float audio in [-1, 1] or
+                integer PCM (scaled by its type's range). Channels are averaged, as in training.
             sample_rate: its rate in Hz; resampled to the model's rate when different.
 
         Returns:
             (n_classes, n_frames) probabilities; frame i covers [i, i + 1) * frame_step s.
+
+        Raises:
+            ValueError: an empty, non-finite or ambiguous array (both axes could be channels).
         """
-        if isinstance(waveform, torch.Tensor):
-            waveform = waveform.detach().cpu().numpy()
-        waveform = np.asarray(waveform, dtype=np.float32)
-        if waveform.ndim == 2:
-            waveform = to_mono(waveform.T)
-        if waveform.ndim != 1 or waveform.size == 0:
-            raise ValueError(f"waveform must be (samples,) or (channels, samples) with samples > 0, got {waveform.shape}")
-        chunks = resample_stream([waveform], int(sample_rate), self.sample_rate, self.resampler)
+        mono = mono_waveform(waveform)
+        if int(sample_rate) <= 0:
+            raise ValueError(f"sample_rate must be a positive number of Hz, got {sample_rate}")
+        chunks = resample_stream([mono], int(sample_rate), self.sample_rate, self.resampler)
         return self.scorer.score_windows(self.scorer.windows(chunks))
 
     def score_file(

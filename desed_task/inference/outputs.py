@@ -1,14 +1,58 @@
-"""Files written by the inference CLI: events.tsv (DCASE layout) and per-file score tables."""
+"""Files written by the inference CLI: events.tsv (DCASE layout), per-file score tables, and the
+names that keep every input's outputs apart."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from desed_task.inference.reading import list_audio_files
+
+log = logging.getLogger(__name__)
 EVENT_COLUMNS = ("filename", "onset", "offset", "event_label")
+
+
+def input_names(paths: Sequence[str | Path]) -> list[tuple[Path, str]]:
+    """Every audio file under the command's PATH arguments, with the name its outputs take.
+
+    The name is the file's path relative to the argument it came from, extension included
+    (``rec.wav`` for a file given by name, ``sub/rec.flac`` under a folder): it is the
+    ``filename`` of events.tsv, and ``scores/<name>.tsv``, ``plots/<name>.png`` are written, so
+    ``x.wav``, ``x.mp3`` and ``x.ogg`` keep apart. Where arguments give the same name (``a/rec.wav
+    b/rec.wav``), each of those is prefixed by its argument's number, 1 for the first PATH:
+    ``1/rec.wav``, ``2/rec.wav``. A file reached twice is scored once.
+
+    Returns:
+        (file, name) pairs in the arguments' order, names unique (also without regard to case).
+
+    Raises:
+        NoAudioFilesError: a path does not exist, or a folder holds no audio file.
+    """
+    found: list[tuple[Path, str, int]] = []
+    seen: set[Path] = set()
+    for number, given in enumerate(paths, start=1):
+        for path, relative in list_audio_files([given]):
+            if path.resolve() not in seen:
+                seen.add(path.resolve())
+                found.append((path, relative.as_posix(), number))
+    arguments_of: dict[str, set[int]] = {}
+    for _, name, number in found:
+        arguments_of.setdefault(name.casefold(), set()).add(number)
+    shared = {key for key, numbers in arguments_of.items() if len(numbers) > 1}
+    names = [f"{number}/{name}" if name.casefold() in shared else name for _, name, number in found]
+    if len({name.casefold() for name in names}) < len(names):  # a prefixed name met a real one
+        names = [f"{number}/{name}" for _, name, number in found]
+    if shared:
+        log.info(
+            "%d file name(s) given by several PATH arguments (e.g. %s): their outputs and "
+            "events.tsv rows are named N/<name>, N the argument's number",
+            len(shared), next(name for _, name, _ in found if name.casefold() in shared),
+        )
+    return [(path, name) for (path, _, _), name in zip(found, names)]
 
 
 def write_score_table(scores: np.ndarray, class_names: Sequence[str], frame_step: float, path: Path) -> Path:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+FREQUENCY_TICKS_HZ = (0, 125, 250, 500, 1000, 2000, 4000, 8000, 16000)
 TICK_STEPS = (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)  # seconds between ticks
 
 
@@ -17,6 +18,28 @@ def _time_formatter(duration: float):
     if duration <= 120:
         return FuncFormatter(lambda t, _: f"{t:g}")
     return FuncFormatter(lambda t, _: f"{int(t // 60)}:{int(t % 60):02d}")
+
+
+def _mel_htk(hz: np.ndarray | float) -> np.ndarray:
+    """HTK mel scale, as the features' filterbank (desed_task.features.mel.hz_to_mel_htk)."""
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+
+
+def frequency_ticks(n_mels: int, f_min: float, f_max: float) -> tuple[list[float], list[str]]:
+    """Positions on a spectrogram image of ``n_mels`` rows (row m spans [m, m + 1)) of the
+    frequencies of FREQUENCY_TICKS_HZ within the bands, and their labels (Hz or kHz).
+
+    Row m is the filter centred at mel point m + 1 of the n_mels + 2 points equally spaced on the
+    HTK mel scale over [f_min, f_max]."""
+    low, high = _mel_htk(f_min), _mel_htk(f_max)
+    step = (high - low) / (n_mels + 1)
+    positions, labels = [], []
+    for hz in FREQUENCY_TICKS_HZ:
+        y = float((_mel_htk(hz) - low) / step - 0.5)
+        if 0 <= y <= n_mels:
+            positions.append(y)
+            labels.append(f"{hz // 1000:g}k" if hz >= 1000 else f"{hz:g}")
+    return positions, labels
 
 
 def plot_detection(
@@ -29,6 +52,7 @@ def plot_detection(
     path: Path,
     title: str = "",
     thresholds: Sequence[float] | None = None,
+    band_edges: tuple[float, float] | None = None,
 ) -> Path:
     """Save the three panels on one time axis (seconds, or m:ss past two minutes).
 
@@ -42,6 +66,8 @@ def plot_detection(
         path: the PNG to write.
         title: figure title.
         thresholds: (n_classes,) drawn on the score panel when they are all equal.
+        band_edges: (f_min, f_max) Hz of the mel filterbank: the spectrogram's axis is then
+            labelled in Hz (else in mel bands).
     """
     import matplotlib
 
@@ -55,11 +81,19 @@ def plot_detection(
         3, 1, figsize=(14, 8.5), sharex=True, gridspec_kw={"height_ratios": [2.2, 2.2, 2.0]}
     )
     spec, curves, bars = axes
-    spec.imshow(
+    image = spec.imshow(
         log_mel, origin="lower", aspect="auto", cmap="magma", interpolation="antialiased",
         extent=(0, log_mel.shape[1] * frame_step, 0, log_mel.shape[0]),
     )
-    spec.set_ylabel("mel band")
+    if band_edges is not None:
+        spec.set_yticks(*frequency_ticks(log_mel.shape[0], *band_edges))
+        spec.set_ylabel("frequency (Hz, mel scale)")
+    else:
+        spec.set_ylabel("mel band")
+    # the colour scale in an inset beside the panel: the three panels keep one time axis
+    colour_axis = spec.inset_axes((1.005, 0.0, 0.012, 1.0))
+    fig.colorbar(image, cax=colour_axis).set_label("dB", fontsize=8)
+    colour_axis.tick_params(labelsize=8)
     spec.set_title(title, loc="left", fontsize=11)
 
     times = (np.arange(scores.shape[1]) + 0.5) * frame_step

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import shutil
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,14 +27,24 @@ from desed_task.data.datamodule import DataMissingError, DESEDDataModule
 from desed_task.data.datasets import EmptySetError
 from desed_task.data.label_encoder import ManyHotEncoder
 from desed_task.data.tables import MetadataError
+from desed_task.devices import DeviceError, parse_gpus
 from desed_task.postprocessing import ClassValuesError
 from desed_task.training.mean_teacher import MeanTeacher
-from desed_task.training.trainer import build_trainer, parse_gpus, preserved_random_states
+from desed_task.training.trainer import LAST_CHECKPOINT, build_trainer, preserved_random_states
 
 log = logging.getLogger("desed_task")
 
+class Interrupted(Exception):
+    """The run was stopped by SIGTERM or Ctrl-C; the message says how to go on."""
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
 USER_ERRORS = (
-    ConfigError, DataMissingError, EmptySetError, MetadataError, CheckpointError, AudioError, ClassValuesError
+    ConfigError, DataMissingError, EmptySetError, MetadataError, CheckpointError, AudioError, ClassValuesError,
+    DeviceError,
 )
 
 
@@ -127,9 +139,13 @@ def run(
         num_nodes=args.num_nodes,
         fast_dev_run=args.fast_dev_run,
     )
+    stage = mode
     try:
         if mode == "fit":
             trainer.fit(module, datamodule, ckpt_path=args.resume_from_checkpoint)
+            if trainer.received_sigterm:  # came after Lightning's last look at it
+                raise Interrupted(signal.SIGTERM, how_to_go_on(args, trainer, stage, signal.SIGTERM))
+            stage = "test"
             best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
             if best and not args.fast_dev_run:
                 log.info("testing the best checkpoint %s", best)
@@ -137,15 +153,60 @@ def run(
                 if trainer.is_global_zero:
                     link = log_dir / "best.ckpt"  # a stable name for finetune_on_separated.py
                     link.unlink(missing_ok=True)
-                    link.symlink_to(Path(best).resolve())
+                    # relative: the link survives moving or copying the experiment folder
+                    link.symlink_to(os.path.relpath(Path(best).resolve(), link.parent.resolve()))
         trainer.test(module, datamodule, verbose=False)  # our table is printed; not Lightning's
     except USER_ERRORS:
         remove_unused_version_dir(trainer)
         raise
+    except (KeyboardInterrupt, SystemExit) as err:
+        # Lightning ends a SIGTERMed fit or test with SystemExit() (status 0) and a Ctrl-C with
+        # sys.exit(1), after stopping at a batch boundary; the checkpoints written are whole
+        if not trainer.interrupted and not isinstance(err, KeyboardInterrupt):
+            raise
+        signum = signal.SIGTERM if trainer.received_sigterm else signal.SIGINT
+        raise Interrupted(signum, how_to_go_on(args, trainer, stage, signum)) from None
     output_dir = module.output_dir  # a collective under DDP: every process asks
     if trainer.is_global_zero:
         print(f"results written to {output_dir}", flush=True)
     return module.test_results
+
+
+def command_line(args: argparse.Namespace, **checkpoint: str) -> str:
+    """The command the user ran, with the same --conf_file, --log_dir and devices, and the
+    checkpoint options given here (e.g. resume_from_checkpoint=PATH)."""
+    script = sys.argv[0] if sys.argv[0].endswith(".py") else "train_sed.py"
+    words = ["python", script, "--conf_file", args.conf_file]
+    if args.log_dir:
+        words += ["--log_dir", args.log_dir]
+    if args.gpus is not None:
+        words += ["--gpus", args.gpus]
+    if args.cpu_processes != 1:
+        words += ["--cpu_processes", str(args.cpu_processes)]
+    if args.num_nodes != 1:
+        words += ["--num_nodes", str(args.num_nodes)]
+    for option, value in checkpoint.items():
+        words += [f"--{option}", value]
+    return shlex.join(words)
+
+
+def how_to_go_on(args: argparse.Namespace, trainer: L.Trainer, stage: str, signum: int) -> str:
+    """One line: what stopped the run, which checkpoint is kept, the command that goes on."""
+    cause = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C (SIGINT)"
+    if stage == "fit":
+        folders = [Path(cb.dirpath) for cb in trainer.checkpoint_callbacks
+                   if cb.dirpath and cb.filename == LAST_CHECKPOINT]
+        last = next((str(f / f"{LAST_CHECKPOINT}.ckpt") for f in folders if (f / f"{LAST_CHECKPOINT}.ckpt").is_file()),
+                    args.resume_from_checkpoint)
+        if last:
+            return (f"interrupted by {cause} while training; the last checkpoint {last} is kept - go "
+                    f"on with: {command_line(args, resume_from_checkpoint=last)}")
+        return (f"interrupted by {cause} while training, before the first epoch ended: no "
+                f"checkpoint was written - start again with: {command_line(args)}")
+    option = "eval_from_checkpoint" if stage == "eval" else "test_from_checkpoint"
+    tested = getattr(args, option) or (trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else "")
+    return (f"interrupted by {cause} while testing; test again with: "
+            f"{command_line(args, **{option: tested})}")
 
 
 def check_resumable(module: nn.Module, checkpoint: dict, path: str) -> None:
@@ -184,3 +245,10 @@ def main(
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    except Interrupted as stop:
+        if _is_main_process():
+            print(stop, file=sys.stderr, flush=True)
+        raise SystemExit(128 + stop.signum) from None  # the shell's status of a killed command
+    except KeyboardInterrupt:
+        print("interrupted by Ctrl-C (SIGINT) before training started: nothing was written", file=sys.stderr)
+        raise SystemExit(128 + signal.SIGINT) from None

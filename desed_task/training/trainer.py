@@ -8,6 +8,7 @@ import os
 import random
 import sys
 import types
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,14 +17,21 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import (
+    Callback,
+    EarlyStopping,
+    ModelCheckpoint,
+    ModelSummary,
+    TQDMProgressBar,
+)
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from desed_task.config import ConfigError
+from desed_task.devices import parse_gpus
 from desed_task.threads import set_cpu_threads
 
 log = logging.getLogger(__name__)
 
+LAST_CHECKPOINT = "last"  # checkpoints/last.ckpt, rewritten after every epoch
 LIGHTNING_NOISE = (
     "💡 Tip:",  # adverts for Lightning's cloud services
     "GPU available: False",  # said on every CPU run; "GPU available: True" is kept
@@ -59,28 +67,6 @@ def _keep_tensorflow_out() -> None:
     """TensorBoard imports TensorFlow when it is installed (the separation extra); its own
     `notf` switch makes it use its stub instead, so the SED process never loads TensorFlow."""
     sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
-
-
-def parse_gpus(gpus: str | None) -> tuple[str, int | list[int]]:
-    """`--gpus` to (accelerator, devices).
-
-    "0" runs on the CPU; "N" uses N GPUs; "i,j" uses those GPU indices; None (the default)
-    uses one GPU when CUDA is available and the CPU otherwise.
-    """
-    if gpus is None or gpus == "auto":
-        return ("gpu", 1) if torch.cuda.is_available() else ("cpu", 1)
-    text = gpus.strip()
-    parts = [i.strip() for i in text.split(",") if i.strip()]
-    if not parts or not all(i.isdigit() for i in parts):
-        raise ConfigError(f"--gpus {gpus}: give 0 (CPU), a GPU count N, or GPU indices i,j")
-    if "," in text:
-        return "gpu", [int(i) for i in parts]
-    count = int(text)
-    if count == 0:
-        return "cpu", 1
-    if not torch.cuda.is_available():
-        raise ConfigError(f"--gpus {gpus}: no CUDA GPU is visible; use --gpus 0 to run on the CPU")
-    return "gpu", count
 
 
 class _DropLightningNoise(logging.Filter):
@@ -146,19 +132,80 @@ class RandomStateCheckpoint(Callback):
             set_random_states(state_dict)
 
 
+@contextlib.contextmanager
+def _dirpath_change_expected() -> Iterator[None]:
+    """Drop Lightning's warning that a resumed run's checkpoint folder (its new version_N)
+    differs from the killed run's: the new folder is intended, and the best score that the
+    warning says is lost is restored by ResumableModelCheckpoint."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The dirpath has changed from", category=UserWarning)
+        yield
+
+
 class ResumableModelCheckpoint(ModelCheckpoint):
     """ModelCheckpoint that keeps the best score of the run it resumes: Lightning forgets it
     when the checkpoint folder changes (a resumed run logs to a new version_N), so the first
     validation after a resume would become the "best" whatever its score. The previous best
-    file stays the one to beat (and is replaced as usual when beaten)."""
+    file stays the one to beat (and is replaced as usual when beaten).
+
+    Lightning warns on every resume that the folder changed and the best score "won't be
+    reloaded"; as it is reloaded here, that warning is dropped and one info line says what
+    happens instead (when the run starts: resumed from which file, the best score so far, and
+    which file holds it)."""
+
+    _restored: tuple[float, str] | None = None
 
     def load_state_dict(self, state_dict: dict) -> None:
-        super().load_state_dict(state_dict)
+        with _dirpath_change_expected():
+            super().load_state_dict(state_dict)
         best, score = state_dict.get("best_model_path"), state_dict.get("best_model_score")
         if self.best_model_score is None and score is not None and best and Path(best).is_file():
             self.best_model_score, self.best_model_path = score, best
             self.best_k_models = {best: score}
             self.kth_best_model_path, self.kth_value = best, score
+            self._restored = (float(score), best)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        if self._restored is not None and trainer.is_global_zero:
+            score, best = self._restored
+            log.info(
+                "resumed from %s: best %s so far %.4f, from %s (the score to beat; new checkpoints "
+                "go to %s)", trainer.ckpt_path, self.monitor, score, best, self.dirpath,
+            )
+        self._restored = None
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """checkpoints/last.ckpt, rewritten after every epoch (for --resume_from_checkpoint), quiet
+    on resume. Its state key stays ModelCheckpoint's, that of the last.ckpt files written before
+    this class existed, so that they resume without Lightning's missing-callback warning."""
+
+    @property
+    def state_key(self) -> str:
+        return "ModelCheckpoint" + super().state_key.removeprefix(type(self).__qualname__)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        with _dirpath_change_expected():
+            super().load_state_dict(state_dict)
+
+
+class ParameterSummary(ModelSummary):
+    """Lightning's model summary without its FLOPs: Lightning counts them only through an
+    ``example_input_array``, which the mean teacher has not, and printed 0 for each layer."""
+
+    @staticmethod
+    def summarize(summary_data, total_parameters, trainable_parameters, model_size, total_training_modes,
+                  total_flops=0, **summarize_kwargs) -> None:
+        columns = [(name, [str(v) for v in values]) for name, values in summary_data if name != "FLOPs"]
+        widths = [max([len(name), *map(len, values)]) for name, values in columns]
+        rows = [[name for name, _ in columns], *zip(*(values for _, values in columns))]
+        lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+        lines.insert(1, "-" * len(lines[0]))
+        log.info(
+            "model:\n%s\n%s trainable, %s non-trainable parameters (%.2f MB)", "\n".join(lines),
+            f"{trainable_parameters:,}", f"{total_parameters - trainable_parameters:,}", model_size,
+        )
 
 
 def build_trainer(
@@ -192,7 +239,8 @@ def build_trainer(
         ResumableModelCheckpoint(monitor="val/obj_metric", mode="max", save_top_k=1, filename="best-{epoch}-{step}"),
         # Lightning 2.6 refreshes `save_last` only when the best improves: a separate callback
         # keeps checkpoints/last.ckpt at the latest epoch, for --resume_from_checkpoint
-        ModelCheckpoint(save_top_k=1, filename="last", enable_version_counter=False),
+        LastCheckpoint(save_top_k=1, filename=LAST_CHECKPOINT, enable_version_counter=False),
+        ParameterSummary(),
         EarlyStopping(monitor="val/obj_metric", patience=training["early_stop_patience"], mode="max"),
         TQDMProgressBar(refresh_rate=10),
         RandomStateCheckpoint(),
@@ -207,7 +255,8 @@ def build_trainer(
         accumulate_grad_batches=int(training.get("accumulate_batches", 1) or 1),
         gradient_clip_val=clip if clip > 0 else None,
         check_val_every_n_epoch=int(training.get("validation_interval", 1) or 1),
-        limit_train_batches=training.get("max_steps_per_epoch") or 1.0,
+        # None, not 1.0: Lightning then says nothing (1.0 logs "100% of the batches will be used")
+        limit_train_batches=training.get("max_steps_per_epoch") or None,
         num_sanity_val_steps=0,
         log_every_n_steps=min(40, int(training.get("max_steps_per_epoch") or 40)),
         precision=training.get("precision") or "32-true",
@@ -217,5 +266,5 @@ def build_trainer(
         default_root_dir=str(log_dir),
         fast_dev_run=fast_dev_run,
         use_distributed_sampler=False,
-        enable_model_summary=True,
+        enable_model_summary=False,  # ParameterSummary, among the callbacks, prints it
     )
