@@ -6,7 +6,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "desed_task"
 FLOORS = {
-    1: {"config", "threads", "warnings_filters", "checkpoints", "features", "nnet"},
+    1: {"config", "threads", "warnings_filters", "checkpoints", "devices", "features", "nnet"},
     2: {"data", "data_generation", "separation", "evaluation", "postprocessing", "inference", "export"},
     3: {"training"},
 }

@@ -17,7 +17,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from desed_task.config import ConfigError
+from desed_task.devices import parse_gpus
 from desed_task.threads import set_cpu_threads
 
 log = logging.getLogger(__name__)
@@ -57,28 +57,6 @@ def _keep_tensorflow_out() -> None:
     """TensorBoard imports TensorFlow when it is installed (the separation extra); its own
     `notf` switch makes it use its stub instead, so the SED process never loads TensorFlow."""
     sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
-
-
-def parse_gpus(gpus: str | None) -> tuple[str, int | list[int]]:
-    """`--gpus` to (accelerator, devices).
-
-    "0" runs on the CPU; "N" uses N GPUs; "i,j" uses those GPU indices; None (the default)
-    uses one GPU when CUDA is available and the CPU otherwise.
-    """
-    if gpus is None or gpus == "auto":
-        return ("gpu", 1) if torch.cuda.is_available() else ("cpu", 1)
-    text = gpus.strip()
-    parts = [i.strip() for i in text.split(",") if i.strip()]
-    if not parts or not all(i.isdigit() for i in parts):
-        raise ConfigError(f"--gpus {gpus}: give 0 (CPU), a GPU count N, or GPU indices i,j")
-    if "," in text:
-        return "gpu", [int(i) for i in parts]
-    count = int(text)
-    if count == 0:
-        return "cpu", 1
-    if not torch.cuda.is_available():
-        raise ConfigError(f"--gpus {gpus}: no CUDA GPU is visible; use --gpus 0 to run on the CPU")
-    return "gpu", count
 
 
 class _DropLightningNoise(logging.Filter):
