@@ -47,6 +47,15 @@ def audio_info(path: str | Path) -> AudioInfo:
     return AudioInfo(path, int(info.samplerate), int(info.frames), int(info.channels))
 
 
+def list_wav_clips(folder: str | Path) -> list[str]:
+    """File names of the folder's `.wav` clips, sorted; none when the folder is absent. Hidden
+    files are the temporary outputs of a killed resampling or separation and are left out."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.glob("*.wav") if not p.name.startswith("."))
+
+
 def fit_length(audio: torch.Tensor, target_len: int) -> tuple[torch.Tensor, float]:
     """Zero-pad or crop the last axis to `target_len` samples.
 
