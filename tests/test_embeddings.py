@@ -194,6 +194,9 @@ def test_bad_inputs_give_one_error_line_and_exit_2(tmp_path, capsys):
     capsys.readouterr()
     assert _run(["--beats", str(other), "--folder", str(folder), "--out", out]) == 2
     assert "another BEATs checkpoint" in _error_line(capsys)
+    _write_clips(folder, {"new.wav": 1.0})
+    assert _run(["--beats", str(beats), "--folder", str(folder), "--out", out]) == 2
+    assert "holds other clips than the folder now has (1 vs 2)" in _error_line(capsys)
 
 
 def _embeddings_config(tmp_path: Path, beats: Path, with_eval: bool) -> Path:
