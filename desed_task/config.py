@@ -120,6 +120,20 @@ SCHEMA: dict[str, dict[str, tuple[Any, bool]]] = {
         "pooling": (("list", ("list", int)), False),
         "dropout_recurrent": (_NUM, False),
         "uniform_dropout": (bool, False),  # false (2021): nn.Dropout's bernoulli masks
+        # the DCASE 2023 pretrained-embedding CRNN (confs/pretrained.yaml of 2023)
+        "use_embeddings": (bool, False),
+        "embedding_size": (int, False),
+        "embedding_type": (str, False),
+        "aggregation_type": (str, False),
+        "frame_emb_enc_dim": (int, False),
+    },
+    # the 2023 recipe's section (pretrained embeddings) plus `checkpoint`, the BEATs .pt file
+    "pretrained": {
+        "model": (str, True),
+        "e2e": (bool, False),
+        "freezed": (bool, False),
+        "extracted_embeddings_dir": (_OPT_STR, False),
+        "checkpoint": (_OPT_STR, False),
     },
     "demo": {
         "root": (str, True),
@@ -136,6 +150,12 @@ RESAMPLERS = ("kaiser_best", "soxr_hq")
 """Values of ``data.resampler`` and ``--resampler``: resampy 0.2.2's kaiser_best, as 2021
 resampled (the default, also for null), or soxr's high-quality filter."""
 DEFAULT_RESAMPLER = "kaiser_best"
+EMBEDDING_TYPES = ("global", "frame")
+"""Values of ``net.embedding_type`` (2023): which extracted embeddings the CRNN reads."""
+AGGREGATION_TYPES = ("pool1d", "interpolate", "frame", "global")
+"""Values of ``net.aggregation_type`` (2023): how embeddings meet the CNN frames."""
+PRETRAINED_MODELS = ("beats",)
+"""Values of ``pretrained.model``: the embedding extractors this project implements."""
 REQUIRED_SECTIONS = ("training", "scaler", "data", "opt", "feats", "net")
 
 _SET_NAMES = ("synth", "weak", "unlabeled", "synth_val", "test", "eval")
@@ -166,6 +186,8 @@ RANGES: dict[str, tuple[Any, Any]] = {
     "opt.lr": (1e-12, None),
     **{f"feats.{k}": _POSITIVE for k in ("n_mels", "n_filters", "hop_length", "n_window", "sample_rate")},
     "feats.f_min": _NON_NEGATIVE,
+    "net.embedding_size": _POSITIVE,
+    "net.frame_emb_enc_dim": _POSITIVE,
     "feats.f_max": _POSITIVE,
 }
 
@@ -260,7 +282,25 @@ def validate_config(config: dict, source: str = "<config>") -> dict:
             f"{source}: 'data.resampler' must be kaiser_best (2021) or soxr_hq, "
             f"got {data['resampler']!r}"
         )
+    _check_embeddings(config, source)
     return config
+
+
+def _check_embeddings(config: dict, source: str) -> None:
+    net, pretrained = config["net"], config.get("pretrained")
+    for key, allowed in (("embedding_type", EMBEDDING_TYPES), ("aggregation_type", AGGREGATION_TYPES)):
+        if key in net and net[key] not in allowed:
+            raise ConfigError(f"{source}: 'net.{key}' must be one of {', '.join(allowed)}, got {net[key]!r}")
+    if pretrained is None:
+        return
+    if pretrained["model"] not in PRETRAINED_MODELS:
+        raise ConfigError(
+            f"{source}: 'pretrained.model' must be one of {', '.join(PRETRAINED_MODELS)} (the 2023 "
+            f"recipe's panns and ast are not implemented), got {pretrained['model']!r}"
+        )
+    if pretrained.get("freezed") is False and not pretrained.get("e2e"):
+        # 2023: precomputed embeddings cannot follow an encoder that is being trained
+        raise ConfigError(f"{source}: 'pretrained.freezed: false' needs 'pretrained.e2e: true'")
 
 
 def load_config(path: str | Path) -> dict:

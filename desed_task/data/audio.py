@@ -47,6 +47,17 @@ def audio_info(path: str | Path) -> AudioInfo:
     return AudioInfo(path, int(info.samplerate), int(info.frames), int(info.channels))
 
 
+def list_wav_clips(folder: str | Path, sort: bool = True) -> list[str]:
+    """File names of the folder's `.wav` clips, sorted (or in the folder's listing order, as
+    2021's ``glob``); none when the folder is absent. Hidden files are the temporary outputs
+    of a killed resampling or separation and are left out."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    names = [p.name for p in folder.glob("*.wav") if not p.name.startswith(".")]
+    return sorted(names) if sort else names
+
+
 def fit_length(audio: torch.Tensor, target_len: int) -> tuple[torch.Tensor, float]:
     """Zero-pad or crop the last axis to `target_len` samples.
 

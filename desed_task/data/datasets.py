@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from desed_task.data.audio import AudioError, audio_info, read_audio
+from desed_task.data.audio import AudioError, audio_info, list_wav_clips, read_audio
 
 log = logging.getLogger(__name__)
 
@@ -224,8 +224,5 @@ class UnlabeledSet(ClipSet):
 
     def __init__(self, name: str, folder: str | Path, encoder, sort: bool = False, **kwargs) -> None:
         folder = Path(folder)
-        # hidden files are the temporary outputs of a killed resampling or separation
-        filenames = [p.name for p in folder.glob("*.wav") if not p.name.startswith(".")] if folder.is_dir() else []
-        if sort:
-            filenames.sort()
+        filenames = list_wav_clips(folder, sort=sort)
         super().__init__(name, folder, filenames, len(encoder.labels), encoder.n_frames, **kwargs)

@@ -1,4 +1,5 @@
-"""The 2021 baseline CRNN: CNN front end, bidirectional GRU, frame and attention-pooled clip heads.
+"""The 2021 baseline CRNN: CNN front end, bidirectional GRU, frame and attention-pooled clip heads;
+with ``use_embeddings`` the 2023 one, pretrained embeddings fused before the GRU.
 
 Build it from the ``net:`` section of the 2021 ``sed.yaml`` with ``CRNN(**config["net"])``.
 Parameter names follow the official layout, so official checkpoints (the ``sed_student.`` /
@@ -11,7 +12,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from desed_task.config import AGGREGATION_TYPES, EMBEDDING_TYPES
 
 from .CNN import CNN
 from .RNN import BidirectionalGRU
@@ -53,6 +57,19 @@ class CRNN(nn.Module):
             :meth:`freeze_batchnorm`.
         uniform_dropout: CNN dropout masks drawn with `uniform_` (faster on the CPU, other
             random numbers); False (2021): `nn.Dropout`.
+        use_embeddings: fuse pretrained (BEATs) embeddings into the CNN features before the
+            GRU, the DCASE 2023 baseline (``confs/pretrained.yaml``). False: the 2021 CRNN.
+        embedding_size: channels of the embeddings (768 for BEATs iter3).
+        embedding_type: "frame" (batch, embedding_size, tokens) or "global"
+            (batch, embedding_size) embeddings, as read from the extracted files.
+        aggregation_type: how frame embeddings meet the CNN frames, 2023 names: "pool1d"
+            (adaptive average pooling of the tokens to the CNN frames, the 2023 default),
+            "interpolate" (nearest-exact resampling of the tokens), "frame" (the last output of
+            a bidirectional GRU over the tokens, repeated over frames); "global" takes global
+            embeddings, repeated over frames. Each is concatenated to the CNN features and
+            projected back to their width by ``cat_tf``.
+        frame_emb_enc_dim: hidden units per direction of the "frame" aggregation's GRU (2023:
+            512, the only value its code could build).
 
     Raises:
         ValueError: on an unknown keyword or an unsupported value.
@@ -86,6 +103,11 @@ class CRNN(nn.Module):
         batch_norm: bool = True,
         frozen_batchnorm: bool = False,
         uniform_dropout: bool = False,
+        use_embeddings: bool = False,
+        embedding_size: int = 768,
+        embedding_type: str = "frame",
+        aggregation_type: str = "pool1d",
+        frame_emb_enc_dim: int = 512,
         **unknown: Any,
     ):
         super().__init__()
@@ -130,9 +152,55 @@ class CRNN(nn.Module):
         if attention:
             self.dense_softmax = nn.Linear(2 * n_RNN_cell, nclass)
 
+        self.use_embeddings = use_embeddings
+        if use_embeddings:
+            self._build_fusion(n_rnn_in, embedding_size, embedding_type, aggregation_type, frame_emb_enc_dim)
+
         self.frozen_batchnorm = False
         if frozen_batchnorm:
             self.freeze_batchnorm()
+
+    def _build_fusion(
+        self, n_feat: int, embedding_size: int, embedding_type: str, aggregation_type: str, enc_dim: int
+    ) -> None:
+        """The 2023 layers (official names): ``cat_tf`` projects [CNN features, embeddings]
+        back to ``n_feat``; "global"/"frame" first shrink the embedding to ``n_feat``."""
+        if embedding_type not in EMBEDDING_TYPES:
+            raise ValueError(f"CRNN: embedding_type must be one of {EMBEDDING_TYPES}, got {embedding_type!r}")
+        if aggregation_type not in AGGREGATION_TYPES:
+            # 2023 built an unused layer and silently ignored the embeddings
+            raise ValueError(
+                f"CRNN: aggregation_type must be one of {AGGREGATION_TYPES}, got {aggregation_type!r}"
+            )
+        if (aggregation_type == "global") != (embedding_type == "global"):
+            raise ValueError(
+                f"CRNN: aggregation_type {aggregation_type!r} needs embedding_type "
+                f"{'global' if aggregation_type == 'global' else 'frame'}, got {embedding_type!r}"
+            )
+        self.embedding_type, self.aggregation_type = embedding_type, aggregation_type
+        if aggregation_type == "frame":
+            self.frame_embs_encoder = nn.GRU(
+                input_size=embedding_size, hidden_size=enc_dim, batch_first=True, bidirectional=True
+            )
+            embedding_size = 2 * enc_dim
+        if aggregation_type in ("frame", "global"):
+            self.shrink_emb = nn.Sequential(nn.Linear(embedding_size, n_feat), nn.LayerNorm(n_feat))
+            embedding_size = n_feat
+        self.cat_tf = nn.Linear(n_feat + embedding_size, n_feat)
+
+    def _fuse(self, x: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+        """CNN features (batch, frames, n_feat) with the embeddings -> (batch, frames, n_feat)."""
+        n_frames = x.shape[1]
+        if self.aggregation_type == "pool1d":
+            per_frame = F.adaptive_avg_pool1d(embeddings, n_frames).transpose(1, 2)
+        elif self.aggregation_type == "interpolate":
+            per_frame = F.interpolate(embeddings, size=n_frames, mode="nearest-exact").transpose(1, 2)
+        else:
+            if self.aggregation_type == "frame":
+                # 2023: the GRU's output at the last token (the tokens and CNN frames differ in number)
+                embeddings = self.frame_embs_encoder(embeddings.transpose(1, 2))[0][:, -1]
+            per_frame = self.shrink_emb(embeddings)[:, None].expand(-1, n_frames, -1)
+        return self.cat_tf(torch.cat((x, per_frame), dim=-1))
 
     # ------------------------------------------------------------------ batch norm freezing
     def _batchnorm_layers(self) -> list[nn.modules.batchnorm._BatchNorm]:
@@ -167,7 +235,10 @@ class CRNN(nn.Module):
 
     # ------------------------------------------------------------------------------ forward
     def forward(
-        self, x: torch.Tensor, pad_mask: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        pad_mask: torch.Tensor | None = None,
+        embeddings: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Frame and clip probabilities.
 
@@ -176,10 +247,14 @@ class CRNN(nn.Module):
             pad_mask: optional bool mask, True on padded output frames, shape
                 (batch, 1 | nclass, frames_out). As in 2021 it sets the attention logits of
                 those frames to -1e30 before the softmax over classes.
+            embeddings: with ``use_embeddings`` only: (batch, embedding_size, tokens) frame
+                embeddings or (batch, embedding_size) global ones.
 
         Returns:
             strong (batch, nclass, frames_out), weak (batch, nclass).
         """
+        if self.use_embeddings and embeddings is None:
+            raise ValueError("CRNN: built with use_embeddings: true, the forward needs embeddings=")
         if x.dim() == 3:
             x = x.unsqueeze(1)
         # the CNN wants time before frequency: (batch, channels, frames, n_mels)
@@ -198,6 +273,8 @@ class CRNN(nn.Module):
         if self.cnn_integration:
             n_feat *= n_channels
         x = x.reshape(batch, n_feat, n_frames).transpose(1, 2)  # (batch, frames, features)
+        if self.use_embeddings:
+            x = self._fuse(x, embeddings)
 
         x = self.rnn(x)
         x = self.dropout(x)
