@@ -250,16 +250,12 @@ def test_conf_file_without_embeddings_dir_is_an_error(tmp_path, capsys):
     assert "pretrained.extracted_embeddings_dir" in _error_line(capsys)
 
 
-def test_gpus_names_one_device(monkeypatch):
-    from desed_task.config import ConfigError
-    from desed_task.devices import single_device
-
-    assert single_device("0") == torch.device("cpu")
+def test_gpus_that_are_not_there_give_one_error_line(tmp_path, capsys, monkeypatch):
+    beats = write_small_beats(tmp_path / "beats.pt")
+    folder = _write_clips(tmp_path / "audio", {"a.wav": 1.0})
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert single_device(None) == torch.device("cpu")
-    with pytest.raises(ConfigError, match="no CUDA GPU"):
-        single_device("1")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
-    assert single_device(None) == single_device("2") == torch.device("cuda", 0)
-    assert single_device("2,3") == torch.device("cuda", 2)
+    for gpus in ("1", "0,1"):
+        assert _run(["--beats", str(beats), "--folder", str(folder), "--out", str(tmp_path / "E.hdf5"),
+                     "--gpus", gpus]) == 2
+        assert "no CUDA GPU is visible" in _error_line(capsys)
+    assert not (tmp_path / "E.hdf5").exists()

@@ -205,7 +205,7 @@ def test_inference_cli_resamples_a_44k_recording_with_kaiser_best_unless_told(tm
         assert exit_info.value.code == 0 and json.loads(capsys.readouterr().out.strip().splitlines()[-1])["files"] == 1
         assert used == [(44100, 16000, resampler)]
         expected = detector.scores(resample_audio(audio, 44100, 16000, resampler), 16000)
-        table = pd.read_csv(out / "scores" / "rec.tsv", sep="\t")
+        table = pd.read_csv(out / "scores" / "rec.wav.tsv", sep="\t")
         np.testing.assert_allclose(table.iloc[:, 2:].to_numpy().T, expected, rtol=1e-5, atol=1e-6)
 
 

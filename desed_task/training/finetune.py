@@ -94,7 +94,7 @@ def ensemble_of(sed_model: nn.Module, training: dict) -> SeparatedEnsemble:
         mixture_dropout=bool(training.get("ensemble_mixture_dropout", True)),
         q_clamp=bool(training.get("ensemble_q_clamp", False)),
     )
-    log.info("ensemble weight q starts at %.9f", float(ensemble.q))
+    log.info("ensemble weight q starts at %.9f", float(ensemble.q.detach()))
     return ensemble
 
 
