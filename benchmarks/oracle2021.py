@@ -329,6 +329,8 @@ def demo_config(data_root: Path, tiny: bool) -> dict:
         if isinstance(value, str) and value.startswith("data/demo/"):
             config["data"][key] = str(data_root / value[len("data/demo/"):])
     config["demo"]["root"] = str(data_root)
+    # both codes read the one 16 kHz dev-test made by the 2021 function (build_data)
+    config["data"]["test_folder_44k"] = None
     if tiny:
         config["training"].update(batch_size=[2, 2, 4], batch_size_val=4, n_epochs=7, n_epochs_warmup=1)
         config["net"].update(nb_filters=[4, 8, 8, 8, 8, 8, 8], n_RNN_cell=8)
