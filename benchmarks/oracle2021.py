@@ -211,7 +211,8 @@ def config_2021(config: dict) -> dict:
     for key in ("check_audio", "sort_unlabeled"):
         data.pop(key, None)
     for name in ("synth", "weak", "unlabeled", "synth_val", "test", "eval"):
-        data.setdefault(f"{name}_folder_44k", data[f"{name}_folder"])
+        if not data.get(f"{name}_folder_44k"):
+            data[f"{name}_folder_44k"] = data[f"{name}_folder"]
     config["scaler"].setdefault("savepath", "./scaler.ckpt")
     return config
 
@@ -228,6 +229,7 @@ def run_oracle(config: dict, out: Path, exit_after: int = 0, param_steps: int = 
     conf.write_text(yaml.safe_dump(config_2021(config)))
     env = dict(os.environ, ORACLE_REF_PARENT=str(work), ORACLE_OUT=str(out / "records"),
                OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
+    env.pop("PYTHONPATH", None)  # the recipe's desed_task (a namespace package) must not meet ours
     if exit_after:
         env["DIAG_EXIT_AFTER"] = str(exit_after)
     if param_steps:
@@ -332,6 +334,7 @@ def demo_config(data_root: Path, tiny: bool) -> dict:
     # both codes read the one 16 kHz dev-test made by the 2021 function (build_data)
     config["data"]["test_folder_44k"] = None
     if tiny:
+        config["demo"]["sizes"] = TINY_SIZES
         config["training"].update(batch_size=[2, 2, 4], batch_size_val=4, n_epochs=7, n_epochs_warmup=1)
         config["net"].update(nb_filters=[4, 8, 8, 8, 8, 8, 8], n_RNN_cell=8)
     return config
@@ -351,6 +354,7 @@ def build_data(data_root: Path, tiny: bool) -> None:
     test_16k = data_root / "audio" / "validation" / "validation_16k"
     if not test_16k.is_dir():
         env = dict(os.environ, ORACLE_REF_PARENT=str(ORACLE))
+        env.pop("PYTHONPATH", None)
         subprocess.run([str(oracle_python()), str(ORACLE / "resample_test_2021.py"),
                         str(data_root / "audio" / "validation" / "validation_44k") + "/", str(test_16k) + "/"],
                        env=env, check=True, capture_output=True)
