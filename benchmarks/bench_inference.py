@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from desed_task.config import load_config  # noqa: E402
 from desed_task.data.classes import DESED_CLASSES  # noqa: E402
-from desed_task.nnet.CRNN import CRNN  # noqa: E402
+from desed_task.nnet import build_network  # noqa: E402
 from desed_task.training.mean_teacher import MeanTeacher  # noqa: E402
 
 
@@ -73,7 +73,7 @@ def main() -> None:
         tmp = Path(tmp)
         config = load_config(args.conf_file)
         torch.manual_seed(0)
-        module = MeanTeacher(config, CRNN(**config["net"]), list(DESED_CLASSES), 0.064)
+        module = MeanTeacher(config, build_network(config["net"]), list(DESED_CLASSES), 0.064)
         checkpoint = tmp / "sed2021.ckpt"
         torch.save({"hyper_parameters": config, "state_dict": module.state_dict()}, checkpoint)
         onnx_path = tmp / "sed2021.onnx"

@@ -29,13 +29,7 @@ sys.path.insert(0, str(REPO))
 from desed_task.config import load_config  # noqa: E402
 from desed_task.data.audio import read_audio  # noqa: E402
 from desed_task.data.resample import resample_audio, resample_folder  # noqa: E402
-from desed_task.features.mel import (  # noqa: E402
-    DB_CLAMP_MAX,
-    DB_CLAMP_MIN,
-    MelSpectrogram,
-    amplitude_to_db,
-    mel_to_hz_htk,
-)
+from desed_task.features.mel import MelSpectrogram, log_mel, mel_to_hz_htk  # noqa: E402
 
 
 def log_mels(folder: Path, mel: MelSpectrogram) -> dict[str, torch.Tensor]:
@@ -43,7 +37,7 @@ def log_mels(folder: Path, mel: MelSpectrogram) -> dict[str, torch.Tensor]:
     out = {}
     for path in sorted(folder.glob("*.wav")):
         audio, _ = read_audio(path, sample_rate=16000, target_len=160000)
-        out[path.name] = amplitude_to_db(mel(audio[None]), amin=1e-5).clamp(DB_CLAMP_MIN, DB_CLAMP_MAX)[0]
+        out[path.name] = log_mel(mel(audio[None]))[0]
     return out
 
 

@@ -29,7 +29,7 @@ import torch  # noqa: E402
 from desed_task.config import load_config  # noqa: E402
 from desed_task.data.classes import DESED_CLASSES  # noqa: E402
 from desed_task.data.datasets import LabelType  # noqa: E402
-from desed_task.nnet.CRNN import CRNN  # noqa: E402
+from desed_task.nnet import build_network  # noqa: E402
 from desed_task.threads import set_cpu_threads  # noqa: E402
 from desed_task.training.ema import update_ema  # noqa: E402
 from desed_task.training.mean_teacher import MeanTeacher  # noqa: E402
@@ -61,7 +61,7 @@ def main() -> None:
         set_cpu_threads()
     config = load_config(args.conf_file)
     config["training"]["mixup"] = "soft"
-    module = MeanTeacher(config, CRNN(**config["net"]), list(DESED_CLASSES), 0.064).to(args.device)
+    module = MeanTeacher(config, build_network(config["net"]), list(DESED_CLASSES), 0.064).to(args.device)
     module.train()
     optimizer = torch.optim.Adam(module.sed_student.parameters(), lr=1e-3)
     batch_sizes = config["training"]["batch_size"]

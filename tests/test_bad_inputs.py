@@ -22,9 +22,9 @@ from desed_task.data.classes import DESED_CLASSES
 from desed_task.data.datamodule import DESEDDataModule
 from desed_task.data.label_encoder import ManyHotEncoder
 from desed_task.data.tables import MetadataError, read_strong_table, read_weak_table
-from desed_task.nnet.CRNN import CRNN
+from desed_task.nnet import build_network
 from desed_task.training.cli import main
-from desed_task.training.finetune import build_ensemble_student, ensemble_of
+from desed_task.training.finetune import build_ensemble_student
 from desed_task.training.mean_teacher import MeanTeacher
 
 
@@ -126,7 +126,7 @@ def test_config_errors_of_the_command_line(tmp_path, capsys):
 # ---------------------------------------------------------------- checkpoints
 def test_resuming_from_a_truncated_checkpoint_is_refused_before_anything_is_made(tmp_path, capsys):
     config = no_data_config(tmp_path)
-    module = MeanTeacher(config, CRNN(**config["net"]), list(DESED_CLASSES), 0.064)
+    module = MeanTeacher(config, build_network(config["net"]), list(DESED_CLASSES), 0.064)
     whole = tmp_path / "last.ckpt"
     torch.save({"state_dict": module.state_dict(), "optimizer_states": [], "hyper_parameters": config}, whole)
     truncated = tmp_path / "truncated.ckpt"
@@ -146,13 +146,13 @@ def _checkpoint_of(student, config: dict, path: Path) -> Path:
 def test_a_checkpoint_given_to_the_other_script_names_its_script(tmp_path, capsys):
     config = no_data_config(tmp_path)
     conf = write_config(config, tmp_path / "tiny.yaml")
-    ssep = _checkpoint_of(ensemble_of(CRNN(**config["net"]), config["training"]), config, tmp_path / "ssep.ckpt")
+    ssep = _checkpoint_of(build_network(config["net"], ensemble=config["training"]), config, tmp_path / "ssep.ckpt")
     argv = ["--conf_file", str(conf), "--gpus", "0", "--log_dir", str(tmp_path / "exp")]
     exits_with_one_error_line(
         capsys, lambda: main("t", "x", "x", argv=[*argv, "--test_from_checkpoint", str(ssep)]),
         "ssep.ckpt: a finetune_on_separated.py (SSEP + SED) checkpoint",
     )
-    sed = _checkpoint_of(CRNN(**config["net"]), config, tmp_path / "sed.ckpt")
+    sed = _checkpoint_of(build_network(config["net"]), config, tmp_path / "sed.ckpt")
     exits_with_one_error_line(
         capsys,
         lambda: main("t", "x", "x", build_student=build_ensemble_student, separated_sources=True,
@@ -216,7 +216,7 @@ def test_a_bad_table_stops_the_command_before_any_version_folder(tmp_path, capsy
     config["data"].update(test_folder=str(tmp_path / "test"), test_folder_44k=None,
                           test_tsv=str(tmp_path / "test.tsv"), test_dur=str(tmp_path / "test_dur.tsv"))
     conf = write_config(config, tmp_path / "tiny.yaml")
-    sed = _checkpoint_of(CRNN(**config["net"]), config, tmp_path / "sed.ckpt")
+    sed = _checkpoint_of(build_network(config["net"]), config, tmp_path / "sed.ckpt")
     argv = ["--conf_file", str(conf), "--gpus", "0", "--log_dir", str(tmp_path / "exp"), "--test_from_checkpoint", str(sed)]
     exits_with_one_error_line(capsys, lambda: main("t", "x", "x", argv=argv), "test.tsv: line 3: 2 of the 4")
     assert not (tmp_path / "exp").exists()

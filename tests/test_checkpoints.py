@@ -14,7 +14,7 @@ from desed_task.checkpoints import (
 )
 from desed_task.config import load_config
 from desed_task.data.classes import DESED_CLASSES
-from desed_task.nnet.CRNN import CRNN
+from desed_task.nnet import build_network
 from desed_task.training.mean_teacher import MeanTeacher
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,13 +42,13 @@ def official_2021_checkpoint(path: Path, net_state: dict, config: dict) -> Path:
 
 
 def _module(config):
-    return MeanTeacher(config, CRNN(**config["net"]), list(DESED_CLASSES), 0.064)
+    return MeanTeacher(config, build_network(config["net"]), list(DESED_CLASSES), 0.064)
 
 
 def test_official_layout_loads_safely(tmp_path):
     config = load_config(REPO / "confs" / "sed.yaml")
     torch.manual_seed(0)
-    reference = CRNN(**config["net"])
+    reference = build_network(config["net"])
     path = official_2021_checkpoint(tmp_path / "epoch=178-step=21121.ckpt", reference.state_dict(), config)
     checkpoint = load_checkpoint(path)
     restored = config_from_checkpoint(checkpoint, path)
@@ -76,7 +76,7 @@ def test_golden_2021_crnn_through_a_2021_checkpoint(tmp_path, shared_reference):
 
 def test_checkpoint_of_another_config_is_refused_by_name(tmp_path):
     config = load_config(REPO / "confs" / "sed.yaml")
-    path = official_2021_checkpoint(tmp_path / "a.ckpt", CRNN(**config["net"]).state_dict(), config)
+    path = official_2021_checkpoint(tmp_path / "a.ckpt", build_network(config["net"]).state_dict(), config)
     other = load_config(REPO / "confs" / "sed.yaml")
     other["net"]["n_RNN_cell"] = 64
     with pytest.raises(CheckpointError, match="a.ckpt.*shape"):

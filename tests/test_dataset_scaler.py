@@ -60,14 +60,14 @@ def test_dataset_scaler_is_fitted_once_saved_and_reused(tiny_data, tmp_path, mon
 
 def test_dataset_scaler_without_statistics_is_a_clear_error(tiny_data, tmp_path, capsys):
     """A checkpoint without scaler statistics, tested with statistic: dataset and no file."""
-    from desed_task.nnet.CRNN import CRNN
+    from desed_task.nnet import build_network
     from desed_task.training.mean_teacher import MeanTeacher
 
     config = tiny_config(tiny_data, tmp_path / "exp")
     config["scaler"] = {"statistic": "dataset", "normtype": "standard", "dims": [1, 2],
                         "savepath": str(tmp_path / "absent.ckpt")}
     conf = write_config(config, tmp_path / "tiny.yaml")
-    module = MeanTeacher(config, CRNN(**config["net"]), [str(i) for i in range(10)], 0.064)
+    module = MeanTeacher(config, build_network(config["net"]), [str(i) for i in range(10)], 0.064)
     state = {k: v for k, v in module.state_dict().items() if not k.startswith("scaler.")}
     torch.save({"state_dict": state, "hyper_parameters": config}, tmp_path / "unfitted.ckpt")
     with pytest.raises(SystemExit) as exit_info:

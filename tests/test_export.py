@@ -12,7 +12,7 @@ from pipeline import tiny_config
 
 from desed_task.export.cli import main as export_main
 from desed_task.inference import SoundEventDetector
-from desed_task.nnet.CRNN import CRNN
+from desed_task.nnet import build_network
 from desed_task.training.mean_teacher import MeanTeacher
 
 ort = pytest.importorskip("onnxruntime")
@@ -25,7 +25,7 @@ def checkpoint(tmp_path_factory):
     config = tiny_config(tmp_path_factory.mktemp("unused"), tmp_path_factory.mktemp("unused"))
     config.pop("demo")
     config["scaler"] = {"statistic": "instance", "normtype": "minmax", "dims": [1, 2]}
-    module = MeanTeacher(config, CRNN(**config["net"]), [f"c{i}" for i in range(10)], 0.064)
+    module = MeanTeacher(config, build_network(config["net"]), [f"c{i}" for i in range(10)], 0.064)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
     torch.save({"hyper_parameters": config, "state_dict": module.state_dict()}, path)
     return path

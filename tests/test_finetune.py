@@ -15,7 +15,8 @@ from pipeline import tiny_config
 
 from desed_task.checkpoints import CheckpointError, load_checkpoint
 from desed_task.config import ConfigError, validate_config
-from desed_task.nnet.CRNN import CRNN
+from desed_task.features.mel import log_mel
+from desed_task.nnet import build_network
 from desed_task.nnet.ensemble import SeparatedEnsemble
 from desed_task.separation import separate_folder
 from desed_task.separation.jobs import prepare_16k, separation_jobs
@@ -53,7 +54,7 @@ def sep_config(data_root: Path, log_dir: Path, sed_checkpoint: Path) -> dict:
 def pretrained_checkpoint(path: Path, config: dict) -> tuple[Path, dict]:
     """A train_sed.py-like checkpoint: different student and teacher CRNNs and the config."""
     torch.manual_seed(1)
-    student, teacher = CRNN(**config["net"]), CRNN(**config["net"])
+    student, teacher = build_network(config["net"]), build_network(config["net"])
     with torch.no_grad():  # non-trivial batch norm statistics, as after training
         for model in (student, teacher):
             for name, buffer in model.named_buffers():
@@ -186,26 +187,25 @@ def test_builder_errors_name_the_file_or_key(tmp_path):
 def test_mixture_branch_input_is_the_log_mel_of_the_summed_source_mels(tmp_path, mixture_input):
     """2021 read only the separated files: the frozen copy saw the log-mel of the sum over
     sources of each source's mel magnitude. `mixture` (not 2021): the real mixture's log-mel."""
-    from desed_task.training.finetune import ensemble_of
     from desed_task.training.mean_teacher import MeanTeacher
 
     config = sep_config(tmp_path / "demo", tmp_path / "exp", tmp_path / "sed.ckpt")
     if mixture_input != "sum_of_sources":
         config["training"]["ensemble_mixture_input"] = mixture_input
     torch.manual_seed(0)
-    module = MeanTeacher(config, ensemble_of(CRNN(**config["net"]), config["training"]), list("abcdefghij"), 0.064)
+    module = MeanTeacher(config, build_network(config["net"], ensemble=config["training"]), list("abcdefghij"), 0.064)
     seen = []
     module.sed_student.monaural_model.register_forward_pre_hook(lambda _, args: seen.append(args[0]))
     mixture = torch.randn(2, 16000)
     sources = torch.randn(2, N_SOURCES, 16000)  # not adding up to the mixture: the test tells them apart
     audio = torch.cat([mixture[:, None], sources], 1)
     module.eval()
-    module.detect(module.features(audio), module.sed_student)
+    module.detect(module.mel_magnitudes(audio), module.sed_student)
 
     if mixture_input == "sum_of_sources":
         mel = module.mel(sources).sum(1)
     else:
         mel = module.mel(mixture)
-    want = module.scaler(module.log_mel(mel))
+    want = module.scaler(log_mel(mel))
     assert len(seen) == 1 and seen[0].shape == want.shape
     torch.testing.assert_close(seen[0], want)

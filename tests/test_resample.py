@@ -165,12 +165,12 @@ def test_train_sed_resamples_the_44k_folder_with_data_resampler(tmp_path, tiny_c
 def tiny_checkpoint(tmp_path_factory) -> Path:
     from test_inference import tiny_detector_config
 
-    from desed_task.nnet.CRNN import CRNN
+    from desed_task.nnet import build_network
     from desed_task.training.mean_teacher import MeanTeacher
 
     torch.manual_seed(0)
     config = tiny_detector_config()
-    module = MeanTeacher(config, CRNN(**config["net"]), [f"c{i}" for i in range(10)], 0.064)
+    module = MeanTeacher(config, build_network(config["net"]), [f"c{i}" for i in range(10)], 0.064)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
     torch.save({"hyper_parameters": config, "state_dict": module.state_dict()}, path)
     return path

@@ -173,14 +173,14 @@ def test_official_2021_checkpoint_tests_through_the_command_line(tiny_data, tmp_
     from test_checkpoints import official_2021_checkpoint
 
     from desed_task.config import load_config
-    from desed_task.nnet.CRNN import CRNN
+    from desed_task.nnet import build_network
 
     config = load_config(REPO / "confs" / "sed.yaml")
     golden = SHARED / "reference" / "crnn2021_golden.pt"
     if golden.is_file():
         net_state = torch.load(golden, weights_only=True)["state_dict"]
     else:  # the same layout, random weights
-        net_state = CRNN(**config["net"]).state_dict()
+        net_state = build_network(config["net"]).state_dict()
     checkpoint = official_2021_checkpoint(tmp_path / "epoch=178-step=21121.ckpt", net_state, config)
     conf = write_config(tiny_config(tiny_data, tmp_path / "exp"), tmp_path / "tiny.yaml")
     results = _run(conf, "--test_from_checkpoint", str(checkpoint), "--log_dir", str(tmp_path / "official"))

@@ -16,9 +16,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m desed_task.export",
         description="Export a SED checkpoint to ONNX: 16 kHz mono audio (batch, samples) in, "
-        "strong (batch, classes, frames) and weak (batch, classes) scores out.",
+        "strong (batch, classes, frames) and weak (batch, classes) scores out. An SSEP + SED "
+        "checkpoint takes (batch, 1 + sources, samples): the mixture, then its separated sources "
+        "(the TensorFlow separation model is not in the graph).",
     )
-    parser.add_argument("--checkpoint", required=True, help="a train_sed.py checkpoint or an official 2021 one")
+    parser.add_argument("--checkpoint", required=True, help="a checkpoint of train_sed.py or finetune_on_separated.py, or an official 2021 one")
     parser.add_argument("--model", choices=("teacher", "student"), default="teacher", help="which network (default: %(default)s)")
     parser.add_argument("--onnx", metavar="FILE", help="the .onnx file to write")
     parser.add_argument("--torchscript", metavar="FILE", help="also (or instead) a traced TorchScript file (.pt)")
@@ -37,16 +39,24 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:
         print("error: the onnx package is missing; in the clone: pip install -e '.[export]' (onnx, onnxruntime, onnxscript)", file=sys.stderr)
         raise SystemExit(2) from None
-    from desed_task.export.onnx import export_onnx, export_torchscript, model_metadata
+    from desed_task.export.onnx import (
+        SEPARATED_INPUT,
+        export_onnx,
+        export_torchscript,
+        model_metadata,
+    )
     from desed_task.inference.detector import SoundEventDetector
 
     try:
-        detector = SoundEventDetector.from_checkpoint(args.checkpoint, model=args.model)
+        # the separation model stays outside the graph: an SSEP + SED export takes the sources
+        detector = SoundEventDetector.from_checkpoint(args.checkpoint, model=args.model, separate=False)
     except (CheckpointError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     # the file's own name, not a link's (exp/demo/best.ckpt -> best-epoch=...-step=....ckpt)
     extra = {"checkpoint": Path(args.checkpoint).resolve().name, "model": args.model}
+    if detector.pipeline.takes_sources:
+        extra.update(input=SEPARATED_INPUT, mixture_input=detector.pipeline.mixture_input or "sum_of_sources")
     facts = (detector.class_names, detector.sample_rate, detector.hop_length, detector.net_pooling)
     written = {}
     if args.onnx:

@@ -6,6 +6,11 @@ and ``weak`` (batch, classes); mel spectrogram, dB, scaler and network are all i
 deployment needs only onnxruntime. Batch and length axes are dynamic. The metadata holds the
 class names, the frame step, the sample rate and the STFT settings.
 
+An SSEP + SED checkpoint (finetune_on_separated.py) exports its ensemble with the features:
+``audio`` is then (batch, 1 + sources, samples), the mixture then its separated sources (a
+dynamic axis). The separation model is a TensorFlow graph and stays outside: a deployment
+separates the audio itself, as ``python -m desed_task.inference --onnx`` does.
+
 The TorchScript-based exporter is used: the dynamo exporter fails on the GRU (torch 2.13). The
 STFT is written as frame gathering and two matrix products (``FactoredDFTMagnitude``), which
 ONNX Runtime runs 4x faster than its STFT node: the same numbers as
@@ -22,7 +27,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from desed_task.features.mel import DB_CLAMP_MAX, DB_CLAMP_MIN, MelSpectrogram, amplitude_to_db
+from desed_task.features.mel import MelSpectrogram
+from desed_task.features.network_input import mel_magnitudes, normalise
 
 OPSET = 17
 
@@ -85,7 +91,7 @@ class ExportMelSpectrogram(nn.Module):
     exported (ONNX STFT).
 
     Shapes:
-        audio: (batch, samples) -> (batch, n_mels, 1 + samples // hop_length).
+        audio: (batch, [channels,] samples) -> (batch, [channels,] n_mels, 1 + samples // hop_length).
     """
 
     def __init__(self, mel: MelSpectrogram) -> None:
@@ -102,6 +108,9 @@ class ExportMelSpectrogram(nn.Module):
         self.dft = FactoredDFTMagnitude(self.n_fft) if self.blocks_per_frame else None
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        if audio.dim() == 3:  # (batch, channels, samples): each channel on its own
+            mel = self.forward(audio.reshape(-1, audio.shape[-1]))
+            return mel.reshape(audio.shape[0], audio.shape[1], *mel.shape[-2:])
         half = self.n_fft // 2
         padded = nn.functional.pad(audio[:, None], (half, half), mode="reflect")[:, 0]
         if self.dft is None:
@@ -121,33 +130,54 @@ class ExportMelSpectrogram(nn.Module):
 
 
 class ExportPipeline(nn.Module):
-    """Audio -> (strong, weak) of a :class:`desed_task.inference.SEDPipeline`, exportable."""
+    """Audio -> (strong, weak) of a :class:`desed_task.inference.SEDPipeline`, exportable: the
+    same network input (`desed_task.features.network_input`) with the mel spectrogram written
+    as :class:`ExportMelSpectrogram`."""
 
     def __init__(self, pipeline: nn.Module) -> None:
         super().__init__()
         self.mel = ExportMelSpectrogram(pipeline.mel)
         self.scaler = pipeline.scaler
         self.network = pipeline.network
+        self.mixture_input = pipeline.mixture_input
 
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        db = amplitude_to_db(self.mel(audio), amin=1e-5).clamp(DB_CLAMP_MIN, DB_CLAMP_MAX)
-        return self.network(self.scaler(db))
+        return self.network(normalise(self.scaler, mel_magnitudes(self.mel, audio, self.mixture_input)))
+
+
+EXAMPLE_SOURCES = 4  # sources of the tracing input of an SSEP + SED export (the real model's; the axis is dynamic)
+AUDIO_INPUT = "audio: float32 (batch, samples), mono at sample_rate Hz, at least n_fft / 2 + 1 samples"
+SEPARATED_INPUT = (
+    "audio: float32 (batch, 1 + sources, samples) at sample_rate Hz, at least n_fft / 2 + 1 samples: "
+    "channel 0 the mono mixture, then its sources by the separation model (not in this graph); "
+    "with mixture_input sum_of_sources (2021) channel 0 is not read"
+)
 
 
 def model_metadata(
     class_names: Sequence[str], sample_rate: int, hop_length: int, net_pooling: int, extra: dict[str, str] | None = None
 ) -> dict[str, str]:
-    """What a deployment needs to read the outputs, as strings."""
+    """What a deployment needs to read the outputs, as strings (an SSEP + SED export gives its
+    ``input`` and ``mixture_input`` in `extra`)."""
     return {
         "class_names": json.dumps(list(class_names)),
         "sample_rate": str(int(sample_rate)),
         "frame_step": repr(hop_length * net_pooling / sample_rate),
         "hop_length": str(int(hop_length)),
         "net_pooling": str(int(net_pooling)),
-        "input": "audio: float32 (batch, samples), mono at sample_rate Hz, at least n_fft / 2 + 1 samples",
+        "input": AUDIO_INPUT,
         "outputs": "strong: (batch, classes, frames) frame probabilities, frame i covers [i, i + 1) * frame_step s; weak: (batch, classes)",
         **(extra or {}),
     }
+
+
+def example_input(pipeline: nn.Module, sample_rate: int) -> torch.Tensor:
+    """10 s of silence in the pipeline's input layout: (1, samples), or (1, 1 + sources,
+    samples) for a pipeline that takes separated sources."""
+    samples = 10 * int(sample_rate)
+    if getattr(pipeline, "takes_sources", False):
+        return torch.zeros(1, 1 + EXAMPLE_SOURCES, samples)
+    return torch.zeros(1, samples)
 
 
 def export_torchscript(pipeline: nn.Module, path: str | Path, metadata: dict[str, str]) -> Path:
@@ -158,7 +188,7 @@ def export_torchscript(pipeline: nn.Module, path: str | Path, metadata: dict[str
     path.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(ExportPipeline(pipeline).eval(), torch.zeros(1, 10 * int(metadata["sample_rate"])), check_trace=False)
+        traced = torch.jit.trace(ExportPipeline(pipeline).eval(), example_input(pipeline, int(metadata["sample_rate"])), check_trace=False)
         torch.jit.save(traced, str(path), _extra_files={"metadata.json": json.dumps(metadata)})
     return path
 
@@ -191,7 +221,8 @@ def export_onnx(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     module = ExportPipeline(pipeline).eval()
-    example = torch.zeros(1, 10 * sample_rate)
+    example = example_input(pipeline, sample_rate)
+    audio_axes = {0: "batch", 1: "sources", 2: "samples"} if example.dim() == 3 else {0: "batch", 1: "samples"}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -200,7 +231,7 @@ def export_onnx(
             str(path),
             input_names=["audio"],
             output_names=["strong", "weak"],
-            dynamic_axes={"audio": {0: "batch", 1: "samples"}, "strong": {0: "batch", 2: "frames"}, "weak": {0: "batch"}},
+            dynamic_axes={"audio": audio_axes, "strong": {0: "batch", 2: "frames"}, "weak": {0: "batch"}},
             opset_version=OPSET,
             dynamo=False,
         )

@@ -2,7 +2,7 @@
 
 Numerically this is ``torchaudio.transforms.MelSpectrogram(..., window_fn=torch.hamming_window,
 wkwargs={"periodic": False}, power=1)`` followed by ``AmplitudeToDB(stype="amplitude")`` with
-``amin=1e-5`` and the 2021 clamp to [-50, 80] dB.
+``amin=1e-5`` and the 2021 clamp to [-50, 80] dB (`log_mel`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from torch import nn
 # 2021 clamped the dB values "to reproduce old code"
 DB_CLAMP_MIN = -50.0
 DB_CLAMP_MAX = 80.0
+LOG_MEL_AMIN = 1e-5  # 2021's floor before the log, "as in librosa"
 
 
 def hz_to_mel_htk(freq_hz: torch.Tensor) -> torch.Tensor:
@@ -168,72 +169,20 @@ def amplitude_to_db(
     return db
 
 
-class LogMelFeatures(nn.Module):
-    """Waveform -> clamped log-mel features of the 2021 baseline.
+def log_mel(mel_magnitudes: torch.Tensor) -> torch.Tensor:
+    """The 2021 dB step of the SED features: ``20 * log10(max(mel, 1e-5))`` clamped to
+    [-50, 80] dB, any shape (..., n_mels, frames) -> the same shape.
 
-    ``LogMelFeatures(**config["feats"])`` with the ``feats:`` section of ``sed.yaml``.
-    As in 2021 the FFT size is ``n_window``; ``n_filters`` is accepted for the yaml but
-    must equal ``n_window`` (2021 ignored it silently).
-
-    Args:
-        n_mels: mel bands.
-        n_filters: FFT size in the yaml, must equal n_window.
-        hop_length: frame hop in samples.
-        n_window: FFT size and window length in samples.
-        sample_rate: in Hz.
-        f_min, f_max: mel band edges in Hz.
-        amin: magnitude floor before the log.
-        db_range: (min, max) clamp of the dB values, (-50, 80) in 2021; None: no clamp.
-
-    Shapes:
-        waveform: (..., samples) -> (..., n_mels, 1 + samples // hop_length), in dB.
+    The one copy of that step: training (`MeanTeacher`), inference (`SEDPipeline`) and the
+    exported graph (`ExportPipeline`) call it.
     """
-
-    def __init__(
-        self,
-        n_mels: int = 128,
-        n_filters: int | None = None,
-        hop_length: int = 256,
-        n_window: int = 2048,
-        sample_rate: int = 16000,
-        f_min: float = 0.0,
-        f_max: float = 8000.0,
-        amin: float = 1e-5,
-        db_range: tuple[float, float] | None = (DB_CLAMP_MIN, DB_CLAMP_MAX),
-    ):
-        super().__init__()
-        if n_filters is not None and n_filters != n_window:
-            raise ValueError(
-                f"LogMelFeatures: n_filters={n_filters} differs from n_window={n_window}; "
-                "the baseline uses n_window as FFT size and window length"
-            )
-        self.mel = MelSpectrogram(
-            sample_rate=sample_rate,
-            n_fft=n_window,
-            win_length=n_window,
-            hop_length=hop_length,
-            f_min=f_min,
-            f_max=f_max,
-            n_mels=n_mels,
-        )
-        self.amin = amin
-        self.db_range = None if db_range is None else tuple(db_range)
-
-    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        db = amplitude_to_db(self.mel(waveform), amin=self.amin)
-        if self.db_range is not None:
-            db = db.clamp(min=self.db_range[0], max=self.db_range[1])
-        return db
-
-    def n_frames(self, n_samples: int) -> int:
-        """Frames produced for ``n_samples`` samples (centred STFT)."""
-        return 1 + n_samples // self.mel.hop_length
+    return amplitude_to_db(mel_magnitudes, amin=LOG_MEL_AMIN).clamp(DB_CLAMP_MIN, DB_CLAMP_MAX)
 
 
 __all__ = [
     "MelSpectrogram",
-    "LogMelFeatures",
     "amplitude_to_db",
+    "log_mel",
     "mel_filterbank",
     "hz_to_mel_htk",
     "mel_to_hz_htk",

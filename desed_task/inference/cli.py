@@ -23,11 +23,13 @@ from desed_task.checkpoints import CheckpointError
 from desed_task.config import RESAMPLERS
 from desed_task.data.audio import AudioError
 from desed_task.devices import torch_device
+from desed_task.features.mel import log_mel
 from desed_task.inference.detector import MODELS, SoundEventDetector
 from desed_task.inference.outputs import EventsFile, input_names, write_score_table
 from desed_task.inference.reading import NoAudioFilesError
 from desed_task.postprocessing import ClassValuesError, load_postprocessing, read_class_values
 from desed_task.postprocessing.apply import detect_events
+from desed_task.separation.model import TensorFlowMissing  # plain Python: no TensorFlow yet
 
 log = logging.getLogger("desed_task.inference")
 
@@ -38,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Detect sound events in recordings with a trained SED checkpoint.",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (searched recursively)")
-    parser.add_argument("--checkpoint", required=True, help="a train_sed.py checkpoint or an official 2021 one")
+    parser.add_argument("--checkpoint", required=True, help="a checkpoint of train_sed.py or finetune_on_separated.py, or an official 2021 one")
     parser.add_argument("--model", choices=MODELS, default="teacher", help="which network of the mean teacher (default: %(default)s)")
     parser.add_argument("--out_dir", default="detections", help="output folder (default: %(default)s)")
     parser.add_argument("--window", type=float, default=10.0, help="sliding window, seconds (default: %(default)s, the training clip length)")
@@ -55,21 +57,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--plot", action="store_true", help="also write plots/<name>.png (log-mel, scores, events); <name>: the file's path below its PATH, extension included")
     parser.add_argument("--resampler", choices=RESAMPLERS, default=None, help="for recordings not at the model's rate: kaiser_best (2021's resampler) or soxr_hq (default: the checkpoint's data.resampler, kaiser_best when unset)")
     parser.add_argument("--onnx", metavar="FILE", help="run the network with ONNX Runtime from this export of the checkpoint (python -m desed_task.export); CPU only")
+    parser.add_argument("--separation_model", metavar="DIR", help="for an SSEP + SED checkpoint (finetune_on_separated.py): the separation model's folder (inference.meta and model.ckpt-*, e.g. yfcc100m_mixit_model_checkpoint/; needs the separation extra); default: the checkpoint's training.sep_graph / sep_checkpoint")
     return parser
 
 
 class LogMelCollector:
-    """The log-mel of a recording at the output frame rate, filled window by window (--plot)."""
+    """The log-mel of a recording at the output frame rate, filled window by window (--plot).
 
-    def __init__(self, detector: SoundEventDetector) -> None:
+    Args:
+        detector: the detector scoring the recording.
+        mel: its PyTorch mel spectrogram (also with --onnx).
+    """
+
+    def __init__(self, detector: SoundEventDetector, mel: torch.nn.Module) -> None:
         self.detector = detector
+        self.mel = mel
         self.columns: dict[int, np.ndarray] = {}
 
     def __call__(self, start: int, audio: np.ndarray) -> None:
-        pipeline, pool = self.detector.pipeline, self.detector.net_pooling
+        pool = self.detector.net_pooling
         padded = audio if len(audio) > self.detector.scorer.min_samples else np.pad(audio, (0, self.detector.scorer.min_samples - len(audio)))
         with torch.inference_mode():
-            db = pipeline.log_mel(torch.from_numpy(np.ascontiguousarray(padded))[None].to(self.detector.device))[0]
+            db = log_mel(self.mel(torch.from_numpy(np.ascontiguousarray(padded))[None].to(self.detector.device)))[0]
         n = db.shape[-1] // pool
         pooled = db[:, : n * pool].reshape(db.shape[0], n, pool).mean(-1).cpu().numpy()
         first = start // self.detector.scorer.frame_samples
@@ -94,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     inputs = input_names(args.paths)
     detector = SoundEventDetector.from_checkpoint(
         args.checkpoint, model=args.model, window=args.window, hop=args.hop, batch_size=args.batch_size, device=device,
-        resampler=args.resampler,
+        resampler=args.resampler, separation_model=args.separation_model,
     )
     mel = detector.pipeline.mel
     band_edges = (float(mel.f_min), float(mel.f_max))  # the plot's frequency axis
@@ -117,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     audio_seconds = 0.0
     started = time.perf_counter()
     for path, name in tqdm(inputs, desc="detect", unit="file", file=sys.stderr):
-        collector = LogMelCollector(detector) if args.plot else None
+        collector = LogMelCollector(detector, mel) if args.plot else None
         try:
             scores, audio = detector.score_file(path, on_window=collector)
         except AudioError as err:
@@ -159,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         status = run(args)
-    except (CheckpointError, ClassValuesError, NoAudioFilesError, ValueError) as err:
+    except (CheckpointError, ClassValuesError, NoAudioFilesError, ValueError, FileNotFoundError, TensorFlowMissing) as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     raise SystemExit(status)

@@ -6,7 +6,10 @@
     events = detector.events(scores, threshold=0.5)         # filename, onset, offset, event_label
 
 Features, scaler and network come from the checkpoint's config, so they are the ones the model
-was trained with.
+was trained with. Every checkpoint the project trains is taken: train_sed.py's CRNN, the official
+2021 one, and finetune_on_separated.py's SSEP + SED ensemble, which needs the separation model
+(``separation_model=DIR``, else the checkpoint's ``training.sep_graph`` / ``sep_checkpoint``):
+each window is separated, then the ensemble scores the mixture and its sources.
 """
 
 from __future__ import annotations
@@ -22,10 +25,14 @@ from torch import nn
 
 from desed_task.data.resample import check_resampler, resample_stream
 from desed_task.evaluation.evaluate import decode_at_class_thresholds
-from desed_task.features.mel import DB_CLAMP_MAX, DB_CLAMP_MIN, MelSpectrogram, amplitude_to_db
+from desed_task.features.mel import MelSpectrogram
+from desed_task.features.network_input import mel_magnitudes, normalise
 from desed_task.features.scaler import TorchScaler
 from desed_task.inference.reading import AudioFile, to_mono
 from desed_task.inference.windows import LongFormScorer
+from desed_task.nnet import network_from_config
+from desed_task.nnet.ensemble import SeparatedEnsemble
+from desed_task.separation.folder import Separator
 
 MODELS = ("teacher", "student")
 MIN_SECONDS = 1.0  # shorter audio is zero-padded to this, its scores cut back
@@ -33,25 +40,86 @@ MIN_SECONDS = 1.0  # shorter audio is zero-padded to this, its scores cut back
 
 class SEDPipeline(nn.Module):
     """Waveform -> frame and clip probabilities: mel, dB (amin 1e-5, clamp [-50, 80]), scaler,
-    network; the same operations as ``MeanTeacher.detect(MeanTeacher.features(audio))``.
+    network; the operations of ``MeanTeacher.detect(MeanTeacher.mel_magnitudes(audio))``
+    (`desed_task.features.network_input`).
+
+    Args:
+        mel, scaler, network: the training module's.
+        mixture_input: for a network fed separated sources (`takes_sources`), the config's
+            ``training.ensemble_mixture_input`` (None: sum_of_sources, 2021).
 
     Shapes:
-        audio: (batch, samples) at the model's rate -> strong (batch, n_classes, frames),
-        weak (batch, n_classes).
+        audio: (batch, samples) at the model's rate, or with `takes_sources` (batch, 1 + sources,
+        samples), the mixture first -> strong (batch, n_classes, frames), weak (batch, n_classes).
     """
 
-    def __init__(self, mel: MelSpectrogram, scaler: nn.Module, network: nn.Module) -> None:
+    def __init__(self, mel: MelSpectrogram, scaler: nn.Module, network: nn.Module, mixture_input: str | None = None) -> None:
         super().__init__()
         self.mel = mel
         self.scaler = scaler
         self.network = network
+        self.mixture_input = mixture_input
+        self.takes_sources = isinstance(network, SeparatedEnsemble)
 
-    def log_mel(self, audio: torch.Tensor) -> torch.Tensor:
-        """(batch, samples) -> (batch, n_mels, frames) clamped dB, before the scaler."""
-        return amplitude_to_db(self.mel(audio), amin=1e-5).clamp(DB_CLAMP_MIN, DB_CLAMP_MAX)
+    def mel_magnitudes(self, audio: torch.Tensor) -> torch.Tensor:
+        """(batch, [1 + sources,] samples) -> (batch, [1 + sources,] n_mels, frames)."""
+        return mel_magnitudes(self.mel, audio, self.mixture_input)
+
+    def normalise(self, mel: torch.Tensor) -> torch.Tensor:
+        """Mel magnitudes -> the network's input (log-mel, scaler), same shape."""
+        return normalise(self.scaler, mel)
 
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.network(self.scaler(self.log_mel(audio)))
+        return self.network(self.normalise(self.mel_magnitudes(audio)))
+
+
+class SeparationModelMissing(ValueError):
+    """An SSEP + SED checkpoint without its separation model; the message says what to pass."""
+
+
+def separation_model_of(config: dict, given: str | Path | Separator | None, source: str) -> Separator:
+    """The separation model of an SSEP + SED checkpoint.
+
+    Args:
+        config: the checkpoint's config (``training.sep_graph`` / ``sep_checkpoint``).
+        given: a model (anything with ``separate``), its folder (``inference.meta`` and one
+            ``model.ckpt-*``), or None: the config's files when they exist.
+        source: the checkpoint, for messages.
+
+    Raises:
+        SeparationModelMissing: none given and the config's files are absent.
+        FileNotFoundError: the folder given lacks the model's files.
+        TensorFlowMissing: TensorFlow (the ``separation`` extra) is not installed.
+    """
+    if isinstance(given, Separator):
+        return given
+    from desed_task.separation.model import check_model_files, model_files_in
+
+    if given is not None:
+        graph, prefix = model_files_in(given)
+    else:
+        training = config["training"]
+        graph, prefix = training.get("sep_graph"), training.get("sep_checkpoint")
+        try:
+            check_model_files(Path(graph or ""), Path(prefix or ""))
+        except FileNotFoundError:
+            raise SeparationModelMissing(
+                f"{source}: an SSEP + SED checkpoint (finetune_on_separated.py): each window is "
+                f"separated before its ensemble scores it; give the separation model's folder with "
+                f"--separation_model DIR (Python: separation_model=DIR; DIR holds inference.meta "
+                f"and model.ckpt-*, e.g. yfcc100m_mixit_model_checkpoint/) - the checkpoint's "
+                f"training.sep_graph ({graph}) and sep_checkpoint ({prefix}) are not there"
+            ) from None
+    from desed_task.separation.model import TFSeparationModel  # imports TensorFlow
+
+    return TFSeparationModel(graph, prefix)
+
+
+def with_separated_sources(audio: torch.Tensor, separator: Separator) -> torch.Tensor:
+    """(batch, samples) mixtures -> (batch, 1 + sources, samples): each mixture, then its
+    sources by `separator` (one waveform at a time, as run_separation.py separates clips)."""
+    rows = [torch.from_numpy(separator.separate(mixture.cpu().numpy())) for mixture in audio]
+    return torch.cat([audio[:, None], torch.stack(rows).to(audio)], 1)
 
 
 MAX_CHANNELS = 32  # an axis this short is channels; a recording has far more samples
@@ -110,6 +178,8 @@ class SoundEventDetector:
             ``training.median_window``).
         resampler: how recordings at another rate are resampled: kaiser_best (2021, the
             default) or soxr_hq (the config's ``data.resampler``).
+        separator: for a pipeline that `takes_sources` (SSEP + SED): the separation model
+            each window is separated with before the pipeline scores it.
     """
 
     def __init__(
@@ -125,7 +195,9 @@ class SoundEventDetector:
         device: str | torch.device = "cpu",
         median_window: int = 7,
         resampler: str | None = None,
+        separator: Separator | None = None,
     ) -> None:
+        self.separator = separator
         self.median_window = int(median_window)
         self.resampler = check_resampler(resampler)
         self.device = torch.device(device)
@@ -145,17 +217,32 @@ class SoundEventDetector:
         )
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, model: str = "teacher", **kwargs) -> SoundEventDetector:
-        """A detector from a checkpoint of train_sed.py (or an official 2021 one).
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        model: str = "teacher",
+        separation_model: str | Path | Separator | None = None,
+        separate: bool = True,
+        **kwargs,
+    ) -> SoundEventDetector:
+        """A detector from a checkpoint of train_sed.py or finetune_on_separated.py (or an
+        official 2021 one).
 
         Args:
             path: the ``.ckpt`` file.
             model: "teacher" or "student".
+            separation_model: SSEP + SED checkpoints only: the separation model's folder
+                (``inference.meta`` and ``model.ckpt-*``) or a loaded model (anything with
+                ``separate``); None: the checkpoint's ``training.sep_graph`` / ``sep_checkpoint``.
+            separate: False: load no separation model; the pipeline of an SSEP + SED checkpoint
+                then takes the mixture and its sources, and `scores` is refused (for export).
             kwargs: ``window``, ``hop``, ``batch_size``, ``device``, ``resampler`` (see the
                 class; ``resampler`` None or absent: the checkpoint's ``data.resampler``).
 
         Raises:
             CheckpointError: the file is not a usable checkpoint (the message says why).
+            SeparationModelMissing: an SSEP + SED checkpoint without its separation model.
+            ValueError: a checkpoint this code cannot score yet (the fused 2023 CRNN).
         """
         from desed_task.checkpoints import (
             config_from_checkpoint,
@@ -165,36 +252,61 @@ class SoundEventDetector:
 
         checkpoint = load_checkpoint(path)
         config = config_from_checkpoint(checkpoint, path)
-        return cls.from_config(config, model, load=lambda module: load_network_weights(module, checkpoint, path), **kwargs)
+        return cls.from_config(
+            config, model, load=lambda module: load_network_weights(module, checkpoint, path),
+            separation_model=separation_model, separate=separate, source=str(path), **kwargs,
+        )
 
     @classmethod
     def from_config(
-        cls, config: dict, model: str = "teacher", load: Callable[[nn.Module], None] | None = None, **kwargs
+        cls,
+        config: dict,
+        model: str = "teacher",
+        load: Callable[[nn.Module], None] | None = None,
+        separation_model: str | Path | Separator | None = None,
+        separate: bool = True,
+        source: str = "config",
+        **kwargs,
     ) -> SoundEventDetector:
         """A detector built from a training config; ``load(module)`` fills the weights of a
         module laid out as the training module (``mel``, ``scaler``, ``sed_student``,
-        ``sed_teacher``; untrained weights without it). Recordings are resampled as the
-        config's ``data.resampler`` (kaiser_best when unset) unless ``resampler`` is given."""
+        ``sed_teacher``; untrained weights without it). The network is the config's
+        (`desed_task.nnet.network_from_config`). Recordings are resampled as the config's
+        ``data.resampler`` (kaiser_best when unset) unless ``resampler`` is given;
+        ``separation_model`` and ``separate`` as in `from_checkpoint`; ``source`` names the
+        config in messages."""
         from desed_task.data.label_encoder import ManyHotEncoder
-        from desed_task.nnet.CRNN import CRNN
 
         if model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+        if config["net"].get("use_embeddings"):
+            # BEATs embeddings of each window would be needed: a later change adds them
+            raise ValueError(
+                f"{source}: a checkpoint of the 2023 CRNN fed BEATs embeddings (net.use_embeddings: "
+                f"true): scoring and exporting it is not supported yet"
+            )
         encoder = ManyHotEncoder.from_config(config)
         module = nn.Module()  # the training module's names, so that its checkpoints load here
         module.mel = MelSpectrogram.from_config(config["feats"])
         module.scaler = TorchScaler.from_config(config["scaler"])
-        module.sed_student = CRNN(**config["net"])
+        module.sed_student = network_from_config(config)
         module.sed_teacher = copy.deepcopy(module.sed_student)
         if load is not None:
             load(module)
-        pipeline = SEDPipeline(module.mel, module.scaler, getattr(module, f"sed_{model}"))
+        pipeline = SEDPipeline(
+            module.mel, module.scaler, getattr(module, f"sed_{model}"),
+            mixture_input=config["training"].get("ensemble_mixture_input"),
+        )
+        separator = None
+        if pipeline.takes_sources and separate:
+            separator = separation_model_of(config, separation_model, source)
         return cls(
             pipeline,
             list(encoder.labels),
             sample_rate=int(config["feats"]["sample_rate"]),
             hop_length=int(config["feats"]["hop_length"]),
             net_pooling=int(config["data"]["net_subsample"]),
+            separator=separator,
             **{
                 "median_window": int(config["training"]["median_window"]),
                 **kwargs,
@@ -208,6 +320,13 @@ class SoundEventDetector:
         return self.hop_length * self.net_pooling / self.sample_rate
 
     def _strong(self, audio: torch.Tensor) -> torch.Tensor:
+        if self.separator is not None:
+            audio = with_separated_sources(audio, self.separator)
+        elif getattr(self.pipeline, "takes_sources", False):
+            raise SeparationModelMissing(
+                "this SSEP + SED detector was built without its separation model (separate=False): "
+                "it cannot score recordings; build it with separation_model=DIR"
+            )
         return self.pipeline(audio.to(self.device))[0]
 
     # ------------------------------------------------------------------ scores

@@ -11,12 +11,12 @@ from torch import nn
 
 
 class OnnxPipeline(nn.Module):
-    """Audio -> (strong, weak) through an exported ONNX model; ``log_mel`` (plots) stays the
-    PyTorch pipeline's.
+    """Audio -> (strong, weak) through an exported ONNX model, in place of the checkpoint's
+    :class:`SEDPipeline` (same input: with `takes_sources`, the mixture and its sources).
 
     Args:
         path: the ``.onnx`` file.
-        torch_pipeline: the checkpoint's :class:`SEDPipeline` (its features draw the plots).
+        torch_pipeline: the checkpoint's :class:`SEDPipeline`.
         threads: ONNX Runtime intra-op threads (default: torch's thread count).
     """
 
@@ -28,10 +28,7 @@ class OnnxPipeline(nn.Module):
         options.intra_op_num_threads = int(threads or torch.get_num_threads())
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.torch_pipeline = torch_pipeline
-
-    def log_mel(self, audio: torch.Tensor) -> torch.Tensor:
-        return self.torch_pipeline.log_mel(audio)
+        self.takes_sources = bool(getattr(torch_pipeline, "takes_sources", False))
 
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feed = {"audio": np.ascontiguousarray(audio.detach().cpu().numpy(), dtype=np.float32)}

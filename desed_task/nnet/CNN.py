@@ -6,6 +6,7 @@ follow the official 2021 layout so that official checkpoints load with ``strict=
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -96,6 +97,10 @@ class CNN(nn.Module):
     Shapes:
         x: (batch, n_in_channel, frames, freq) ->
            (batch, nb_filters[-1], frames / prod(pool_t), freq / prod(pool_f))
+
+    Attributes:
+        time_pooling: input frames per output frame, the product of the time factors of
+            ``pooling`` and ``stride`` (4 for the 2021 CNN).
     """
 
     def __init__(
@@ -128,6 +133,8 @@ class CNN(nn.Module):
                 f"CNN: unknown activation {activation!r}; expected one of {ACTIVATIONS}"
             )
         self.nb_filters = list(nb_filters)
+        # frames in per frame out: the time factors of the pooling and of the conv strides
+        self.time_pooling = math.prod(_time_factor(p) for p in pooling) * math.prod(_time_factor(s) for s in stride)
 
         cnn = nn.Sequential()
         for i in range(n_blocks):
@@ -154,6 +161,11 @@ class CNN(nn.Module):
 def _pair(value) -> int | tuple[int, ...]:
     # yaml gives lists; nn layers want ints or tuples
     return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
+def _time_factor(value) -> int:
+    """The time (first) factor of a pooling or stride entry: ``[t, f]`` or one int for both."""
+    return int(value[0]) if isinstance(value, (list, tuple)) else int(value)
 
 
 def _activation(name: str, index: int, n_channels: int) -> tuple[str, nn.Module]:

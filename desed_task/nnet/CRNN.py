@@ -1,7 +1,8 @@
 """The 2021 baseline CRNN: CNN front end, bidirectional GRU, frame and attention-pooled clip heads;
 with ``use_embeddings`` the 2023 one, pretrained embeddings fused before the GRU.
 
-Build it from the ``net:`` section of the 2021 ``sed.yaml`` with ``CRNN(**config["net"])``.
+Build it from a config's ``net:`` section with ``desed_task.nnet.build_network`` (the one
+place that turns a config into its network; ``CRNN(**config["net"])`` is what it does here).
 Parameter names follow the official layout, so official checkpoints (the ``sed_student.`` /
 ``sed_teacher.`` sub-dicts) load with ``strict=True``.
 """
@@ -74,6 +75,10 @@ class CRNN(nn.Module):
     Raises:
         ValueError: on an unknown keyword or an unsupported value.
 
+    Attributes:
+        time_pooling: input frames per output frame (4 for the 2021 CRNN), which the config's
+            ``data.net_subsample`` must equal (checked by `desed_task.nnet.build_network`).
+
     Shapes:
         x: (batch, n_mels, frames) or (batch, n_in_channel, n_mels, frames), scaled log-mels.
         returns strong: (batch, nclass, frames_out) frame probabilities in [0, 1],
@@ -139,6 +144,7 @@ class CRNN(nn.Module):
         )
         if not train_cnn:
             self.cnn.requires_grad_(False)
+        self.time_pooling = self.cnn.time_pooling  # input frames per output frame
 
         n_rnn_in = nb_filters[-1] * (n_in_channel if cnn_integration else 1)
         self.rnn = BidirectionalGRU(

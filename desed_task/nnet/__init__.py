@@ -1,1 +1,8 @@
+"""Networks: the CRNN (2021; the 2023 embedding fusion), the SSEP + SED ensemble, BEATs.
 
+`build_network` (``nnet/factory.py``) is the one place that turns a config into its network.
+"""
+
+from desed_task.nnet.factory import build_network, network_from_config, network_kind
+
+__all__ = ["build_network", "network_from_config", "network_kind"]

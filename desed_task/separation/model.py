@@ -26,6 +26,8 @@ from desed_task.threads import available_cores
 
 log = logging.getLogger(__name__)
 
+GRAPH_NAME = "inference.meta"
+"""The meta graph's file name in the real model's folder (and the stand-in's)."""
 INPUT_TENSOR = "input_audio/receiver_audio:0"
 OUTPUT_TENSOR = "denoised_waveforms:0"
 STANDIN_MARKER_OP = "STANDIN_separation_model_notice"
@@ -78,6 +80,34 @@ def check_model_files(graph_path: Path, checkpoint_prefix: Path) -> None:
             f"{checkpoint_prefix}: separation checkpoint not found (no {index.name}); "
             f"give the prefix, e.g. .../model.ckpt-3547330; {DOWNLOAD_HINT}"
         )
+
+
+def model_files_in(folder: str | Path) -> tuple[Path, Path]:
+    """The graph and checkpoint prefix of a separation model's folder.
+
+    Args:
+        folder: holds ``inference.meta`` and one checkpoint ``<prefix>.index`` (+ data files),
+            as ``yfcc100m_mixit_model_checkpoint/`` and the stand-in's folder do.
+
+    Returns:
+        (graph path, checkpoint prefix), as ``training.sep_graph`` / ``sep_checkpoint`` name them.
+
+    Raises:
+        FileNotFoundError: not a folder, no graph, no checkpoint or several (the message says
+            which and how to get the model).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: not a folder; give the separation model's folder ({GRAPH_NAME} and model.ckpt-*); {DOWNLOAD_HINT}")
+    indexes = sorted(folder.glob("*.index"))
+    if len(indexes) > 1:
+        raise FileNotFoundError(
+            f"{folder}: several separation checkpoints ({', '.join(p.name for p in indexes)}): keep one"
+        )
+    graph = folder / GRAPH_NAME
+    prefix = indexes[0].with_suffix("") if indexes else folder / "model.ckpt-3547330"
+    check_model_files(graph, prefix)
+    return graph, prefix
 
 
 class TFSeparationModel:

@@ -29,11 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from desed_task.separation.model import STANDIN_MARKER_OP, import_tensorflow
+from desed_task.separation.model import GRAPH_NAME, STANDIN_MARKER_OP, import_tensorflow
 
 log = logging.getLogger(__name__)
 
-GRAPH_NAME = "inference.meta"
 CHECKPOINT_NAME = "model.ckpt"
 CHECKPOINT_STEP = 3547330  # the step of the published checkpoint, so that file names match
 FILTER_TAPS = 33

@@ -28,6 +28,7 @@ from desed_task.data.datasets import EmptySetError
 from desed_task.data.label_encoder import ManyHotEncoder
 from desed_task.data.tables import MetadataError
 from desed_task.devices import DeviceError, parse_gpus
+from desed_task.nnet import build_network
 from desed_task.postprocessing import ClassValuesError
 from desed_task.training.mean_teacher import MeanTeacher
 from desed_task.training.trainer import LAST_CHECKPOINT, build_trainer, preserved_random_states
@@ -81,10 +82,8 @@ def ensure_demo_data(config: dict) -> None:
 
 
 def sed_student(config: dict, checkpoint: dict | None) -> nn.Module:
-    """The 2021 CRNN built from the config's `net:` section."""
-    from desed_task.nnet.CRNN import CRNN
-
-    return CRNN(**config["net"])
+    """The CRNN of the config's `net:` section (`desed_task.nnet.build_network`)."""
+    return build_network(config["net"], net_subsample=config["data"]["net_subsample"])
 
 
 def run(

@@ -10,7 +10,8 @@ Differences from 2021: without ``sed_yaml`` the network configuration is read fr
 checkpoint's own hyper-parameters (ours and the official files keep it there), else the
 config's ``net:``; the `net:` section of the fine-tuning config is replaced by the network
 actually loaded, so that the fine-tuned checkpoint's hyper-parameters rebuild it for
-``--test_from_checkpoint``.
+``--test_from_checkpoint``, inference and export (`desed_task.nnet.build_network`: its
+``training.sed_checkpoint`` says it is the ensemble, ``training.ensemble_*`` its options).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from torch import nn
 
 from desed_task.checkpoints import CheckpointError, load_checkpoint
 from desed_task.config import ConfigError, validate_config
-from desed_task.nnet.CRNN import CRNN
+from desed_task.nnet import build_network
 from desed_task.nnet.ensemble import SeparatedEnsemble
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,8 @@ SED_MODELS = ("teacher", "student")
 
 
 def build_ensemble_student(config: dict, checkpoint: dict | None) -> nn.Module:
-    """The ensemble to fine-tune (or to test), fed (batch, 1 + sources, n_mels, frames).
+    """The ensemble to fine-tune (or to test), fed (batch, 1 + sources, n_mels, frames), built
+    by `desed_task.nnet.build_network` from the config's ``net`` and ``training`` sections.
 
     Args:
         config: the checked config. When fine-tuning, its ``net`` section is set to the
@@ -46,13 +48,14 @@ def build_ensemble_student(config: dict, checkpoint: dict | None) -> nn.Module:
 
     Raises:
         ConfigError: ``training.sed_checkpoint`` unset, ``sed_model`` unknown, ``sed_yaml``
-            unreadable or with an invalid ``net`` section.
+            unreadable or with an invalid ``net`` section, ``data.net_subsample`` not the
+            network's time pooling.
         CheckpointError: the pre-trained checkpoint is missing, unreadable or does not hold
             the network its configuration describes (the file is named).
     """
     training = config["training"]
     if checkpoint is not None:
-        return ensemble_of(CRNN(**config["net"]), training)
+        return _ensemble(config)
     path = training.get("sed_checkpoint")
     if not path:
         raise ConfigError(
@@ -68,32 +71,23 @@ def build_ensemble_student(config: dict, checkpoint: dict | None) -> nn.Module:
         ) from err
     net = pretrained_net_config(config, sed_checkpoint, path)
     pretrained = load_pretrained_sed(net, sed_checkpoint, path, training.get("sed_model") or "teacher")
-    # 2021 then built the network to fine-tune anew and copied the weights in: building it
-    # here too leaves the seeded generator where 2021's was when q is drawn
-    sed_model = CRNN(**net)
-    sed_model.load_state_dict(pretrained.state_dict())
     if net != config["net"]:
         log.info("net: the pre-trained network's configuration replaces the config's `net:` section")
     config["net"] = net
-    return ensemble_of(sed_model, training)
+    # 2021 then built the network to fine-tune anew (and copied the weights in): building it
+    # here too leaves the seeded generator where 2021's was when q is drawn
+    ensemble = _ensemble(config)
+    for copy_of_sed in (ensemble.multisrc_model, ensemble.monaural_model):
+        copy_of_sed.load_state_dict(pretrained.state_dict())
+    return ensemble
 
 
-def ensemble_of(sed_model: nn.Module, training: dict) -> SeparatedEnsemble:
-    """Both copies of `sed_model`, the mixture copy frozen, the other with frozen batch norm;
-    fed the `MeanTeacher` layout (mixture first). q starts uniform in [0, 1) as in 2021 (drawn
-    from the seeded torch generator: after two networks' initialisations when fine-tuning,
-    the same value as 2021's for the same seed).
-
-    ``training.ensemble_mixture_dropout`` (default true, 2021): the frozen copy's dropout
-    is active in training; ``training.ensemble_q_clamp`` (default false, 2021): q applied
-    unconstrained.
-    """
-    ensemble = SeparatedEnsemble.from_pretrained(
-        sed_model,
-        mixture_first=True,
-        mixture_dropout=bool(training.get("ensemble_mixture_dropout", True)),
-        q_clamp=bool(training.get("ensemble_q_clamp", False)),
-    )
+def _ensemble(config: dict) -> SeparatedEnsemble:
+    """Both copies of the config's CRNN, the mixture copy frozen, the other with frozen batch
+    norm, q uniform in [0, 1) as in 2021 (drawn from the seeded torch generator: after two
+    networks' initialisations when fine-tuning, the same value as 2021's for the same seed).
+    Options: ``training.ensemble_mixture_dropout`` and ``training.ensemble_q_clamp``."""
+    ensemble = build_network(config["net"], ensemble=config["training"], net_subsample=config["data"]["net_subsample"])
     log.info("ensemble weight q starts at %.9f", float(ensemble.q.detach()))
     return ensemble
 
@@ -133,8 +127,8 @@ def _net_from_yaml(path: Path) -> dict:
     return hparams["net"]
 
 
-def load_pretrained_sed(net: dict, sed_checkpoint: dict, path: str | Path, which: str) -> CRNN:
-    """A CRNN built from `net` holding the checkpoint's ``sed_<which>.*`` weights."""
+def load_pretrained_sed(net: dict, sed_checkpoint: dict, path: str | Path, which: str) -> nn.Module:
+    """The CRNN built from `net` holding the checkpoint's ``sed_<which>.*`` weights."""
     if which not in SED_MODELS:
         raise ConfigError(f"training.sed_model must be one of {SED_MODELS}, got {which!r}")
     state = sed_checkpoint.get("state_dict")
@@ -149,7 +143,7 @@ def load_pretrained_sed(net: dict, sed_checkpoint: dict, path: str | Path, which
             f"{path}: this is a fine-tuned SSEP + SED checkpoint; training.sed_checkpoint must be "
             f"a SED checkpoint of train_sed.py (test this one with --test_from_checkpoint)"
         )
-    model = CRNN(**net)
+    model = build_network(net)
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as err:

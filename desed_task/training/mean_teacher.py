@@ -31,7 +31,8 @@ from desed_task.evaluation import (
     intersection_f1_macro,
     weak_f1_macro,
 )
-from desed_task.features.mel import DB_CLAMP_MAX, DB_CLAMP_MIN, MelSpectrogram, amplitude_to_db
+from desed_task.features.mel import MelSpectrogram, log_mel
+from desed_task.features.network_input import mel_magnitudes, normalise
 from desed_task.features.scaler import TorchScaler
 from desed_task.postprocessing import default_description, load_postprocessing
 from desed_task.postprocessing.apply import evaluate_postprocessed
@@ -104,32 +105,19 @@ class MeanTeacher(L.LightningModule):
         self.postprocessing = load_postprocessing(path, self.class_names) if path else None
 
     # ------------------------------------------------------------------ features
-    def features(self, audio: torch.Tensor) -> torch.Tensor:
-        """Linear mel magnitudes: (B, samples) -> (B, n_mels, frames).
-
-        Separated sources, (B, 1 + K, samples) with the mixture first -> (B, 1 + K, n_mels,
-        frames), channel 0 the input of the ensemble's mixture branch: as 2021 (which read
-        only the separated files), the sum over the K sources of their mel magnitudes
-        (``training.ensemble_mixture_input: sum_of_sources``, the default), or the mel of
-        the real mixture (``mixture``).
-        """
-        if audio.dim() == 3 and self._mixture_input == "sum_of_sources":
-            mel = self.mel(audio[:, 1:])  # channel 0, the mixture, is not read (empty)
-            return torch.cat([mel.sum(1, keepdim=True), mel], 1)
-        return self.mel(audio)
-
-    @staticmethod
-    def log_mel(mel: torch.Tensor) -> torch.Tensor:
-        """dB (amin 1e-5) clamped to [-50, 80], as (N, n_mels, frames): clips and sources
-        flattened into N (what the scaler sees)."""
-        db = amplitude_to_db(mel, amin=1e-5).clamp(DB_CLAMP_MIN, DB_CLAMP_MAX)
-        return db.reshape(-1, *db.shape[-2:])
+    def mel_magnitudes(self, audio: torch.Tensor) -> torch.Tensor:
+        """Linear mel magnitudes: (B, samples) -> (B, n_mels, frames); separated sources,
+        (B, 1 + K, samples) with the mixture first -> (B, 1 + K, n_mels, frames), channel 0 per
+        ``training.ensemble_mixture_input`` (see `desed_task.features.network_input`)."""
+        return mel_magnitudes(self.mel, audio, self._mixture_input)
 
     def normalise(self, mel: torch.Tensor) -> torch.Tensor:
-        """dB (amin 1e-5) clamped to [-50, 80], then the scaler, clip by clip and source by source."""
-        return self.scaler(self.log_mel(mel)).reshape(mel.shape)
+        """Mel magnitudes -> the network's input: dB (amin 1e-5) clamped to [-50, 80], then the
+        scaler, clip by clip and source by source; shaped as `mel`."""
+        return normalise(self.scaler, mel)
 
     def detect(self, mel: torch.Tensor, model: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mel magnitudes -> (strong, weak) of `model`."""
         return model(self.normalise(mel))
 
     # ------------------------------------------------------------------ training
@@ -170,7 +158,7 @@ class MeanTeacher(L.LightningModule):
         batches = itertools.islice(loader, n_batches)
         if self.trainer.is_global_zero:
             batches = tqdm(batches, total=n_batches, desc="fitting the dataset scaler", unit="batch")
-        self.scaler.fit(batches, lambda batch: self.log_mel(self.features(batch["audio"].to(self.device))))
+        self.scaler.fit(batches, lambda batch: self._log_mel_spectrograms(batch["audio"].to(self.device)))
         self._average_scaler_over_processes()
         if not self.trainer.is_global_zero:
             return
@@ -179,6 +167,11 @@ class MeanTeacher(L.LightningModule):
         if path:
             self.scaler.save_statistics(path)
             log.info("dataset scaler statistics saved to %s (scaler.savepath)", path)
+
+    def _log_mel_spectrograms(self, audio: torch.Tensor) -> torch.Tensor:
+        """What the scaler sees: (N, n_mels, frames) log-mels, clips and sources flattened into N."""
+        db = log_mel(self.mel_magnitudes(audio))
+        return db.reshape(-1, *db.shape[-2:])
 
     def on_test_start(self) -> None:
         """A tested checkpoint brings its dataset statistics; else ``scaler.savepath``."""
@@ -222,7 +215,7 @@ class MeanTeacher(L.LightningModule):
         weak_targets = batch["weak_targets"]
         strong_mask = batch["label_type"] == LabelType.STRONG
         weak_mask = batch["label_type"] == LabelType.WEAK
-        mel = self.features(batch["audio"])
+        mel = self.mel_magnitudes(batch["audio"])
 
         if training.get("mixup") and random.random() < 0.5:
             # weak then strong part, each with its own draws, as 2021 (also for 0 or 1 clip)
@@ -290,7 +283,7 @@ class MeanTeacher(L.LightningModule):
         self._weak_scores: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {m: {} for m in MODELS}
 
     def _predict(self, batch: dict) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        mel = self.features(batch["audio"])
+        mel = self.mel_magnitudes(batch["audio"])
         return {
             "student": self.detect(mel, self.sed_student),
             "teacher": self.detect(mel, self.sed_teacher),
@@ -392,7 +385,7 @@ class MeanTeacher(L.LightningModule):
         for model_name in MODELS:
             network = getattr(self, f"sed_{model_name}")
             scorer = LongFormScorer(
-                lambda audio, network=network: self.detect(self.features(audio.to(self.device)), network)[0],
+                lambda audio, network=network: self.detect(self.mel_magnitudes(audio.to(self.device)), network)[0],
                 hop_length=int(feats["hop_length"]),
                 net_pooling=int(self.config["data"]["net_subsample"]),
                 window=None,
