@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from tqdm import tqdm
 from desed_task.config import DEFAULT_RESAMPLER, RESAMPLERS
 from desed_task.data.audio import AudioError, audio_info
 from desed_task.data.kaiser_best import kaiser_best_blocks, resample_kaiser_best
+from desed_task.threads import available_cores
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +137,7 @@ def resample_folder(
     *,
     resampler: str | None = None,
     progress: bool = True,
+    workers: int | None = None,
 ) -> ResampleReport:
     """Resample every audio file below `src` into the same layout below `dst`.
 
@@ -142,7 +145,7 @@ def resample_folder(
     folder's ``.resampler`` file says which) are skipped, so an interrupted run resumes where
     it stopped; clips made with another resampler, or an unknown one, are all made again. An
     unreadable source file is logged by name and counted in the report's `failed`; it never
-    stops the run.
+    stops the run. Files are resampled in `workers` threads (default: the cores available).
     """
     src, dst = Path(src), Path(dst)
     resampler = check_resampler(resampler)
@@ -161,19 +164,33 @@ def resample_folder(
         )
     elif made_with != resampler:
         _write_marker(dst, resampler)
-    report = ResampleReport()
-    for path in tqdm(files, desc=f"resample {src.name} -> {target_fs} Hz", disable=not progress):
+    def one_file(path: Path) -> str | Exception:
         out = dst / path.relative_to(src)
         try:
             info = audio_info(path)
             if not redo and out.exists() and _is_complete(out, info, target_fs):
-                report.already_done += 1
-                continue
+                return "done"
             resample_file(path, out, target_fs, resampler)
-            report.resampled += 1
+            return "new"
         except (AudioError, RuntimeError, sf.LibsndfileError) as err:
-            log.warning("resample: skipping %s (%s)", path, err)
-            report.failed.append(path)
+            return err
+
+    report = ResampleReport()
+    # files in parallel threads: the kaiser_best loop and soxr release the GIL, each file's
+    # numbers are those of a sequential run
+    with ThreadPoolExecutor(max_workers=workers or available_cores()) as pool:
+        outcomes = pool.map(one_file, files)
+        for path, outcome in tqdm(
+            zip(files, outcomes), total=len(files), desc=f"resample {src.name} -> {target_fs} Hz",
+            disable=not progress,
+        ):
+            if outcome == "done":
+                report.already_done += 1
+            elif outcome == "new":
+                report.resampled += 1
+            else:
+                log.warning("resample: skipping %s (%s)", path, outcome)
+                report.failed.append(path)
     if redo:
         _write_marker(dst, resampler)
     log.info(
