@@ -27,9 +27,9 @@ from desed_task.evaluation.exact_psds import (
     score_dataframes,
 )
 from desed_task.evaluation.intersection_f1 import intersection_f1_macro, intersection_f1_scores
+from desed_task.evaluation.metrics import PSDS_SCENARIO_1, PSDS_SCENARIO_2, threshold_grid
 from desed_task.evaluation.psds import PSDSResult, psds_from_operating_points
 from desed_task.evaluation.psds_threshold_free import ThresholdFreePSDS, threshold_free_psds
-from desed_task.evaluation.scenarios import PSDS_SCENARIO_1, PSDS_SCENARIO_2, threshold_grid
 from desed_task.evaluation.score_files import read_score_folder, write_sed_scores
 from desed_task.evaluation.segment_f1 import segment_f1
 from desed_task.evaluation.tables import (

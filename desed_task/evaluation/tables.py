@@ -232,3 +232,33 @@ def report_absent_classes(
             f"{head}; drop those detections, or leave out --strict_classes to score them as psds_eval and sed_eval do"
         )
     log.warning("%s: %s; --strict_classes refuses them", head, consequence)
+
+
+def restrict_to_scored_clips(
+    scores: Mapping[str, np.ndarray],
+    events: pd.DataFrame,
+    durations: pd.DataFrame,
+) -> tuple[Mapping[str, np.ndarray], pd.DataFrame, pd.DataFrame]:
+    """Ground truth and durations over the scored clips, the cut said in the log.
+
+    The evaluated clips are those of `durations` (a clip without events need not be in
+    `events`). Clips not scored (fast_dev_run, limit_*_batches) leave the ground truth
+    instead of counting as missed events. Classes without ground-truth events stay: the
+    metrics score them as the 2021 tools did (see the module's docstring).
+
+    Args:
+        scores: {filename: (n_classes, n_frames) probabilities} of the scored clips.
+        events, durations: the set's event and durations tables.
+
+    Returns:
+        ``scores`` and the tables restricted to its clips.
+    """
+    unscored = set(durations["filename"]) - set(scores)
+    if unscored:
+        log.warning(
+            "%d of %d clips of the durations table were not scored (partial pass); metrics cover the %d scored clips",
+            len(unscored), len(durations), len(scores),
+        )
+        events = events[events["filename"].isin(scores)]
+        durations = durations[durations["filename"].isin(scores)]
+    return scores, events, durations

@@ -20,14 +20,14 @@ import pandas as pd
 import torch
 from torch import nn
 
+from desed_task.checkpoints import MODELS
 from desed_task.data.resample import check_resampler, resample_stream
-from desed_task.evaluation.evaluate import decode_at_class_thresholds
+from desed_task.evaluation.decode import decode_at_class_thresholds
 from desed_task.features.mel import DB_CLAMP_MAX, DB_CLAMP_MIN, MelSpectrogram, amplitude_to_db
 from desed_task.features.scaler import TorchScaler
 from desed_task.inference.reading import AudioFile, to_mono
 from desed_task.inference.windows import LongFormScorer
 
-MODELS = ("teacher", "student")
 MIN_SECONDS = 1.0  # shorter audio is zero-padded to this, its scores cut back
 
 

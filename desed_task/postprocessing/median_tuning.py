@@ -41,8 +41,8 @@ from desed_task.evaluation.errors import EvaluationInputError
 from desed_task.evaluation.exact_psds import exact_psds
 from desed_task.evaluation.intersection_counts import count_intersections
 from desed_task.evaluation.intersection_inputs import prepare_intersection_inputs
-from desed_task.evaluation.scenarios import PSDS_SCENARIOS
-from desed_task.postprocessing.settings import DEFAULT_THRESHOLD
+from desed_task.evaluation.metrics import PSDS_SCENARIOS
+from desed_task.evaluation.postprocessing_file import DEFAULT_THRESHOLD
 
 DEFAULT_WINDOWS = tuple(range(1, 32, 2))  # odd windows 1..31 frames (64 ms .. 2 s)
 DEFAULT_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2))  # 0.05 .. 0.95
