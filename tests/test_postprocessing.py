@@ -196,12 +196,17 @@ def test_results_table_and_config_say_which_postprocessing(tmp_path):
 
 
 @pytest.mark.slow
-def test_test_step_applies_the_file_and_a_wrong_one_stops_before_training(tmp_path, capsys):
+def test_test_step_applies_the_file_and_a_wrong_one_stops_before_training(tmp_path, capsys, monkeypatch):
     from pipeline import tiny_config, write_config
 
     from desed_task.data.classes import DESED_CLASSES
+    from desed_task.evaluation import metrics
     from desed_task.training.cli import ensure_demo_data, main
 
+    # a metric added to the one list reaches the test table and the command line (issue 17)
+    added = metrics.Metric("segment_f1_micro", metrics.OUTPUT, "segment-based F1 over all classes",
+                           metrics.METRICS[-1].per_class, "segment_f1", "micro")
+    monkeypatch.setattr(metrics, "METRICS", (*metrics.METRICS, added))
     root = tmp_path / "demo"
     pp = write_postprocessing(
         PostProcessing("median", DESED_CLASSES, tuple(range(1, 20, 2)), objective="psds2"), tmp_path / "pp.yaml"
@@ -212,6 +217,14 @@ def test_test_step_applies_the_file_and_a_wrong_one_stops_before_training(tmp_pa
     main("test", str(conf), "unused", argv=["--conf_file", str(conf), "--gpus", "0"])
     summary = (tmp_path / "exp" / "version_0" / "metrics_test" / "summary.md").read_text()
     assert "Post-processing: per-class median filter (tuned for psds2" in summary
+    capsys.readouterr()
+    scores = tmp_path / "exp" / "version_0" / "metrics_test" / "student" / "scores" / "raw"
+    assert evaluation_cli.main(["--scores", str(scores), "--ground_truth", config["data"]["test_tsv"],
+                                "--durations", config["data"]["test_dur"], "--postprocessing", str(pp)]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    rows = [line.split(" | ")[:2] for line in summary.splitlines()[2:] if line.startswith("| ")]
+    assert [name.lstrip("| ") for name, _ in rows] == [metric.name for metric in metrics.METRICS]
+    assert {name.lstrip("| "): value for name, value in rows} == {k: f"{v:.4f}" for k, v in printed.items()}
 
     write_postprocessing(PostProcessing("median", ("Speech", "Bird"), (7, 7)), pp)
     capsys.readouterr()

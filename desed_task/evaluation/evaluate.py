@@ -29,8 +29,8 @@ from desed_task.evaluation.intersection_inputs import (
 )
 from desed_task.evaluation.metrics import (
     F1_THRESHOLD,
-    OUTPUT_METRICS,
     PSDS_SCENARIOS,
+    output_metrics,
     threshold_grid,
     threshold_name,
 )
@@ -93,19 +93,20 @@ def evaluate_predictions(
     durations: pd.DataFrame,
     save_dir: Path | None = None,
 ) -> dict[str, float]:
-    """The metrics of one output (``metrics.OUTPUT_METRICS``: intersection F1 with dtc 0.5,
-    gtc 0.5, cttc 0.3, collar F1, segment F1).
+    """The metrics of one output (those of ``metrics.METRICS`` with source ``OUTPUT``:
+    intersection F1 with dtc 0.5, gtc 0.5, cttc 0.3, collar F1, segment F1).
 
     With ``save_dir``: ``f1_per_class.tsv``.
     """
+    metrics = output_metrics()
     per_class: dict[str, dict[str, float]] = {}
-    for metric in OUTPUT_METRICS:
+    for metric in metrics:
         if metric.column not in per_class:
             per_class[metric.column] = metric.per_class(predictions, ground_truth, durations)
     if save_dir is not None:
         table = pd.DataFrame(per_class).rename_axis("event_label")
         _write_tsv(table.reset_index(), Path(save_dir) / "f1_per_class.tsv")
-    return {metric.name: per_class[metric.column][metric.average] for metric in OUTPUT_METRICS}
+    return {metric.name: per_class[metric.column][metric.average] for metric in metrics}
 
 
 def evaluate_exact(

@@ -6,8 +6,8 @@ evaluation command line, ``evaluate_scores`` and the evaluation under a post-pro
 (``postprocessed``, cSEBBs included) all compute and show ``METRICS``.
 
 - A metric of one decoded output (the F1 output: events above ``F1_THRESHOLD``, or above the
-  per-class thresholds of a post-processing file) is one ``Metric`` entry of
-  ``OUTPUT_METRICS``: its name, its function (predictions, ground truth, durations ->
+  per-class thresholds of a post-processing file) is one ``Metric`` entry of ``METRICS``
+  (source ``OUTPUT``): its name, its function (predictions, ground truth, durations ->
   ``{class: value, ..., "macro": ..., "micro": ...}``, computed once for the entries that
   share it, its per-class values a column of ``f1_per_class.tsv``) and the average reported.
 - A PSDS scenario is one entry of ``PSDS_SCENARIOS``: it gives two metrics, ``<name>`` from the
@@ -85,7 +85,11 @@ def _settings(settings: dict[str, float]) -> str:
     return ", ".join(f"{key} {value:g}" for key, value in settings.items())
 
 
-OUTPUT_METRICS = (
+METRICS = (
+    *(Metric(name, OPERATING_POINTS, f"PSDS ({_settings(settings)}) over the operating points (psds_eval 0.5.3)")
+      for name, settings in PSDS_SCENARIOS.items()),
+    *(Metric(f"{name}_exact", SCORES, f"PSDS ({_settings(settings)}) at every threshold of the scores "
+             "(sed_scores_eval 0.0.4)") for name, settings in PSDS_SCENARIOS.items()),
     Metric("intersection_f1_macro", OUTPUT, "intersection-based F1 (dtc 0.5, gtc 0.5, cttc 0.3), mean over the "
            "classes with a true positive (psds_eval 0.5.3's compute_macro_f_score)",
            intersection_f1_scores, "intersection_f1", "macro"),
@@ -96,10 +100,7 @@ OUTPUT_METRICS = (
            _segment_f1, "segment_f1", "macro"),
 )
 
-METRICS = (
-    *(Metric(name, OPERATING_POINTS, f"PSDS ({_settings(settings)}) over the operating points (psds_eval 0.5.3)")
-      for name, settings in PSDS_SCENARIOS.items()),
-    *(Metric(f"{name}_exact", SCORES, f"PSDS ({_settings(settings)}) at every threshold of the scores "
-             "(sed_scores_eval 0.0.4)") for name, settings in PSDS_SCENARIOS.items()),
-    *OUTPUT_METRICS,
-)
+
+def output_metrics() -> tuple[Metric, ...]:
+    """The entries of ``METRICS`` computed from one decoded output, in their order."""
+    return tuple(metric for metric in METRICS if metric.source == OUTPUT)

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from desed_task.evaluation import metrics
 from desed_task.evaluation.decode import decode_clip_scores, median_filter_scores
-from desed_task.evaluation.metrics import F1_THRESHOLD, METRICS, threshold_grid, threshold_name
+from desed_task.evaluation.metrics import F1_THRESHOLD, threshold_grid, threshold_name
 from desed_task.evaluation.score_files import write_score_folders
 
 EVAL_COLUMNS = ["event_label", "onset", "offset", "filename"]  # the column order 2021 wrote
@@ -26,7 +27,7 @@ def summary_table(results: Mapping[str, Mapping[str, float]], postprocessing: st
     """
     models = list(results)
     lines = ["| metric | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
-    for metric in METRICS:
+    for metric in metrics.METRICS:
         if all(metric.name in results[m] for m in models):
             lines.append(f"| {metric.name} | " + " | ".join(f"{results[m][metric.name]:.4f}" for m in models) + " |")
     if postprocessing:

@@ -26,8 +26,9 @@ from desed_task.devices import torch_device
 from desed_task.evaluation.class_values import ClassValuesError, read_class_values
 from desed_task.evaluation.postprocessed import detect_events
 from desed_task.evaluation.postprocessing_file import load_postprocessing
+from desed_task.evaluation.score_files import write_score_table
 from desed_task.inference.detector import SoundEventDetector
-from desed_task.inference.outputs import EventsFile, input_names, write_score_table
+from desed_task.inference.outputs import EventsFile, input_names
 from desed_task.inference.reading import NoAudioFilesError
 
 log = logging.getLogger("desed_task.inference")
