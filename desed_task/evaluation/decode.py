@@ -8,6 +8,11 @@ each contiguous run of active frames [start, stop) becomes the event
 became (10, 10) and stayed in the table). Here the same is
 done for all clips, classes and thresholds at once, in a few array operations
 (``threshold_regions``).
+
+Every decoder of the package is here: ``decode_scores`` (clips of one length, as arrays),
+``decode_clip_scores`` (clips of any lengths, the eval set), ``decode_at_class_thresholds``
+(a threshold and a median window per class: post-processing files, inference) and
+``decode_mapping`` (the arrays behind them, for the metrics).
 """
 
 from __future__ import annotations
