@@ -49,7 +49,6 @@ from desed_task.training.schedulers import (
 log = logging.getLogger(__name__)
 
 
-
 class MeanTeacher(L.LightningModule):
     """Student + EMA teacher, trained on mixed [synthetic, weak, unlabelled] batches.
 
