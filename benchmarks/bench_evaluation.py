@@ -47,8 +47,8 @@ from desed_task.evaluation import (  # noqa: E402
     threshold_grid,
     write_sed_scores,
 )
+from desed_task.evaluation.metrics import PSDS_SCENARIOS  # noqa: E402
 from desed_task.evaluation.psds import psds_scenarios_from_operating_points  # noqa: E402
-from desed_task.evaluation.scenarios import PSDS_SCENARIOS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,7 +19,9 @@ from desed_task.config import SCHEMA, ConfigError, validate_config
 
 log = logging.getLogger(__name__)
 
-NETWORK_PREFIXES = ("sed_student.", "sed_teacher.")
+# the two networks of a mean-teacher checkpoint, in the order results are reported
+MODELS = ("student", "teacher")
+NETWORK_PREFIXES = tuple(f"sed_{model}." for model in MODELS)
 ENSEMBLE_PREFIX = "sed_student.multisrc_model."  # only SSEP + SED (fine-tuned) checkpoints
 
 

@@ -23,7 +23,7 @@ from desed_task.evaluation import (
 )
 from desed_task.evaluation.cli import main
 from desed_task.evaluation.exact_psds import exact_psds
-from desed_task.evaluation.scenarios import PSDS_SCENARIO_1, PSDS_SCENARIO_2
+from desed_task.evaluation.metrics import PSDS_SCENARIO_1, PSDS_SCENARIO_2
 
 COLUMNS = ["filename", "onset", "offset", "event_label"]
 
@@ -267,7 +267,7 @@ def test_the_test_set_is_every_clip_of_the_durations_table(tmp_path):
     from desed_task.data.datamodule import DESEDDataModule
     from desed_task.data.label_encoder import ManyHotEncoder
     from desed_task.data.tables import MetadataError
-    from desed_task.training.mean_teacher import restrict_to_scored_clips
+    from desed_task.evaluation.tables import restrict_to_scored_clips
 
     for name, seconds in zip(DURATIONS["filename"], DURATIONS["duration"]):
         write_wav(tmp_path / "audio" / name, seconds=float(seconds), seed=len(name))

@@ -1,5 +1,7 @@
 """The package's floors: no module imports (even lazily, inside a function) from a floor above
-its own. The scripts at the repository root are the top floor."""
+its own. The scripts at the repository root are the top floor. Inside the middle floor the
+packages have an order too (``MIDDLE_ORDER``): a package imports only packages of a lower rank
+(packages of one rank are independent of each other), so the floor has no cycle."""
 
 import ast
 from pathlib import Path
@@ -12,6 +14,15 @@ FLOORS = {
     3: {"training"},
 }
 FLOOR_OF = {name: floor for floor, names in FLOORS.items() for name in names}
+# the middle floor, lowest first: audio and tables; what reads them (soundscapes, metrics,
+# embeddings); separation and the tuning of post-processing; inference; export
+MIDDLE_ORDER = {
+    "data": 1,
+    "data_generation": 2, "evaluation": 2, "embeddings": 2,
+    "separation": 3, "postprocessing": 3,
+    "inference": 4,
+    "export": 5,
+}
 
 
 def _imported_parts(tree: ast.AST) -> set[str]:
@@ -24,19 +35,33 @@ def _imported_parts(tree: ast.AST) -> set[str]:
     return parts
 
 
-def test_every_part_of_the_package_has_a_floor():
-    parts = {path.stem if path.is_file() else path.name for path in PACKAGE.iterdir()
-             if (path.suffix == ".py" or (path / "__init__.py").exists()) and path.name != "__init__.py"}
-    assert parts == set(FLOOR_OF), "give the new part a floor in FLOORS"
-
-
-def test_no_import_runs_upward():
-    upward = []
+def _imports() -> list[tuple[Path, str, str]]:
+    """(module path, its part, imported part) for every import of another part."""
+    found = []
     for path in PACKAGE.rglob("*.py"):
         part = path.relative_to(PACKAGE).parts[0].removesuffix(".py")
         if part == "__init__":
             continue
-        for imported in _imported_parts(ast.parse(path.read_text())):
-            if FLOOR_OF[imported] > FLOOR_OF[part]:
-                upward.append(f"{path.relative_to(PACKAGE.parent)} imports desed_task.{imported}")
+        found += [(path, part, imported) for imported in _imported_parts(ast.parse(path.read_text())) if imported != part]
+    return found
+
+
+def test_every_part_of_the_package_has_a_floor():
+    parts = {path.stem if path.is_file() else path.name for path in PACKAGE.iterdir()
+             if (path.suffix == ".py" or (path / "__init__.py").exists()) and path.name != "__init__.py"}
+    assert parts == set(FLOOR_OF), "give the new part a floor in FLOORS"
+    assert set(MIDDLE_ORDER) == FLOORS[2], "give the new middle-floor package a rank in MIDDLE_ORDER"
+
+
+def test_no_import_runs_upward():
+    upward = [f"{path.relative_to(PACKAGE.parent)} imports desed_task.{imported}"
+              for path, part, imported in _imports() if FLOOR_OF[imported] > FLOOR_OF[part]]
     assert not upward, upward
+
+
+def test_no_import_runs_against_the_order_of_the_middle_floor():
+    against = [f"{path.relative_to(PACKAGE.parent)} imports desed_task.{imported} "
+               f"(rank {MIDDLE_ORDER[imported]} >= {MIDDLE_ORDER[part]})"
+               for path, part, imported in _imports()
+               if part in MIDDLE_ORDER and imported in MIDDLE_ORDER and MIDDLE_ORDER[imported] >= MIDDLE_ORDER[part]]
+    assert not against, against

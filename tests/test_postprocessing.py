@@ -14,12 +14,16 @@ import yaml
 from desed_task.config import merge_for_test, validate_config
 from desed_task.evaluation import cli as evaluation_cli
 from desed_task.evaluation import intersection_f1_scores
-from desed_task.postprocessing import PostProcessingError, load_postprocessing, write_postprocessing
+from desed_task.evaluation.postprocessed import evaluate_postprocessed
+from desed_task.evaluation.postprocessing_file import (
+    PostProcessing,
+    PostProcessingError,
+    load_postprocessing,
+    write_postprocessing,
+)
+from desed_task.evaluation.report import summary_table
 from desed_task.postprocessing import cli as postprocessing_cli
-from desed_task.postprocessing.apply import evaluate_postprocessed
 from desed_task.postprocessing.median_tuning import tune_median_f1, tune_median_psds
-from desed_task.postprocessing.settings import PostProcessing
-from desed_task.training.mean_teacher import summary_table
 
 FRAME = 0.064
 WINDOWS = (3, 9, 15)  # the best median window of each generated class
@@ -86,7 +90,7 @@ def test_f1_tuning_finds_windows_and_its_f1_is_the_evaluated_one():
     settings = PostProcessing("median", tuple(classes), result.median_window, thresholds)
     metrics = evaluate_postprocessed(scores, classes, ground_truth, durations, settings)
     assert metrics["intersection_f1_macro"] == pytest.approx(1.0)
-    from desed_task.evaluation.evaluate import decode_at_class_thresholds
+    from desed_task.evaluation.decode import decode_at_class_thresholds
 
     duration_of = dict(zip(durations["filename"], durations["duration"]))
     decoded = decode_at_class_thresholds(scores, classes, [0.85] * 3, result.median_window, FRAME, duration_of)
@@ -168,7 +172,7 @@ def test_unreadable_inputs_and_missing_sebbs_end_with_one_error_line(tmp_path, c
 
 def test_sebbs_tuning_runs_when_installed():
     pytest.importorskip("sebbs")
-    from desed_task.postprocessing.sebbs_method import tune_sebbs
+    from desed_task.postprocessing.sebbs_tuning import tune_sebbs
 
     scores, classes, ground_truth, durations = known_window_case(n_clips=4)
     parameters, thresholds, after = tune_sebbs(
@@ -192,12 +196,17 @@ def test_results_table_and_config_say_which_postprocessing(tmp_path):
 
 
 @pytest.mark.slow
-def test_test_step_applies_the_file_and_a_wrong_one_stops_before_training(tmp_path, capsys):
+def test_test_step_applies_the_file_and_a_wrong_one_stops_before_training(tmp_path, capsys, monkeypatch):
     from pipeline import tiny_config, write_config
 
     from desed_task.data.classes import DESED_CLASSES
+    from desed_task.evaluation import metrics
     from desed_task.training.cli import ensure_demo_data, main
 
+    # a metric added to the one list reaches the test table and the command line (issue 17)
+    added = metrics.Metric("segment_f1_micro", metrics.OUTPUT, "segment-based F1 over all classes",
+                           metrics.METRICS[-1].per_class, "segment_f1", "micro")
+    monkeypatch.setattr(metrics, "METRICS", (*metrics.METRICS, added))
     root = tmp_path / "demo"
     pp = write_postprocessing(
         PostProcessing("median", DESED_CLASSES, tuple(range(1, 20, 2)), objective="psds2"), tmp_path / "pp.yaml"
@@ -208,6 +217,14 @@ def test_test_step_applies_the_file_and_a_wrong_one_stops_before_training(tmp_pa
     main("test", str(conf), "unused", argv=["--conf_file", str(conf), "--gpus", "0"])
     summary = (tmp_path / "exp" / "version_0" / "metrics_test" / "summary.md").read_text()
     assert "Post-processing: per-class median filter (tuned for psds2" in summary
+    capsys.readouterr()
+    scores = tmp_path / "exp" / "version_0" / "metrics_test" / "student" / "scores" / "raw"
+    assert evaluation_cli.main(["--scores", str(scores), "--ground_truth", config["data"]["test_tsv"],
+                                "--durations", config["data"]["test_dur"], "--postprocessing", str(pp)]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    rows = [line.split(" | ")[:2] for line in summary.splitlines()[2:] if line.startswith("| ")]
+    assert [name.lstrip("| ") for name, _ in rows] == [metric.name for metric in metrics.METRICS]
+    assert {name.lstrip("| "): value for name, value in rows} == {k: f"{v:.4f}" for k, v in printed.items()}
 
     write_postprocessing(PostProcessing("median", ("Speech", "Bird"), (7, 7)), pp)
     capsys.readouterr()
@@ -219,7 +236,7 @@ def test_test_step_applies_the_file_and_a_wrong_one_stops_before_training(tmp_pa
 
 
 def test_detect_events_decodes_each_class_with_its_window_and_threshold():
-    from desed_task.postprocessing.apply import detect_events
+    from desed_task.evaluation.postprocessed import detect_events
 
     scores, classes, ground_truth, _ = known_window_case(n_clips=3)
     events = detect_events(scores, classes, PostProcessing("median", tuple(classes), WINDOWS, (0.5, 0.5, 0.5)))
@@ -230,7 +247,7 @@ def test_detect_events_decodes_each_class_with_its_window_and_threshold():
 
 
 def test_class_values_files_in_yaml_and_tsv(tmp_path):
-    from desed_task.postprocessing import ClassValuesError, read_class_values
+    from desed_task.evaluation.class_values import ClassValuesError, read_class_values
 
     (tmp_path / "w.tsv").write_text("event_label\twindow\nDog\t9\nSpeech\t7\n")
     (tmp_path / "t.yaml").write_text("Speech: 0.4\nDog: 0.6\n")

@@ -14,39 +14,69 @@ class MetadataError(ValueError):
     """A metadata table is malformed; the message names the file, the row and the fix."""
 
 
-def _read(path: Path) -> pd.DataFrame:
+def read_table_file(
+    path: str | Path, error: type[Exception] = MetadataError, *, text: bool = False, whole_rows: bool = True
+) -> pd.DataFrame:
+    """The project's one reader of table files: metadata, ground truth, predictions, durations.
+
+    Tab-separated, or comma-separated when the header holds a comma and no tab; a header row
+    names the columns (surrounding spaces dropped). What makes a file unreadable is raised as
+    ``error`` (``MetadataError`` for the training's metadata, ``EvaluationInputError`` for the
+    evaluation's tables), with the file's name: a missing file, text pandas cannot parse, and
+    with ``whole_rows`` a line with fewer fields than the header (pandas would fill it with
+    NaN), with its number.
+
+    Args:
+        path: the file.
+        error: the exception class raised.
+        text: every cell as text, an empty cell as "" (the caller checks each column); else
+            pandas' types, an empty cell NaN.
+        whole_rows: refuse short lines (else they are read with NaN in the missing fields).
+    """
+    path = Path(path)
     if not path.is_file():
-        raise MetadataError(f"{path}: metadata file not found")
+        raise error(f"{path}: no such file")
     try:
-        _check_field_counts(path)
-        return pd.read_csv(path, sep="\t", keep_default_na=True)
+        with path.open(encoding="utf-8") as handle:
+            header = handle.readline()
+        separator = "," if "\t" not in header and "," in header else "\t"
+        if whole_rows:
+            _check_field_counts(path, separator, error)
+        options = {"dtype": str, "keep_default_na": False} if text else {"keep_default_na": True}
+        table = pd.read_csv(path, sep=separator, **options)
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise MetadataError(f"{path}: not a readable TSV ({err})") from err
+        raise error(f"{path}: not a readable table ({err})") from err
+    table.columns = [str(column).strip() for column in table.columns]
+    return table
 
 
-def _check_field_counts(path: Path) -> None:
-    """pandas fills a short line with NaN: a line with fewer tab-separated fields than the
-    header is refused instead (an empty field is written as nothing between two tabs)."""
+def _check_field_counts(path: Path, separator: str, error: type[Exception]) -> None:
+    """pandas fills a short line with NaN: a line with fewer fields than the header is refused
+    instead (an empty field is written as nothing between two separators)."""
     lines = path.read_text(encoding="utf-8").splitlines()
     if not lines:
         return
-    header = lines[0].split("\t")
+    header = lines[0].split(separator)
+    name = "tab" if separator == "\t" else "comma"
     for number, line in enumerate(lines[1:], start=2):
-        n_fields = line.count("\t") + 1
+        n_fields = line.count(separator) + 1
         if line.strip() and n_fields < len(header):
-            raise MetadataError(
-                f"{path}: line {number}: {n_fields} of the {len(header)} tab-separated columns "
+            raise error(
+                f"{path}: line {number}: {n_fields} of the {len(header)} {name}-separated columns "
                 f"({', '.join(header)}); add the missing ones (an empty value is written as "
-                f"nothing between two tabs)"
+                f"nothing between two {name}s)"
             )
 
 
-def _require_columns(df: pd.DataFrame, columns: Sequence[str], path: Path) -> None:
-    missing = [c for c in columns if c not in df.columns]
+def require_columns(
+    table: pd.DataFrame, columns: Sequence[str], source: str | Path, error: type[Exception] = MetadataError
+) -> None:
+    """Raise ``error`` naming ``source``, the missing columns and those found."""
+    missing = [c for c in columns if c not in table.columns]
     if missing:
-        raise MetadataError(
-            f"{path}: missing column(s) {missing}; found {list(df.columns)} "
-            f"(a tab-separated file with a header row is expected)"
+        raise error(
+            f"{source}: missing column(s) {missing}; found {list(table.columns)} "
+            f"(a header row naming the columns is expected)"
         )
 
 
@@ -60,8 +90,8 @@ def read_strong_table(path: str | Path, class_names: Sequence[str]) -> pd.DataFr
     Returns columns filename (str), onset, offset (float, seconds), event_label (str or NaN).
     """
     path = Path(path)
-    df = _read(path)
-    _require_columns(df, ("filename", "onset", "offset", "event_label"), path)
+    df = read_table_file(path)
+    require_columns(df, ("filename", "onset", "offset", "event_label"), path)
     df = df[["filename", "onset", "offset", "event_label"]].copy()
     for col in ("onset", "offset"):
         values = pd.to_numeric(df[col], errors="coerce")
@@ -91,8 +121,8 @@ def read_strong_table(path: str | Path, class_names: Sequence[str]) -> pd.DataFr
 def read_weak_table(path: str | Path, class_names: Sequence[str]) -> pd.DataFrame:
     """Weakly labelled clips: columns filename, event_labels (comma-separated class names)."""
     path = Path(path)
-    df = _read(path)
-    _require_columns(df, ("filename", "event_labels"), path)
+    df = read_table_file(path)
+    require_columns(df, ("filename", "event_labels"), path)
     df = df[["filename", "event_labels"]].copy()
     df["filename"] = df["filename"].astype(str)
     labels = df["event_labels"].fillna("").astype(str).str.split(",")
@@ -108,8 +138,8 @@ def read_weak_table(path: str | Path, class_names: Sequence[str]) -> pd.DataFram
 def read_durations(path: str | Path) -> pd.DataFrame:
     """Clip durations: columns filename, duration (seconds)."""
     path = Path(path)
-    df = _read(path)
-    _require_columns(df, ("filename", "duration"), path)
+    df = read_table_file(path)
+    require_columns(df, ("filename", "duration"), path)
     duration = pd.to_numeric(df["duration"], errors="coerce")
     if duration.isna().any():
         raise MetadataError(f"{path}: line {_first_bad_row(duration.isna().to_numpy())}: bad duration")

@@ -21,15 +21,14 @@ from desed_task.evaluation.evaluate import (
     evaluate_scores,
 )
 from desed_task.evaluation.exact_psds import (
-    ExactPSDSResult,
     exact_psds,
     exact_psds_scenarios,
     score_dataframes,
 )
+from desed_task.evaluation.exact_psds_from_runs import ExactPSDSResult, exact_psds_from_runs
 from desed_task.evaluation.intersection_f1 import intersection_f1_macro, intersection_f1_scores
+from desed_task.evaluation.metrics import PSDS_SCENARIO_1, PSDS_SCENARIO_2, threshold_grid
 from desed_task.evaluation.psds import PSDSResult, psds_from_operating_points
-from desed_task.evaluation.psds_threshold_free import ThresholdFreePSDS, threshold_free_psds
-from desed_task.evaluation.scenarios import PSDS_SCENARIO_1, PSDS_SCENARIO_2, threshold_grid
 from desed_task.evaluation.score_files import read_score_folder, write_sed_scores
 from desed_task.evaluation.segment_f1 import segment_f1
 from desed_task.evaluation.tables import (
@@ -47,7 +46,6 @@ __all__ = [
     "EvaluationInputError",
     "ExactPSDSResult",
     "PSDSResult",
-    "ThresholdFreePSDS",
     "clean_durations",
     "clean_event_table",
     "collar_f1",
@@ -57,6 +55,7 @@ __all__ = [
     "evaluate_predictions",
     "evaluate_scores",
     "exact_psds",
+    "exact_psds_from_runs",
     "exact_psds_scenarios",
     "intersection_f1_macro",
     "intersection_f1_scores",
@@ -68,7 +67,6 @@ __all__ = [
     "read_score_folder",
     "score_dataframes",
     "segment_f1",
-    "threshold_free_psds",
     "threshold_grid",
     "weak_f1_macro",
     "write_sed_scores",

@@ -21,6 +21,8 @@ from desed_task.evaluation.evaluate import (
     evaluate_predictions,
     evaluate_scores,
 )
+from desed_task.evaluation.postprocessed import evaluate_postprocessed
+from desed_task.evaluation.postprocessing_file import load_postprocessing
 from desed_task.evaluation.score_files import read_score_folder
 from desed_task.evaluation.tables import (
     IN_F1,
@@ -89,9 +91,6 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         scores, class_names, frame_step = read_score_folder(args.scores, set(durations["filename"]))
         scores_dir = save_dir / "scores_evaluation" if save_dir else None
         if args.postprocessing:
-            from desed_task.postprocessing import load_postprocessing
-            from desed_task.postprocessing.apply import evaluate_postprocessed
-
             postprocessing = load_postprocessing(args.postprocessing, class_names)
             print(f"post-processing: {postprocessing.describe()}")
             metrics |= evaluate_postprocessed(

@@ -8,11 +8,17 @@ each contiguous run of active frames [start, stop) becomes the event
 became (10, 10) and stayed in the table). Here the same is
 done for all clips, classes and thresholds at once, in a few array operations
 (``threshold_regions``).
+
+Every decoder of the package is here: ``decode_scores`` (clips of one length, as arrays),
+``decode_clip_scores`` (clips of any lengths, the eval set), ``decode_at_class_thresholds``
+(a threshold and a median window per class: post-processing files, inference) and
+``decode_mapping`` (the arrays behind them, for the metrics).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -192,3 +198,149 @@ def event_tables(
         table.attrs.update(source=f"predictions at threshold {value}", clean=True)
         tables[value] = table
     return tables
+
+
+@dataclass(frozen=True)
+class DecodedScores:
+    """Events decoded from a {filename: scores} mapping at several thresholds, as arrays.
+
+    Attributes:
+        filenames: the clips, in the order ``clip`` indexes.
+        thresholds: the thresholds, in the order ``threshold`` indexes.
+        threshold, clip, label, onset, offset: (n_events,) each; ``label`` indexes the
+            class names of the scores; seconds.
+    """
+
+    filenames: list[str]
+    thresholds: list[float]
+    threshold: np.ndarray
+    clip: np.ndarray
+    label: np.ndarray
+    onset: np.ndarray
+    offset: np.ndarray
+
+    def tables(self, class_names: Sequence[str]) -> dict[float, pd.DataFrame]:
+        """{threshold: event table}, events ordered by clip (in score order), class, onset."""
+        filenames = np.asarray(self.filenames, dtype=object)
+        labels = np.asarray(class_names, dtype=object)
+        return event_tables(
+            self.thresholds, self.threshold, filenames[self.clip], labels[self.label], self.onset, self.offset
+        )
+
+    def detections_per_class(self, n_classes: int) -> np.ndarray:
+        """(n_classes,) number of events of each class, all thresholds together."""
+        return np.bincount(self.label, minlength=n_classes)
+
+
+def decode_mapping(
+    scores: Mapping[str, np.ndarray],
+    thresholds: Sequence[float],
+    median_window: int | Sequence[int],
+    frame_step: float,
+    duration_of: Mapping[str, float] | None,
+    max_event_time: float | None = None,
+) -> DecodedScores:
+    """``threshold_regions`` on a {filename: (n_classes, n_frames)} mapping (clips grouped
+    by length), in seconds; events are clipped to ``duration_of[filename]`` when it is given,
+    their times clamped to ``max_event_time`` when it is (``regions_in_seconds``)."""
+    by_length: dict[int, list[str]] = {}
+    for filename, clip_scores in scores.items():
+        by_length.setdefault(np.shape(clip_scores)[-1], []).append(filename)
+    filenames, parts = [], []
+    for names in by_length.values():
+        stacked = np.stack([np.asarray(scores[name], dtype=np.float64) for name in names])
+        windows = windows_per_class(median_window, stacked.shape[1])
+        threshold, clip, label, start, stop = threshold_regions(stacked, thresholds, windows)
+        clip_durations = None if duration_of is None else np.array([duration_of[name] for name in names])
+        kept, onset, offset = regions_in_seconds(clip, start, stop, frame_step, clip_durations, max_event_time)
+        parts.append((threshold[kept], clip[kept] + len(filenames), label[kept], onset[kept], offset[kept]))
+        filenames += names
+    columns = [np.concatenate([part[i] for part in parts]) for i in range(5)]
+    return DecodedScores(filenames, list(thresholds), *columns)
+
+
+def median_filter_mapping(
+    scores: Mapping[str, np.ndarray], median_window: int | Sequence[int]
+) -> dict[str, np.ndarray]:
+    """``median_filter_scores`` on a {filename: (n_classes, n_frames)} mapping, clips of one
+    length filtered together."""
+    by_length: dict[int, list[str]] = {}
+    for filename, clip_scores in scores.items():
+        by_length.setdefault(np.shape(clip_scores)[-1], []).append(filename)
+    filtered = {}
+    for filenames in by_length.values():
+        stacked = np.stack([np.asarray(scores[name], dtype=np.float64) for name in filenames])
+        filtered.update(zip(filenames, median_filter_scores(stacked, median_window)))
+    return filtered
+
+
+def decode_clip_scores(
+    scores: Mapping[str, np.ndarray],
+    class_names: Sequence[str],
+    thresholds: Sequence[float],
+    median_window: int | Sequence[int] = 7,
+    frame_step: float = FRAME_STEP,
+    max_event_time: float | None = None,
+) -> dict[float, pd.DataFrame]:
+    """The 2021 decoding of clips of any lengths at many thresholds at once.
+
+    Args:
+        scores: {filename: (n_classes, n_frames) probabilities}, each clip at its own length.
+        class_names: (n_classes,) labels of the score rows.
+        thresholds: decision thresholds (a frame is active where score > threshold).
+        median_window: frames, one or (n_classes,), applied as 2021 did (binarise, then filter).
+        frame_step: seconds per frame.
+        max_event_time: seconds to which onsets and offsets are clamped (2021: audio_max_len).
+
+    Returns:
+        {threshold: event table (filename, onset, offset, event_label)}, events ordered by
+        clip (in the order of ``scores``), class, onset.
+    """
+    filtered = median_filter_mapping(scores, median_window)
+    decoded = decode_mapping(filtered, list(thresholds), 1, frame_step, None, max_event_time)
+    position = {name: i for i, name in enumerate(scores)}
+    rank = np.array([position[name] for name in decoded.filenames], dtype=np.int64)
+    # clips were decoded grouped by length: back to the mapping's order (stable: class, onset kept)
+    order = np.lexsort((rank[decoded.clip], decoded.threshold))
+    reordered = DecodedScores(
+        decoded.filenames, decoded.thresholds, decoded.threshold[order], decoded.clip[order],
+        decoded.label[order], decoded.onset[order], decoded.offset[order],
+    )
+    return reordered.tables(class_names)
+
+
+def decode_at_class_thresholds(
+    scores: Mapping[str, np.ndarray],
+    class_names: Sequence[str],
+    thresholds: float | Sequence[float],
+    median_window: int | Sequence[int] = 7,
+    frame_step: float = FRAME_STEP,
+    duration_of: Mapping[str, float] | None = None,
+    max_event_time: float | None = None,
+) -> pd.DataFrame:
+    """One decoded output with a threshold (and a median window) per class.
+
+    A median commutes with a threshold, so the scores are filtered once and then binarised
+    class by class: the same events as the 2021 decoding of each class alone.
+
+    Args:
+        scores: {filename: (n_classes, n_frames) probabilities}.
+        class_names: (n_classes,) labels of the score rows.
+        thresholds: one, or (n_classes,) decision thresholds.
+        median_window: frames, one or (n_classes,).
+        frame_step: seconds per frame.
+        duration_of: {filename: seconds}: events clipped to their clip when given.
+        max_event_time: seconds to which onsets and offsets are clamped (2021: audio_max_len).
+
+    Returns:
+        Event table (filename, onset, offset, event_label), ordered by filename and onset.
+    """
+    thresholds = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (len(class_names),))
+    active = {
+        name: (values > thresholds[:, None]).astype(np.float32)
+        for name, values in median_filter_mapping(scores, median_window).items()
+    }
+    table = decode_mapping(active, [0.5], 1, frame_step, duration_of, max_event_time).tables(class_names)[0.5]
+    table = table.sort_values(["filename", "onset"], kind="stable", ignore_index=True)
+    table.attrs.update(source="predictions at per-class thresholds", clean=True)
+    return table

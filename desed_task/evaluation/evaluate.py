@@ -8,28 +8,31 @@ line, not by each stage."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from desed_task.evaluation.collar_f1 import collar_f1
 from desed_task.evaluation.decode import (
     FRAME_STEP,
-    event_tables,
-    median_filter_scores,
-    regions_in_seconds,
-    threshold_regions,
-    windows_per_class,
+    DecodedScores,
+    decode_at_class_thresholds,
+    decode_mapping,
+    median_filter_mapping,
 )
 from desed_task.evaluation.encoding import EncodedEvents
 from desed_task.evaluation.errors import EvaluationInputError
 from desed_task.evaluation.exact_psds import exact_psds_scenarios
-from desed_task.evaluation.intersection_f1 import intersection_f1_scores
 from desed_task.evaluation.intersection_inputs import (
     IntersectionInputs,
     prepare_intersection_inputs,
+)
+from desed_task.evaluation.metrics import (
+    F1_THRESHOLD,
+    PSDS_SCENARIOS,
+    output_metrics,
+    threshold_grid,
+    threshold_name,
 )
 from desed_task.evaluation.plots import plot_exact_psds, plot_psds
 from desed_task.evaluation.psds import (
@@ -37,14 +40,7 @@ from desed_task.evaluation.psds import (
     psds_scenarios_from_detections,
     psds_scenarios_from_operating_points,
 )
-from desed_task.evaluation.scenarios import (
-    F1_THRESHOLD,
-    PSDS_SCENARIOS,
-    threshold_grid,
-    threshold_name,
-)
 from desed_task.evaluation.score_files import write_score_folders
-from desed_task.evaluation.segment_f1 import segment_f1
 from desed_task.evaluation.tables import (
     IN_F1,
     IN_PSDS,
@@ -97,24 +93,20 @@ def evaluate_predictions(
     durations: pd.DataFrame,
     save_dir: Path | None = None,
 ) -> dict[str, float]:
-    """Intersection F1 (dtc 0.5, gtc 0.5, cttc 0.3), collar F1 and segment F1 of one output.
+    """The metrics of one output (those of ``metrics.METRICS`` with source ``OUTPUT``:
+    intersection F1 with dtc 0.5, gtc 0.5, cttc 0.3, collar F1, segment F1).
 
     With ``save_dir``: ``f1_per_class.tsv``.
     """
-    intersection = intersection_f1_scores(predictions, ground_truth, durations)
-    collar = collar_f1(predictions, ground_truth, durations=durations)
-    segment = segment_f1(predictions, ground_truth, durations=durations)
+    metrics = output_metrics()
+    per_class: dict[str, dict[str, float]] = {}
+    for metric in metrics:
+        if metric.column not in per_class:
+            per_class[metric.column] = metric.per_class(predictions, ground_truth, durations)
     if save_dir is not None:
-        table = pd.DataFrame(
-            {"intersection_f1": intersection, "collar_f1": collar, "segment_f1": segment}
-        ).rename_axis("event_label")
+        table = pd.DataFrame(per_class).rename_axis("event_label")
         _write_tsv(table.reset_index(), Path(save_dir) / "f1_per_class.tsv")
-    return {
-        "intersection_f1_macro": intersection["macro"],
-        "collar_f1_macro": collar["macro"],
-        "collar_f1_micro": collar["micro"],
-        "segment_f1_macro": segment["macro"],
-    }
+    return {metric.name: per_class[metric.column][metric.average] for metric in metrics}
 
 
 def evaluate_exact(
@@ -140,160 +132,6 @@ def evaluate_exact(
         for name, result in results.items():
             plot_exact_psds(result, save_dir, name)
     return {name: result.value for name, result in results.items()}
-
-
-@dataclass(frozen=True)
-class _DecodedScores:
-    """Events decoded from a {filename: scores} mapping at several thresholds, as arrays.
-
-    Attributes:
-        filenames: the clips, in the order ``clip`` indexes.
-        thresholds: the thresholds, in the order ``threshold`` indexes.
-        threshold, clip, label, onset, offset: (n_events,) each; ``label`` indexes the
-            class names of the scores; seconds.
-    """
-
-    filenames: list[str]
-    thresholds: list[float]
-    threshold: np.ndarray
-    clip: np.ndarray
-    label: np.ndarray
-    onset: np.ndarray
-    offset: np.ndarray
-
-    def tables(self, class_names: Sequence[str]) -> dict[float, pd.DataFrame]:
-        """{threshold: event table}, events ordered by clip (in score order), class, onset."""
-        filenames = np.asarray(self.filenames, dtype=object)
-        labels = np.asarray(class_names, dtype=object)
-        return event_tables(
-            self.thresholds, self.threshold, filenames[self.clip], labels[self.label], self.onset, self.offset
-        )
-
-    def encoded(self, inputs: IntersectionInputs, class_names: Sequence[str]) -> tuple[EncodedEvents, np.ndarray]:
-        """The events in the indices of ``inputs`` and their thresholds' indices; a class
-        without ground-truth events gets label -1 (ignored by the counts, as psds_eval)."""
-        label_index = inputs.classes.get_indexer(list(class_names)).astype(np.int64)
-        clip_index = inputs.clips.get_indexer(self.filenames).astype(np.int64)
-        events = EncodedEvents(clip_index[self.clip], label_index[self.label], self.onset, self.offset)
-        return events, self.threshold.astype(np.int64)
-
-    def detections_per_class(self, n_classes: int) -> np.ndarray:
-        """(n_classes,) number of events of each class, all thresholds together."""
-        return np.bincount(self.label, minlength=n_classes)
-
-
-def _decode_mapping(
-    scores: Mapping[str, np.ndarray],
-    thresholds: Sequence[float],
-    median_window: int | Sequence[int],
-    frame_step: float,
-    duration_of: Mapping[str, float] | None,
-    max_event_time: float | None = None,
-) -> _DecodedScores:
-    """``threshold_regions`` on a {filename: (n_classes, n_frames)} mapping (clips grouped
-    by length), in seconds; events are clipped to ``duration_of[filename]`` when it is given,
-    their times clamped to ``max_event_time`` when it is (``regions_in_seconds``)."""
-    by_length: dict[int, list[str]] = {}
-    for filename, clip_scores in scores.items():
-        by_length.setdefault(np.shape(clip_scores)[-1], []).append(filename)
-    filenames, parts = [], []
-    for names in by_length.values():
-        stacked = np.stack([np.asarray(scores[name], dtype=np.float64) for name in names])
-        windows = windows_per_class(median_window, stacked.shape[1])
-        threshold, clip, label, start, stop = threshold_regions(stacked, thresholds, windows)
-        clip_durations = None if duration_of is None else np.array([duration_of[name] for name in names])
-        kept, onset, offset = regions_in_seconds(clip, start, stop, frame_step, clip_durations, max_event_time)
-        parts.append((threshold[kept], clip[kept] + len(filenames), label[kept], onset[kept], offset[kept]))
-        filenames += names
-    columns = [np.concatenate([part[i] for part in parts]) for i in range(5)]
-    return _DecodedScores(filenames, list(thresholds), *columns)
-
-
-def _median_filter_mapping(
-    scores: Mapping[str, np.ndarray], median_window: int | Sequence[int]
-) -> dict[str, np.ndarray]:
-    """``median_filter_scores`` on a {filename: (n_classes, n_frames)} mapping, clips of one
-    length filtered together."""
-    by_length: dict[int, list[str]] = {}
-    for filename, clip_scores in scores.items():
-        by_length.setdefault(np.shape(clip_scores)[-1], []).append(filename)
-    filtered = {}
-    for filenames in by_length.values():
-        stacked = np.stack([np.asarray(scores[name], dtype=np.float64) for name in filenames])
-        filtered.update(zip(filenames, median_filter_scores(stacked, median_window)))
-    return filtered
-
-
-def decode_clip_scores(
-    scores: Mapping[str, np.ndarray],
-    class_names: Sequence[str],
-    thresholds: Sequence[float],
-    median_window: int | Sequence[int] = 7,
-    frame_step: float = FRAME_STEP,
-    max_event_time: float | None = None,
-) -> dict[float, pd.DataFrame]:
-    """The 2021 decoding of clips of any lengths at many thresholds at once.
-
-    Args:
-        scores: {filename: (n_classes, n_frames) probabilities}, each clip at its own length.
-        class_names: (n_classes,) labels of the score rows.
-        thresholds: decision thresholds (a frame is active where score > threshold).
-        median_window: frames, one or (n_classes,), applied as 2021 did (binarise, then filter).
-        frame_step: seconds per frame.
-        max_event_time: seconds to which onsets and offsets are clamped (2021: audio_max_len).
-
-    Returns:
-        {threshold: event table (filename, onset, offset, event_label)}, events ordered by
-        clip (in the order of ``scores``), class, onset.
-    """
-    filtered = _median_filter_mapping(scores, median_window)
-    decoded = _decode_mapping(filtered, list(thresholds), 1, frame_step, None, max_event_time)
-    position = {name: i for i, name in enumerate(scores)}
-    rank = np.array([position[name] for name in decoded.filenames], dtype=np.int64)
-    # clips were decoded grouped by length: back to the mapping's order (stable: class, onset kept)
-    order = np.lexsort((rank[decoded.clip], decoded.threshold))
-    reordered = _DecodedScores(
-        decoded.filenames, decoded.thresholds, decoded.threshold[order], decoded.clip[order],
-        decoded.label[order], decoded.onset[order], decoded.offset[order],
-    )
-    return reordered.tables(class_names)
-
-
-def decode_at_class_thresholds(
-    scores: Mapping[str, np.ndarray],
-    class_names: Sequence[str],
-    thresholds: float | Sequence[float],
-    median_window: int | Sequence[int] = 7,
-    frame_step: float = FRAME_STEP,
-    duration_of: Mapping[str, float] | None = None,
-    max_event_time: float | None = None,
-) -> pd.DataFrame:
-    """One decoded output with a threshold (and a median window) per class.
-
-    A median commutes with a threshold, so the scores are filtered once and then binarised
-    class by class: the same events as the 2021 decoding of each class alone.
-
-    Args:
-        scores: {filename: (n_classes, n_frames) probabilities}.
-        class_names: (n_classes,) labels of the score rows.
-        thresholds: one, or (n_classes,) decision thresholds.
-        median_window: frames, one or (n_classes,).
-        frame_step: seconds per frame.
-        duration_of: {filename: seconds}: events clipped to their clip when given.
-        max_event_time: seconds to which onsets and offsets are clamped (2021: audio_max_len).
-
-    Returns:
-        Event table (filename, onset, offset, event_label), ordered by filename and onset.
-    """
-    thresholds = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (len(class_names),))
-    active = {
-        name: (values > thresholds[:, None]).astype(np.float32)
-        for name, values in _median_filter_mapping(scores, median_window).items()
-    }
-    table = _decode_mapping(active, [0.5], 1, frame_step, duration_of, max_event_time).tables(class_names)[0.5]
-    table = table.sort_values(["filename", "onset"], kind="stable", ignore_index=True)
-    table.attrs.update(source="predictions at per-class thresholds", clean=True)
-    return table
 
 
 def evaluate_scores(
@@ -342,8 +180,9 @@ def evaluate_scores(
             exact PSDS.
 
     Returns:
-        psds1, psds2, psds1_exact, psds2_exact, intersection_f1_macro, collar_f1_macro,
-        collar_f1_micro, segment_f1_macro (the F1s at threshold 0.5).
+        {name: value} of ``metrics.METRICS``, in that order: psds1, psds2, psds1_exact,
+        psds2_exact, intersection_f1_macro, collar_f1_macro, collar_f1_micro,
+        segment_f1_macro (the F1s at threshold 0.5).
     """
     if not scores:
         raise EvaluationInputError("no scores given")
@@ -360,11 +199,11 @@ def evaluate_scores(
     # a median commutes with a threshold: filtering the scores once and binarising them gives
     # the 2021 decoding (binarise, then filter) at every threshold, and the scores of the exact
     # PSDS, its threshold-free limit
-    filtered = _median_filter_mapping(scores, median_window)
+    filtered = median_filter_mapping(scores, median_window)
     thresholds = threshold_grid(n_thresholds)
-    decoded = _decode_mapping(filtered, thresholds, 1, frame_step, duration_of, max_event_time)
+    decoded = decode_mapping(filtered, thresholds, 1, frame_step, duration_of, max_event_time)
     if f1_thresholds is None:
-        at_f1_threshold = _decode_mapping(
+        at_f1_threshold = decode_mapping(
             filtered, [F1_THRESHOLD], 1, frame_step, duration_of, max_event_time
         ).tables(class_names)[F1_THRESHOLD]
     else:
@@ -383,7 +222,7 @@ def evaluate_scores(
     # the operating points go to the PSDS as arrays: 1.5 M events of 50 thresholds on DESED's
     # dev-test set, whose tables would take longer to build and check than the PSDS itself
     inputs = prepare_intersection_inputs(ground_truth, durations)
-    psds = psds_scenarios_from_detections(*decoded.encoded(inputs, class_names), thresholds, inputs, PSDS_SCENARIOS)
+    psds = psds_scenarios_from_detections(*_encoded(decoded, inputs, class_names), thresholds, inputs, PSDS_SCENARIOS)
     metrics = _report_psds(psds, save_dir)
     # a class without ground truth has no PSDS of its own: its scores are left out (psds_eval
     # ignores its detections; sed_scores_eval refuses it)
@@ -395,8 +234,19 @@ def evaluate_scores(
     return metrics
 
 
+def _encoded(
+    decoded: DecodedScores, inputs: IntersectionInputs, class_names: Sequence[str]
+) -> tuple[EncodedEvents, np.ndarray]:
+    """The decoded events in the indices of ``inputs`` and their thresholds' indices; a class
+    without ground-truth events gets label -1 (ignored by the counts, as psds_eval)."""
+    label_index = inputs.classes.get_indexer(list(class_names)).astype(np.int64)
+    clip_index = inputs.clips.get_indexer(decoded.filenames).astype(np.int64)
+    events = EncodedEvents(clip_index[decoded.clip], label_index[decoded.label], decoded.onset, decoded.offset)
+    return events, decoded.threshold.astype(np.int64)
+
+
 def _report_absent_score_classes(
-    decoded: _DecodedScores,
+    decoded: DecodedScores,
     at_f1_threshold: pd.DataFrame,
     class_names: Sequence[str],
     ground_truth: pd.DataFrame,

@@ -1,10 +1,11 @@
-"""Threshold-independent (exact) PSDS from frame scores: ours (``psds_threshold_free``) by
-default, sed_scores_eval's with ``reference=True`` (imported only then)."""
+"""The exact (threshold-free) PSDS of frame scores against event and durations tables: the
+inputs checked and encoded, the detection runs found once for all scenarios, the PSDS computed
+by ``exact_psds_from_runs`` (default) or by sed_scores_eval (``reference=True``, imported only
+then; its adapter here also scores the cSEBBs' boxes)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import pandas as pd
 from desed_task.evaluation.detection_runs import detection_runs
 from desed_task.evaluation.encoding import encode_events
 from desed_task.evaluation.errors import EvaluationInputError
-from desed_task.evaluation.psds_threshold_free import threshold_free_psds
+from desed_task.evaluation.exact_psds_from_runs import ExactPSDSResult, exact_psds_from_runs
 from desed_task.evaluation.score_files import frame_table
 from desed_task.evaluation.tables import (
     check_ground_truth,
@@ -22,26 +23,6 @@ from desed_task.evaluation.tables import (
     events_only,
     source_of,
 )
-
-
-@dataclass(frozen=True)
-class ExactPSDSResult:
-    """An exact PSDS with its curves (as sed_scores_eval's ``psds`` returns them).
-
-    Attributes:
-        value: the PSDS.
-        class_psds: {class: PSDS of that class alone}.
-        roc_etpr, roc_efpr: (n_points,) the PSD-ROC (eFPR per hour).
-        class_rocs: {class: (tpr, efpr)} per-class ROCs.
-        settings: the scenario (dtc, gtc, cttc, alpha_ct, alpha_st, max_efpr).
-    """
-
-    value: float
-    class_psds: dict[str, float]
-    roc_etpr: np.ndarray
-    roc_efpr: np.ndarray
-    class_rocs: dict[str, tuple[np.ndarray, np.ndarray]]
-    settings: dict[str, float]
 
 
 def audio_id(filename: str) -> str:
@@ -226,23 +207,18 @@ def exact_psds_scenarios(
     results = {}
     for name, given in scenarios.items():
         settings = {"cttc": 0.3, "alpha_ct": 0.0, "alpha_st": 0.0, "max_efpr": 100.0, **given}
-        if reference:
-            value, class_psds, (etpr, efpr), class_rocs = _reference_psds(
-                scores, class_names, frame_step, ground_truth, clips, duration_of, settings
-            )
-            class_rocs = {str(k): (np.asarray(v[0]), np.asarray(v[1])) for k, v in class_rocs.items()}
-            class_psds = {str(k): float(v) for k, v in class_psds.items()}
-        else:
-            result = threshold_free_psds(runs, events, clip_durations, **settings)
-            value, etpr, efpr = result.value, result.roc_etpr, result.roc_efpr
-            class_rocs = dict(zip(runs.class_names, result.class_rocs))
-            class_psds = {k: float(v) for k, v in zip(runs.class_names, result.class_psds)}
+        if not reference:
+            results[name] = exact_psds_from_runs(runs, events, clip_durations, settings)
+            continue
+        value, class_psds, (etpr, efpr), class_rocs = _reference_psds(
+            scores, class_names, frame_step, ground_truth, clips, duration_of, settings
+        )
         results[name] = ExactPSDSResult(
             value=float(value),
-            class_psds=class_psds,
+            class_psds={str(k): float(v) for k, v in class_psds.items()},
             roc_etpr=np.asarray(etpr),
             roc_efpr=np.asarray(efpr),
-            class_rocs=class_rocs,
+            class_rocs={str(k): (np.asarray(v[0]), np.asarray(v[1])) for k, v in class_rocs.items()},
             settings=settings,
         )
     return results

@@ -14,8 +14,56 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from desed_task.evaluation.intersection_counts import count_intersections
-from desed_task.evaluation.intersection_inputs import prepare_intersection_inputs
+from desed_task.evaluation.encoding import EncodedEvents
+from desed_task.evaluation.intersection_counts import IntersectionCounts, count_intersections
+from desed_task.evaluation.intersection_inputs import (
+    IntersectionInputs,
+    prepare_intersection_inputs,
+)
+
+
+def intersection_f1_from_counts(counts: IntersectionCounts, events_per_class: np.ndarray) -> np.ndarray:
+    """psds_eval's F1 = 2 TP / (2 TP + FN + FP) per operating point and class.
+
+    Args:
+        counts: ``count_intersections`` of n_ops operating points, n_classes classes.
+        events_per_class: (n_classes,) ground-truth events of each class.
+
+    Returns:
+        (n_ops, n_classes) F1, NaN where a class has no true positive (psds_eval recovers the
+        number of events as TP / (TP / n), undefined at TP = 0).
+    """
+    true_positives = counts.true_positives.astype(np.float64)
+    false_positives = counts.false_positives.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n_events = true_positives / (true_positives / events_per_class)
+        false_negatives = n_events - true_positives
+        return 2 * true_positives / (2 * true_positives + false_negatives + false_positives)
+
+
+def intersection_f1_per_operating_point(
+    inputs: IntersectionInputs,
+    detections: EncodedEvents,
+    operating_point: np.ndarray,
+    n_operating_points: int,
+    dtc: float = 0.5,
+    gtc: float = 0.5,
+    cttc: float = 0.3,
+) -> np.ndarray:
+    """Intersection F1 of many outputs at once (e.g. the grid of a tuning).
+
+    Args:
+        inputs: ``prepare_intersection_inputs`` of the ground truth.
+        detections: the detections of every output, in the indices of ``inputs``.
+        operating_point: (n_detections,) int64 index of each detection's output.
+        n_operating_points: number of outputs.
+        dtc, gtc, cttc: the intersection criteria.
+
+    Returns:
+        (n_operating_points, n_classes of ``inputs.classes``) F1, NaN where undefined.
+    """
+    counts = count_intersections(detections, operating_point, n_operating_points, inputs.reference, dtc, gtc, cttc)
+    return intersection_f1_from_counts(counts, inputs.reference.events_per_class)
 
 
 def intersection_f1_scores(
@@ -29,15 +77,8 @@ def intersection_f1_scores(
     """Per-class intersection F1 (NaN where undefined) and their ``"macro"`` mean (0 if none)."""
     inputs = prepare_intersection_inputs(ground_truth, durations)
     detections = inputs.encode_detections(predictions)
-    counts = count_intersections(
-        detections, np.zeros(len(detections), np.int64), 1, inputs.reference, dtc, gtc, cttc
-    )
-    true_positives = counts.true_positives[0].astype(np.float64)
-    false_positives = counts.false_positives[0].astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        n_events = true_positives / (true_positives / inputs.reference.events_per_class)
-        false_negatives = n_events - true_positives
-        f1 = 2 * true_positives / (2 * true_positives + false_negatives + false_positives)
+    operating_point = np.zeros(len(detections), np.int64)
+    f1 = intersection_f1_per_operating_point(inputs, detections, operating_point, 1, dtc, gtc, cttc)[0]
     scores = {str(name): float(value) for name, value in zip(inputs.classes, f1)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)

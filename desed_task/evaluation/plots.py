@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from desed_task.evaluation.exact_psds import ExactPSDSResult
+from desed_task.evaluation.exact_psds_from_runs import ExactPSDSResult
 from desed_task.evaluation.psds import PSDSResult
 
 if TYPE_CHECKING:

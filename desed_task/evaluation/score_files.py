@@ -63,10 +63,38 @@ def _clip_id(filename: str) -> str:
     return filename[: -len(".wav")] if filename.endswith(".wav") else filename
 
 
+def write_score_table(
+    clip_scores: np.ndarray, class_names: Sequence[str], frame_step: float, path: str | Path, filename: str = ""
+) -> Path:
+    """Write one recording's frame scores in sed_scores_eval's layout: the project's one score
+    writer (test and eval runs, the evaluation command line, inference).
+
+    Every value is written exactly (the shortest text that reads back to the same float, as
+    pandas and sed_scores_eval's ``write_sed_scores`` write them), so that the exact PSDS and
+    the tuning read back the scores they would get in memory.
+
+    Args:
+        clip_scores: (n_classes, n_frames) scores; frame i covers [i * frame_step,
+            (i + 1) * frame_step) seconds.
+        class_names: (n_classes,) column names after onset and offset.
+        frame_step: seconds per frame.
+        path: the ``.tsv`` to write (parents are created).
+        filename: the recording, named in the error of a wrong shape (default: ``path``).
+    """
+    path = Path(path)
+    table = frame_table(filename or str(path), clip_scores, len(class_names), frame_step)
+    header = "\t".join(["onset", "offset", *map(str, class_names)])
+    lines = ["\t".join(map(repr, row)) for row in table.tolist()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + "\n" + "\n".join(lines) + "\n")
+    return path
+
+
 def write_sed_scores(
     scores: Mapping[str, np.ndarray], class_names: Sequence[str], frame_step: float, folder: str | Path
 ) -> None:
-    """Write ``<clip id>.tsv`` per clip, as sed_scores_eval's ``write_sed_scores`` does.
+    """Write ``<clip id>.tsv`` per clip (``write_score_table``), as sed_scores_eval's
+    ``write_sed_scores`` does.
 
     Args:
         scores: {filename: (n_classes, n_frames) scores}; the clip id drops ".wav".
@@ -76,12 +104,8 @@ def write_sed_scores(
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    header = "\t".join(["onset", "offset", *map(str, class_names)])
     for filename, clip_scores in scores.items():
-        table = frame_table(filename, clip_scores, len(class_names), frame_step)
-        # repr: the shortest text that reads back to the same float, as pandas writes them
-        lines = ["\t".join(map(repr, row)) for row in table.tolist()]
-        (folder / f"{_clip_id(filename)}.tsv").write_text(header + "\n" + "\n".join(lines) + "\n")
+        write_score_table(clip_scores, class_names, frame_step, folder / f"{_clip_id(filename)}.tsv", filename)
 
 
 def _read_one(path: Path) -> np.ndarray:

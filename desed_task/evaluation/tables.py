@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from desed_task.data.tables import read_table_file, require_columns
 from desed_task.evaluation.errors import EvaluationInputError
 
 log = logging.getLogger(__name__)
@@ -38,29 +39,6 @@ DURATION_COLUMNS = ["filename", "duration"]
 def source_of(table: pd.DataFrame, default: str) -> str:
     """The name of the file ``table`` was read from, or ``default``."""
     return str(table.attrs.get("source", default))
-
-
-def _read_delimited(path: Path) -> pd.DataFrame:
-    """Read a tab- or comma-separated file, guessing the separator from its header."""
-    if not path.is_file():
-        raise EvaluationInputError(f"{path}: no such file")
-    with path.open() as handle:
-        header = handle.readline()
-    separator = "\t" if "\t" in header else ","
-    try:
-        table = pd.read_csv(path, sep=separator, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise EvaluationInputError(f"{path}: cannot be parsed ({error})") from error
-    table.columns = [str(column).strip() for column in table.columns]
-    return table
-
-
-def _require_columns(table: pd.DataFrame, columns: Iterable[str], source: str) -> None:
-    missing = [column for column in columns if column not in table.columns]
-    if missing:
-        raise EvaluationInputError(
-            f"{source}: missing column(s) {missing}; found {list(table.columns)}"
-        )
 
 
 def _as_seconds(values: pd.Series, column: str, source: str, allow_missing: np.ndarray) -> np.ndarray:
@@ -94,7 +72,7 @@ def clean_event_table(table: pd.DataFrame, source: str | None = None) -> pd.Data
     source = source or source_of(table, "event table")
     if table.attrs.get("clean"):
         return table
-    _require_columns(table, EVENT_COLUMNS, source)
+    require_columns(table, EVENT_COLUMNS, source, EvaluationInputError)
     labels = table["event_label"].astype(object)
     labels = labels.where(labels.notna(), "").astype(str).str.strip()
     no_event = (labels == "").to_numpy()
@@ -127,7 +105,7 @@ def clean_durations(table: pd.DataFrame, source: str | None = None) -> pd.DataFr
     source = source or source_of(table, "durations table")
     if table.attrs.get("clean"):
         return table
-    _require_columns(table, DURATION_COLUMNS, source)
+    require_columns(table, DURATION_COLUMNS, source, EvaluationInputError)
     filenames = table["filename"].astype(object).astype(str).str.strip()
     durations = _as_seconds(table["duration"], "duration", source, np.zeros(len(table), bool))
     if (durations < 0).any():
@@ -138,16 +116,22 @@ def clean_durations(table: pd.DataFrame, source: str | None = None) -> pd.DataFr
     return cleaned
 
 
+def _read(path: Path) -> pd.DataFrame:
+    """A TSV or CSV file as text (``data.tables.read_table_file``); short lines are read with
+    NaN in their missing fields (an empty-clip row may be written as its filename alone)."""
+    return read_table_file(path, EvaluationInputError, text=True, whole_rows=False)
+
+
 def read_event_table(path: str | Path) -> pd.DataFrame:
     """Read a ground-truth or prediction file (TSV or CSV, columns in any order)."""
     path = Path(path)
-    return clean_event_table(_read_delimited(path), source=str(path))
+    return clean_event_table(_read(path), source=str(path))
 
 
 def read_durations(path: str | Path) -> pd.DataFrame:
     """Read a durations file (``filename``, ``duration`` in seconds; TSV or CSV)."""
     path = Path(path)
-    return clean_durations(_read_delimited(path), source=str(path))
+    return clean_durations(_read(path), source=str(path))
 
 
 def events_only(table: pd.DataFrame) -> pd.DataFrame:
@@ -232,3 +216,33 @@ def report_absent_classes(
             f"{head}; drop those detections, or leave out --strict_classes to score them as psds_eval and sed_eval do"
         )
     log.warning("%s: %s; --strict_classes refuses them", head, consequence)
+
+
+def restrict_to_scored_clips(
+    scores: Mapping[str, np.ndarray],
+    events: pd.DataFrame,
+    durations: pd.DataFrame,
+) -> tuple[Mapping[str, np.ndarray], pd.DataFrame, pd.DataFrame]:
+    """Ground truth and durations over the scored clips, the cut said in the log.
+
+    The evaluated clips are those of `durations` (a clip without events need not be in
+    `events`). Clips not scored (fast_dev_run, limit_*_batches) leave the ground truth
+    instead of counting as missed events. Classes without ground-truth events stay: the
+    metrics score them as the 2021 tools did (see the module's docstring).
+
+    Args:
+        scores: {filename: (n_classes, n_frames) probabilities} of the scored clips.
+        events, durations: the set's event and durations tables.
+
+    Returns:
+        ``scores`` and the tables restricted to its clips.
+    """
+    unscored = set(durations["filename"]) - set(scores)
+    if unscored:
+        log.warning(
+            "%d of %d clips of the durations table were not scored (partial pass); metrics cover the %d scored clips",
+            len(unscored), len(durations), len(scores),
+        )
+        events = events[events["filename"].isin(scores)]
+        durations = durations[durations["filename"].isin(scores)]
+    return scores, events, durations

@@ -9,7 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
-from desed_task.checkpoints import CheckpointError
+from desed_task.checkpoints import MODELS, CheckpointError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(the TensorFlow separation model is not in the graph).",
     )
     parser.add_argument("--checkpoint", required=True, help="a checkpoint of train_sed.py or finetune_on_separated.py, or an official 2021 one")
-    parser.add_argument("--model", choices=("teacher", "student"), default="teacher", help="which network (default: %(default)s)")
+    parser.add_argument("--model", choices=MODELS, default="teacher", help="which network (default: %(default)s)")
     parser.add_argument("--onnx", metavar="FILE", help="the .onnx file to write")
     parser.add_argument("--torchscript", metavar="FILE", help="also (or instead) a traced TorchScript file (.pt)")
     return parser

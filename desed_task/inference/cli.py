@@ -19,16 +19,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from desed_task.checkpoints import CheckpointError
+from desed_task.checkpoints import MODELS, CheckpointError
 from desed_task.config import RESAMPLERS
 from desed_task.data.audio import AudioError
 from desed_task.devices import torch_device
+from desed_task.evaluation.class_values import ClassValuesError, read_class_values
+from desed_task.evaluation.postprocessed import detect_events
+from desed_task.evaluation.postprocessing_file import load_postprocessing
+from desed_task.evaluation.score_files import write_score_table
 from desed_task.features.mel import log_mel
-from desed_task.inference.detector import MODELS, SoundEventDetector
-from desed_task.inference.outputs import EventsFile, input_names, write_score_table
+from desed_task.inference.detector import SoundEventDetector
+from desed_task.inference.outputs import EventsFile, input_names
 from desed_task.inference.reading import NoAudioFilesError
-from desed_task.postprocessing import ClassValuesError, load_postprocessing, read_class_values
-from desed_task.postprocessing.apply import detect_events
 from desed_task.separation.model import TensorFlowMissing  # plain Python: no TensorFlow yet
 
 log = logging.getLogger("desed_task.inference")

@@ -23,8 +23,9 @@ import pandas as pd
 import torch
 from torch import nn
 
+from desed_task.checkpoints import MODELS
 from desed_task.data.resample import check_resampler, resample_stream
-from desed_task.evaluation.evaluate import decode_at_class_thresholds
+from desed_task.evaluation.decode import decode_at_class_thresholds
 from desed_task.features.mel import MelSpectrogram
 from desed_task.features.network_input import mel_magnitudes, normalise
 from desed_task.features.scaler import TorchScaler
@@ -34,7 +35,6 @@ from desed_task.nnet import network_from_config
 from desed_task.nnet.ensemble import SeparatedEnsemble
 from desed_task.separation.folder import Separator
 
-MODELS = ("teacher", "student")
 MIN_SECONDS = 1.0  # shorter audio is zero-padded to this, its scores cut back
 
 

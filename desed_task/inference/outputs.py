@@ -1,5 +1,5 @@
-"""Files written by the inference CLI: events.tsv (DCASE layout), per-file score tables, and the
-names that keep every input's outputs apart."""
+"""Files written by the inference CLI: events.tsv (DCASE layout) and the names that keep every
+input's outputs apart (score tables: ``desed_task.evaluation.score_files.write_score_table``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from desed_task.inference.reading import list_audio_files
@@ -53,25 +52,6 @@ def input_names(paths: Sequence[str | Path]) -> list[tuple[Path, str]]:
             len(shared), next(name for _, name, _ in found if name.casefold() in shared),
         )
     return [(path, name) for (path, _, _), name in zip(found, names)]
-
-
-def write_score_table(scores: np.ndarray, class_names: Sequence[str], frame_step: float, path: Path) -> Path:
-    """Raw frame scores in sed_scores_eval's layout: onset, offset, one column per class.
-
-    Args:
-        scores: (n_classes, n_frames) probabilities; frame i covers [i, i + 1) * frame_step s.
-        class_names: (n_classes,) column names.
-        frame_step: seconds per frame.
-        path: the ``.tsv`` to write (parents are created).
-    """
-    n_frames = scores.shape[1]
-    onsets = np.arange(n_frames) * frame_step
-    table = pd.DataFrame(np.asarray(scores, dtype=np.float64).T, columns=list(class_names))
-    table.insert(0, "offset", onsets + frame_step)
-    table.insert(0, "onset", onsets)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(path, sep="\t", index=False, float_format="%.6g")
-    return path
 
 
 class EventsFile:

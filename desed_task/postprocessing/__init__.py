@@ -1,32 +1,8 @@
-"""Post-processing of frame scores into events beyond the 2021 default (one median window
-and one threshold for all classes): per-class values read from files, and values tuned on
-validation scores (``python -m desed_task.postprocessing tune``; file format in
-``settings``).
+"""Post-processing tuned on validation scores (``python -m desed_task.postprocessing tune``):
+per-class median windows and thresholds (``median_tuning``) or cSEBBs parameters
+(``sebbs_tuning``), maximising the exact PSDS or the intersection F1.
 
-Other code loads a tuned file with ``load_postprocessing(path, class_names)`` and evaluates
-with ``evaluate_postprocessed`` (``apply``), which imports the evaluation stages on use.
+The tuned file's format and its application (decoding, evaluation, inference) are the
+evaluation package's: ``desed_task.evaluation.postprocessing_file`` (``load_postprocessing``)
+and ``desed_task.evaluation.postprocessed`` (``evaluate_postprocessed``, ``detect_events``).
 """
-
-from desed_task.postprocessing.class_values import (
-    ClassValuesError,
-    class_values_from_mapping,
-    read_class_values,
-)
-from desed_task.postprocessing.settings import (
-    PostProcessing,
-    PostProcessingError,
-    default_description,
-    load_postprocessing,
-    write_postprocessing,
-)
-
-__all__ = [
-    "ClassValuesError",
-    "PostProcessing",
-    "PostProcessingError",
-    "class_values_from_mapping",
-    "default_description",
-    "load_postprocessing",
-    "read_class_values",
-    "write_postprocessing",
-]

@@ -3,7 +3,8 @@
 Reads the RAW frame scores of the validation clips (a folder of per-clip TSVs in
 sed_scores_eval's layout, as the test step writes them; a folder holding ``raw/`` is read
 there), tunes per-class median windows (method median) or cSEBBs parameters (method sebbs)
-to maximise the objective, and writes the post-processing file (``settings``), which
+to maximise the objective, and writes the post-processing file
+(``desed_task.evaluation.postprocessing_file``), which
 ``--postprocessing`` of ``python -m desed_task.evaluation`` and the test step
 (``training.postprocessing``) apply.
 """
@@ -17,6 +18,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from desed_task.evaluation.errors import EvaluationInputError
+from desed_task.evaluation.postprocessing_file import (
+    DEFAULT_THRESHOLD,
+    METHODS,
+    OBJECTIVES,
+    PostProcessing,
+    write_postprocessing,
+)
 from desed_task.evaluation.score_files import read_score_folder
 from desed_task.evaluation.tables import (
     clean_durations,
@@ -29,13 +37,6 @@ from desed_task.postprocessing.median_tuning import (
     WINDOW_2021,
     tune_median_f1,
     tune_median_psds,
-)
-from desed_task.postprocessing.settings import (
-    DEFAULT_THRESHOLD,
-    METHODS,
-    OBJECTIVES,
-    PostProcessing,
-    write_postprocessing,
 )
 
 log = logging.getLogger("desed_task.postprocessing")
@@ -109,7 +110,7 @@ def _validation_inputs(args: argparse.Namespace):
 
 def tune(args: argparse.Namespace) -> PostProcessing:
     if args.method == "sebbs":
-        from desed_task.postprocessing.sebbs_method import require_sebbs
+        from desed_task.evaluation.sebbs_boxes import require_sebbs
 
         require_sebbs()  # before reading anything
     scores, class_names, tuned, frame_step, ground_truth, durations, folder = _validation_inputs(args)
@@ -132,7 +133,7 @@ def tune(args: argparse.Namespace) -> PostProcessing:
         thresholds = full(result.threshold, DEFAULT_THRESHOLD) if args.objective == "f1" else ()
         return PostProcessing("median", tuple(class_names), full(result.median_window, WINDOW_2021), thresholds,
                               objective=args.objective, validation=validation)
-    from desed_task.postprocessing.sebbs_method import tune_sebbs
+    from desed_task.postprocessing.sebbs_tuning import tune_sebbs
 
     parameters, thresholds, after = tune_sebbs(scores, tuned, ground_truth, durations, args.objective,
                                                frame_step, progress=progress)

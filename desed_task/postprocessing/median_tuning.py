@@ -39,10 +39,10 @@ from desed_task.evaluation.decode import (
 from desed_task.evaluation.encoding import EncodedEvents
 from desed_task.evaluation.errors import EvaluationInputError
 from desed_task.evaluation.exact_psds import exact_psds
-from desed_task.evaluation.intersection_counts import count_intersections
+from desed_task.evaluation.intersection_f1 import intersection_f1_per_operating_point
 from desed_task.evaluation.intersection_inputs import prepare_intersection_inputs
-from desed_task.evaluation.scenarios import PSDS_SCENARIOS
-from desed_task.postprocessing.settings import DEFAULT_THRESHOLD
+from desed_task.evaluation.metrics import PSDS_SCENARIOS
+from desed_task.evaluation.postprocessing_file import DEFAULT_THRESHOLD
 
 DEFAULT_WINDOWS = tuple(range(1, 32, 2))  # odd windows 1..31 frames (64 ms .. 2 s)
 DEFAULT_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2))  # 0.05 .. 0.95
@@ -237,7 +237,8 @@ def f1_grid(
 
 
 def per_class_f1(inputs, parts: list[tuple], n_ops: int, label_index: np.ndarray) -> np.ndarray:
-    """Intersection F1 (dtc = gtc = 0.5, cttc = 0.3) per operating point and class.
+    """Intersection F1 (dtc = gtc = 0.5, cttc = 0.3) per operating point and class, as the
+    evaluation reports it (``intersection_f1_per_operating_point``).
 
     Args:
         inputs: ``prepare_intersection_inputs`` of the ground truth.
@@ -251,14 +252,7 @@ def per_class_f1(inputs, parts: list[tuple], n_ops: int, label_index: np.ndarray
     detections = EncodedEvents(*(np.concatenate([p[i] for p in parts]).astype(t) for i, t in
                                  enumerate((np.int64, np.int64, np.float64, np.float64))))
     operating_point = np.concatenate([p[4] for p in parts]).astype(np.int64)
-    counts = count_intersections(detections, operating_point, n_ops, inputs.reference, 0.5, 0.5, 0.3)
-    true_positives = counts.true_positives[:, label_index].astype(np.float64)
-    false_positives = counts.false_positives[:, label_index].astype(np.float64)
-    false_negatives = inputs.reference.events_per_class[label_index] - true_positives
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f1 = 2 * true_positives / (2 * true_positives + false_positives + false_negatives)
-    f1[true_positives == 0] = np.nan
-    return f1
+    return intersection_f1_per_operating_point(inputs, detections, operating_point, n_ops)[:, label_index]
 
 
 def _macro(f1: np.ndarray) -> float:

@@ -23,14 +23,13 @@ from pathlib import Path
 import yaml
 from torch import nn
 
-from desed_task.checkpoints import CheckpointError, load_checkpoint
+from desed_task.checkpoints import MODELS, CheckpointError, load_checkpoint
 from desed_task.config import ConfigError, validate_config
 from desed_task.nnet import build_network
 from desed_task.nnet.ensemble import SeparatedEnsemble
 
 log = logging.getLogger(__name__)
 
-SED_MODELS = ("teacher", "student")
 """Values of ``training.sed_model``: the `sed_<name>.` network of the pre-trained checkpoint."""
 
 
@@ -129,8 +128,8 @@ def _net_from_yaml(path: Path) -> dict:
 
 def load_pretrained_sed(net: dict, sed_checkpoint: dict, path: str | Path, which: str) -> nn.Module:
     """The CRNN built from `net` holding the checkpoint's ``sed_<which>.*`` weights."""
-    if which not in SED_MODELS:
-        raise ConfigError(f"training.sed_model must be one of {SED_MODELS}, got {which!r}")
+    if which not in MODELS:
+        raise ConfigError(f"training.sed_model must be one of {MODELS}, got {which!r}")
     state = sed_checkpoint.get("state_dict")
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: no state_dict in the pre-trained SED checkpoint")

@@ -16,12 +16,11 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from desed_task.checkpoints import CheckpointError
+from desed_task.checkpoints import MODELS, CheckpointError
 from desed_task.config import ConfigError
 from desed_task.data.datasets import LabelType
 from desed_task.evaluation import (
@@ -31,11 +30,13 @@ from desed_task.evaluation import (
     intersection_f1_macro,
     weak_f1_macro,
 )
+from desed_task.evaluation.postprocessed import evaluate_postprocessed
+from desed_task.evaluation.postprocessing_file import default_description, load_postprocessing
+from desed_task.evaluation.report import summary_table, write_predictions
+from desed_task.evaluation.tables import restrict_to_scored_clips
 from desed_task.features.mel import MelSpectrogram, log_mel
 from desed_task.features.network_input import mel_magnitudes, normalise
 from desed_task.features.scaler import TorchScaler
-from desed_task.postprocessing import default_description, load_postprocessing
-from desed_task.postprocessing.apply import evaluate_postprocessed
 from desed_task.training.distributed import broadcast_from_zero, gather_by_name
 from desed_task.training.ema import update_ema
 from desed_task.training.mixup import mixup
@@ -47,18 +48,6 @@ from desed_task.training.schedulers import (
 )
 
 log = logging.getLogger(__name__)
-
-MODELS = ("student", "teacher")
-SUMMARY_KEYS = (
-    "psds1",
-    "psds2",
-    "psds1_exact",
-    "psds2_exact",
-    "intersection_f1_macro",
-    "collar_f1_macro",
-    "collar_f1_micro",
-    "segment_f1_macro",
-)
 
 
 class MeanTeacher(L.LightningModule):
@@ -480,89 +469,3 @@ class MeanTeacher(L.LightningModule):
         for png in sorted(output_dir.glob("*/*.png")):
             image = mpimg.imread(png)[..., :3]
             experiment.add_image(f"test/{png.parent.name}/{png.stem}", image, self.global_step, dataformats="HWC")
-
-
-def restrict_to_scored_clips(
-    scores: dict[str, np.ndarray],
-    events: pd.DataFrame,
-    durations: pd.DataFrame,
-) -> tuple[dict[str, np.ndarray], pd.DataFrame, pd.DataFrame]:
-    """Ground truth and durations over the scored clips, the cut said in the log.
-
-    The evaluated clips are those of `durations` (a clip without events need not be in
-    `events`). Clips not scored (fast_dev_run, limit_*_batches) leave the ground truth
-    instead of counting as missed events. Classes without ground-truth events stay: the
-    metrics score them as the 2021 tools did (``desed_task.evaluation.tables``).
-    """
-    unscored = set(durations["filename"]) - set(scores)
-    if unscored:
-        log.warning(
-            "%d of %d clips of the durations table were not scored (partial pass); metrics cover the %d scored clips",
-            len(unscored), len(durations), len(scores),
-        )
-        events = events[events["filename"].isin(scores)]
-        durations = durations[durations["filename"].isin(scores)]
-    return scores, events, durations
-
-
-EVAL_COLUMNS = ["event_label", "onset", "offset", "filename"]  # the column order 2021 wrote
-
-
-def write_predictions(
-    scores: dict[str, np.ndarray],
-    class_names: list[str],
-    save_dir: Path,
-    model: str,
-    median_window: int,
-    frame_step: float,
-    n_thresholds: int = 50,
-    max_event_time: float | None = None,
-) -> None:
-    """Evaluation-set outputs of one model, as 2021 wrote them, and its frame scores.
-
-    2021's files: ``predictions_05_<model>.tsv`` (threshold 0.5) and the operating points
-    ``predictions_th_<t:.2f>.tsv`` (0.01, 0.03, ..., 0.99), columns event_label, onset,
-    offset, filename, times clamped to ``max_event_time``; all 51 decoded at once, each clip
-    at its own length. Then the frame scores, raw and median-filtered (``scores/raw/``,
-    ``scores/filtered/``; sed_scores_eval layout: one TSV per clip with onset, offset and
-    one column per class).
-    """
-    from desed_task.evaluation import median_filter_scores
-    from desed_task.evaluation.evaluate import decode_clip_scores
-    from desed_task.evaluation.scenarios import F1_THRESHOLD, threshold_grid, threshold_name
-    from desed_task.evaluation.score_files import write_score_folders
-
-    names = sorted(scores)
-    operating_points = threshold_grid(n_thresholds)
-    thresholds = list(dict.fromkeys([*operating_points, F1_THRESHOLD]))
-    decoded = decode_clip_scores(
-        {n: scores[n] for n in names}, class_names, thresholds, median_window, frame_step, max_event_time
-    )
-    save_dir.mkdir(parents=True, exist_ok=True)
-
-    def write(table: pd.DataFrame, name: str) -> None:
-        table[EVAL_COLUMNS].to_csv(save_dir / name, sep="\t", index=False)
-
-    write(decoded[F1_THRESHOLD], f"predictions_05_{model}.tsv")
-    labels = [f"{threshold:.2f}" for threshold in operating_points]
-    if len(set(labels)) < len(labels):  # more than 50 thresholds: 2 decimals would overwrite files
-        labels = [threshold_name(threshold) for threshold in operating_points]
-    for threshold, label in zip(operating_points, labels):
-        write(decoded[threshold], f"predictions_th_{label}.tsv")
-    filtered = {name: median_filter_scores(values, median_window) for name, values in scores.items()}
-    write_score_folders(scores, filtered, class_names, frame_step, save_dir / "scores")
-
-
-def summary_table(results: dict[str, dict[str, float]], postprocessing: str | None = None) -> str:
-    """Markdown table: one row per metric, one column per model; then the post-processing
-    used, when given."""
-    models = list(results)
-    lines = ["| metric | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
-    for key in SUMMARY_KEYS:
-        if all(key in results[m] for m in models):
-            lines.append(f"| {key} | " + " | ".join(f"{results[m][key]:.4f}" for m in models) + " |")
-    if postprocessing:
-        lines += ["", f"Post-processing: {postprocessing}."]
-    return "\n".join(lines)
-
-

@@ -1,7 +1,8 @@
 """The post-processing file: per-class settings tuned on validation scores.
 
 Written by ``python -m desed_task.postprocessing tune``, read by ``--postprocessing FILE``
-of the evaluation command line and by the test step (``training.postprocessing``). YAML::
+of the evaluation command line, by the test step (``training.postprocessing``) and by
+``python -m desed_task.inference``; applied by ``postprocessed``. YAML::
 
     method: median                  # median | sebbs
     objective: psds1                # psds1 | psds2 | f1: what the tuning maximised
@@ -34,7 +35,7 @@ from pathlib import Path
 
 import yaml
 
-from desed_task.postprocessing.class_values import ClassValuesError, class_values_from_mapping
+from desed_task.evaluation.class_values import ClassValuesError, class_values_from_mapping
 
 METHODS = ("median", "sebbs")
 OBJECTIVES = ("psds1", "psds2", "f1")

@@ -1,5 +1,6 @@
 """Change-point based sound event bounding boxes (cSEBBs, Ebbers et al., Interspeech 2024)
-through the optional ``sebbs`` package, tuned and evaluated with this project's metrics.
+through the optional ``sebbs`` package, and their metrics (a post-processing file of method
+sebbs; tuned by ``desed_task.postprocessing.sebbs_tuning``).
 
 cSEBBs turn each class's frame scores into boxes (onset, offset, confidence): a step filter
 finds candidate on- and offsets, neighbouring candidates are merged when the gap between
@@ -12,28 +13,25 @@ project's sed_scores_eval 0.0.4; sebbs runs on 0.0.4 (checked with numpy 2.4, pa
 Only ``CSEBBsPredictor.predict`` and ``sebbs.utils.sed_scores_from_sebbs`` are used: the
 package's own ``tune`` fails in its selection step (predictors without class names) and
 its PSDS call hits pandas 3's read-only arrays.
-
-Tuning follows the package's ``select_best_psds`` (classwise): the grid of step filter
-lengths x merge thresholds (either absolute or relative) is run once, and each class keeps
-the parameters of its best per-class PSDS (or best intersection F1 over confidence
-thresholds for the f1 objective).
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from desed_task.evaluation.decode import FRAME_STEP
 from desed_task.evaluation.evaluate import evaluate_operating_points, evaluate_predictions
 from desed_task.evaluation.exact_psds import audio_id, score_dataframes
-from desed_task.evaluation.intersection_inputs import prepare_intersection_inputs
-from desed_task.evaluation.scenarios import PSDS_SCENARIOS, threshold_grid
+from desed_task.evaluation.metrics import PSDS_SCENARIOS, threshold_grid
+from desed_task.evaluation.postprocessing_file import (
+    SEBBS_KEYS,
+    PostProcessing,
+    PostProcessingError,
+)
 from desed_task.evaluation.tables import (
     IN_F1,
     IN_PSDS,
@@ -43,17 +41,6 @@ from desed_task.evaluation.tables import (
     events_only,
     report_absent_classes,
 )
-from desed_task.postprocessing.median_tuning import DEFAULT_THRESHOLDS, _macro, per_class_f1
-from desed_task.postprocessing.settings import (
-    DEFAULT_THRESHOLD,
-    SEBBS_KEYS,
-    PostProcessing,
-    PostProcessingError,
-)
-
-STEP_FILTER_LENGTHS = (0.32, 0.48, 0.64)  # seconds: the package's defaults
-MERGE_THRESHOLDS_ABS = (0.15, 0.2, 0.3)
-MERGE_THRESHOLDS_REL = (1.5, 2.0, 3.0)
 
 
 def require_sebbs():
@@ -97,8 +84,9 @@ def sebbs_boxes(
     return table.astype({"onset": np.float64, "offset": np.float64, "confidence": np.float64})
 
 
-def _detections(boxes: pd.DataFrame, thresholds: Sequence[float] | float, class_names: Sequence[str]) -> pd.DataFrame:
-    """The boxes whose confidence exceeds their class's threshold, as an event table."""
+def sebbs_detections(boxes: pd.DataFrame, thresholds: Sequence[float] | float, class_names: Sequence[str]) -> pd.DataFrame:
+    """The boxes (``sebbs_boxes``) whose confidence exceeds their class's threshold (one, or
+    (n_classes,)), as an event table (filename, onset, offset, event_label)."""
     per_class = dict(zip(class_names, np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (len(class_names),))))
     kept = boxes["confidence"].to_numpy() > boxes["event_label"].map(per_class).to_numpy(dtype=np.float64)
     return boxes.loc[kept, ["filename", "onset", "offset", "event_label"]].reset_index(drop=True)
@@ -130,75 +118,6 @@ def sebbs_exact_psds(
     return float(value), {str(k): float(v) for k, v in class_psds.items()}
 
 
-def _box_f1(boxes: pd.DataFrame, class_names: Sequence[str], inputs, thresholds: Sequence[float]) -> np.ndarray:
-    """(n_thresholds, n_classes) intersection F1 of the boxes above each confidence threshold."""
-    label_index = inputs.classes.get_indexer(list(class_names))
-    clip = inputs.clips.get_indexer(boxes["filename"].to_numpy(dtype=object))
-    label = inputs.classes.get_indexer(boxes["event_label"].to_numpy(dtype=object))
-    confidence = boxes["confidence"].to_numpy()
-    onset, offset = boxes["onset"].to_numpy(), boxes["offset"].to_numpy()
-    parts = []
-    for k, threshold in enumerate(thresholds):
-        kept = (confidence > threshold) & (clip >= 0) & (label >= 0)
-        parts.append((clip[kept], label[kept], onset[kept], offset[kept], np.full(int(kept.sum()), k)))
-    return per_class_f1(inputs, parts, len(thresholds), label_index)
-
-
-def tune_sebbs(
-    scores: Mapping[str, np.ndarray],
-    class_names: Sequence[str],
-    ground_truth: pd.DataFrame,
-    durations: pd.DataFrame,
-    objective: str = "psds1",
-    frame_step: float = FRAME_STEP,
-    step_filter_lengths: Sequence[float] = STEP_FILTER_LENGTHS,
-    merge_thresholds_abs: Sequence[float] = MERGE_THRESHOLDS_ABS,
-    merge_thresholds_rel: Sequence[float] = MERGE_THRESHOLDS_REL,
-    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    progress: bool = True,
-) -> tuple[dict[str, tuple[float, ...]], tuple[float, ...], float]:
-    """cSEBBs parameters per class, chosen on validation scores (module docstring).
-
-    Returns:
-        ({key of SEBBS_KEYS: (n_classes,) values}, (n_classes,) confidence thresholds (0.5
-        unless the objective is f1), the objective with the tuned parameters).
-    """
-    require_sebbs()
-    names = list(class_names)
-    merges = [(a, np.inf) for a in merge_thresholds_abs] + [(np.inf, r) for r in merge_thresholds_rel]
-    grid = list(itertools.product(step_filter_lengths, merges))
-    thresholds = sorted({float(t) for t in thresholds} | {DEFAULT_THRESHOLD})
-    inputs = prepare_intersection_inputs(ground_truth, durations) if objective == "f1" else None
-    best_value = np.full(len(names), -np.inf)
-    best_parameters: list[tuple] = [(STEP_FILTER_LENGTHS[1], 0.2, np.inf)] * len(names)
-    best_threshold = [DEFAULT_THRESHOLD] * len(names)
-    for step, (merge_abs, merge_rel) in tqdm(grid, desc=f"tune cSEBBs for {objective}", disable=not progress):
-        parameters = {"step_filter_length": [step] * len(names), "merge_threshold_abs": [merge_abs] * len(names),
-                      "merge_threshold_rel": [merge_rel] * len(names)}
-        boxes = sebbs_boxes(scores, names, parameters, frame_step)
-        if objective == "f1":
-            f1 = np.nan_to_num(_box_f1(boxes, names, inputs, thresholds))
-            values, at = f1.max(axis=0), f1.argmax(axis=0)
-        else:
-            _, class_psds = sebbs_exact_psds(boxes, names, ground_truth, durations, PSDS_SCENARIOS[objective])
-            values, at = np.array([class_psds.get(n, 0.0) for n in names]), None
-        for c in range(len(names)):
-            if values[c] > best_value[c]:
-                best_value[c] = values[c]
-                best_parameters[c] = (step, merge_abs, merge_rel)
-                if at is not None:
-                    best_threshold[c] = thresholds[at[c]]
-    tuned = {key: tuple(float(p[i]) for p in best_parameters) for i, key in enumerate(SEBBS_KEYS)}
-    boxes = sebbs_boxes(scores, names, tuned, frame_step)
-    if objective == "f1":
-        detections = _detections(boxes, best_threshold, names)
-        f1 = _box_f1(detections.assign(confidence=1.0), names, inputs, [0.0])[0]
-        after = _macro(f1)
-    else:
-        after, _ = sebbs_exact_psds(boxes, names, ground_truth, durations, PSDS_SCENARIOS[objective])
-    return tuned, tuple(best_threshold), after
-
-
 def evaluate_sebbs(
     scores: Mapping[str, np.ndarray],
     class_names: Sequence[str],
@@ -214,8 +133,8 @@ def evaluate_sebbs(
     exact PSDS of the boxes; F1s of the boxes above each class's threshold. Boxes of a class
     without ground-truth events: as in ``evaluate_scores``."""
     boxes = sebbs_boxes(scores, class_names, postprocessing.sebbs, frame_step)
-    operating_points = {t: _detections(boxes, t, class_names) for t in threshold_grid(n_thresholds)}
-    detections = _detections(boxes, postprocessing.threshold, class_names)
+    operating_points = {t: sebbs_detections(boxes, t, class_names) for t in threshold_grid(n_thresholds)}
+    detections = sebbs_detections(boxes, postprocessing.threshold, class_names)
     ground_truth = clean_event_table(ground_truth)
     counts = absent_class_counts(pd.concat([t["event_label"] for t in operating_points.values()]), ground_truth)
     if counts:

@@ -1,5 +1,7 @@
-"""Threshold-free intersection-based PSD-ROC and PSDS, equal to sed_scores_eval 0.0.4's
-``intersection_based.psds`` (Ebbers et al., ICASSP 2022), in vectorised numpy.
+"""The exact (threshold-free) intersection-based PSD-ROC and PSDS computed from the detection
+runs of the scores (``detection_runs``), equal to sed_scores_eval 0.0.4's
+``intersection_based.psds`` (Ebbers et al., ICASSP 2022), in vectorised numpy. The inputs are
+checked and encoded by ``exact_psds``, which calls ``exact_psds_from_runs``.
 
 sed_scores_eval counts, per class and for every decision threshold (each unique score),
 with every time rounded to 6 decimals as it does:
@@ -27,6 +29,7 @@ for the runs born at or above the lowest such threshold of their class.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,21 +42,23 @@ TIME_DECIMALS = 6
 
 
 @dataclass(frozen=True)
-class ThresholdFreePSDS:
-    """A PSDS with its curves.
+class ExactPSDSResult:
+    """An exact PSDS with its curves (as sed_scores_eval's ``psds`` returns them).
 
     Attributes:
         value: the PSDS.
-        class_psds: (n_classes,) area under each class's ROC up to max_efpr / max_efpr.
+        class_psds: {class: PSDS of that class alone}.
         roc_etpr, roc_efpr: (n_points,) the PSD-ROC (eFPR per hour), ending at max_efpr.
-        class_rocs: per class, (tpr, efpr), each (n_class_points,), efpr increasing.
+        class_rocs: {class: (tpr, efpr)} per-class ROCs, each (n_class_points,), efpr increasing.
+        settings: the scenario (dtc, gtc, cttc, alpha_ct, alpha_st, max_efpr).
     """
 
     value: float
-    class_psds: np.ndarray
+    class_psds: dict[str, float]
     roc_etpr: np.ndarray
     roc_efpr: np.ndarray
-    class_rocs: list[tuple[np.ndarray, np.ndarray]]
+    class_rocs: dict[str, tuple[np.ndarray, np.ndarray]]
+    settings: dict[str, float]
 
 
 def _rounded(values: np.ndarray) -> np.ndarray:
@@ -197,17 +202,12 @@ def psd_roc_from_class_rocs(
     return np.r_[etpr, etpr[-1]], np.r_[efpr, max_efpr]
 
 
-def threshold_free_psds(
+def exact_psds_from_runs(
     runs: DetectionRuns,
     events: EncodedEvents,
     clip_durations: np.ndarray,
-    dtc: float,
-    gtc: float,
-    cttc: float = 0.3,
-    alpha_ct: float = 0.0,
-    alpha_st: float = 0.0,
-    max_efpr: float = 100.0,
-) -> ThresholdFreePSDS:
+    settings: Mapping[str, float],
+) -> ExactPSDSResult:
     """The intersection-based PSDS at every threshold of the scores behind ``runs``.
 
     Args:
@@ -216,11 +216,13 @@ def threshold_free_psds(
             ``runs.class_names``; for sed_scores_eval's exact figures, ordered by clip
             (the order event seconds are summed in).
         clip_durations: (n_clips,) seconds, in the order of ``runs.clips``.
-        dtc, gtc, cttc: detection, ground-truth and cross-trigger tolerance criteria.
-        alpha_ct, alpha_st: weights of the cross-trigger rate and of the class spread;
-            cross-triggers are counted only when alpha_ct > 0.
-        max_efpr: end of the area, in eFPR per hour.
+        settings: the scenario: dtc, gtc, cttc (detection, ground-truth and cross-trigger
+            tolerance criteria), alpha_ct, alpha_st (weights of the cross-trigger rate and of
+            the class spread; cross-triggers are counted only when alpha_ct > 0) and
+            max_efpr (end of the area, in eFPR per hour).
     """
+    dtc, gtc, cttc = settings["dtc"], settings["gtc"], settings["cttc"]
+    alpha_ct, alpha_st, max_efpr = settings["alpha_ct"], settings["alpha_st"], settings["max_efpr"]
     n_classes = len(runs.class_names)
     n_runs = len(runs)
     n_ranks = int(runs.rank_offset[-1])
@@ -279,10 +281,12 @@ def threshold_free_psds(
         class_rocs.append(_unique_cummax_sort(np.r_[tpr, 0.0], np.r_[efpr, 0.0], max_efpr))
 
     etpr, efpr = psd_roc_from_class_rocs(class_rocs, alpha_st, max_efpr)
-    return ThresholdFreePSDS(
-        value=staircase_auc(etpr, efpr, max_efpr) / max_efpr,
-        class_psds=np.array([staircase_auc(tpr, fpr, max_efpr) / max_efpr for tpr, fpr in class_rocs]),
-        roc_etpr=etpr,
-        roc_efpr=efpr,
-        class_rocs=class_rocs,
+    class_psds = np.array([staircase_auc(tpr, fpr, max_efpr) / max_efpr for tpr, fpr in class_rocs])
+    return ExactPSDSResult(
+        value=float(staircase_auc(etpr, efpr, max_efpr) / max_efpr),
+        class_psds={name: float(value) for name, value in zip(runs.class_names, class_psds)},
+        roc_etpr=np.asarray(etpr),
+        roc_efpr=np.asarray(efpr),
+        class_rocs=dict(zip(runs.class_names, class_rocs)),
+        settings=dict(settings),
     )

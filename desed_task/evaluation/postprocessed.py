@@ -1,4 +1,5 @@
-"""Evaluating frame scores with a post-processing file instead of the 2021 one."""
+"""Frame scores decoded and evaluated under a post-processing file (``postprocessing_file``)
+instead of the 2021 post-processing: per-class median windows and thresholds, or cSEBBs."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from desed_task.evaluation.decode import FRAME_STEP
-from desed_task.evaluation.evaluate import decode_at_class_thresholds, evaluate_scores
-from desed_task.postprocessing.settings import DEFAULT_THRESHOLD, PostProcessing
+from desed_task.evaluation.decode import FRAME_STEP, decode_at_class_thresholds
+from desed_task.evaluation.evaluate import evaluate_scores
+from desed_task.evaluation.postprocessing_file import DEFAULT_THRESHOLD, PostProcessing
 
 
 def evaluate_postprocessed(
@@ -38,7 +39,7 @@ def evaluate_postprocessed(
     """
     postprocessing = postprocessing.for_classes(class_names)
     if postprocessing.method == "sebbs":
-        from desed_task.postprocessing.sebbs_method import evaluate_sebbs
+        from desed_task.evaluation.sebbs_boxes import evaluate_sebbs
 
         return evaluate_sebbs(
             scores, class_names, ground_truth, durations, postprocessing, n_thresholds, frame_step, save_dir,
@@ -71,10 +72,10 @@ def detect_events(
     """
     postprocessing = postprocessing.for_classes(class_names)
     if postprocessing.method == "sebbs":
-        from desed_task.postprocessing.sebbs_method import _detections, sebbs_boxes
+        from desed_task.evaluation.sebbs_boxes import sebbs_boxes, sebbs_detections
 
         boxes = sebbs_boxes(scores, class_names, postprocessing.sebbs, frame_step)
-        return _detections(boxes, postprocessing.threshold, class_names)
+        return sebbs_detections(boxes, postprocessing.threshold, class_names)
     return decode_at_class_thresholds(
         scores, class_names, postprocessing.threshold, list(postprocessing.median_window), frame_step
     )
