@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from desed_task.nnet.CRNN import CRNN
 from desed_task.nnet.ensemble import SeparatedEnsemble
 
 N_MELS, N_CLASSES, FRAMES, BATCH, SOURCES = 8, 3, 12, 2, 4
@@ -156,9 +157,10 @@ def test_state_dict_keeps_2021_keys_and_no_feature_keys() -> None:
     assert scaler(torch.ones(1)).item() == 1.0
 
 
-def test_works_with_the_project_crnn() -> None:
-    crnn_module = pytest.importorskip("desed_task.nnet.CRNN")
-    crnn = crnn_module.CRNN(
+@pytest.mark.parametrize("q, path", [(0.0, "separated"), (1.0, "mixture")])
+def test_works_with_the_project_crnn(q: float, path: str) -> None:
+    torch.manual_seed(0)
+    crnn = CRNN(
         n_in_channel=1,
         nclass=N_CLASSES,
         attention=True,
@@ -171,9 +173,17 @@ def test_works_with_the_project_crnn() -> None:
         pooling=[[1, 4], [1, 2]],
         dropout=0.0,
     )
-    ensemble = SeparatedEnsemble.from_pretrained(crnn, log_features, q_init=0.0).eval()
-    strong, weak = ensemble(mel_sources())
-    assert strong.shape[:2] == (BATCH, N_CLASSES) and weak.shape == (BATCH, N_CLASSES)
+    ensemble = SeparatedEnsemble.from_pretrained(crnn, log_features, q_init=q).eval()
+    with torch.no_grad():  # copies that differ: the test can tell the paths apart
+        for param in ensemble.multisrc_model.parameters():
+            param.add_(0.1 * torch.randn_like(param))
+    sources = mel_sources()
+    separated, mixture = expected_paths(ensemble, sources)
+    strong, weak = ensemble(sources)
+    want = separated if path == "separated" else mixture
+    assert strong.shape == (BATCH, N_CLASSES, FRAMES) and weak.shape == (BATCH, N_CLASSES)
+    assert torch.equal(strong, want[0]) and torch.equal(weak, want[1])
+    assert not torch.equal(separated[0], mixture[0])
 
 
 @pytest.mark.parametrize("q, path", [(0.0, "separated"), (1.0, "mixture")])
