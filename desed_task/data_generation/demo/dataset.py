@@ -341,7 +341,9 @@ def _same_partial_build(partial: Path, info: dict) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     """Command line entry: ``python -m desed_task.data_generation.demo --root data/demo``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m desed_task.data_generation.demo", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--root", type=Path, default=Path("data/demo"), help="output folder")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2, help="rendering processes")
