@@ -12,7 +12,7 @@ per set in <desed_real>/missing_files/; they never stop the run. See "The DCASE 
 
 import sys
 
-from desed_task.data_generation.cli import main
+from desed_task.data_generation.dcase2021.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(__doc__))

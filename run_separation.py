@@ -26,7 +26,7 @@ from pathlib import Path
 
 from desed_task.config import ConfigError, load_config
 from desed_task.separation import format_reports, separate_folder
-from desed_task.separation.demo import ensure_demo_dataset, ensure_standin_model
+from desed_task.separation.demo import ensure_standin_model
 from desed_task.separation.jobs import prepare_16k, separation_jobs
 from desed_task.separation.model import TensorFlowMissing  # plain Python: no TensorFlow yet
 
@@ -61,6 +61,8 @@ def separate(args: argparse.Namespace) -> int:
     if not training.get("sep_graph") or not training.get("sep_checkpoint"):
         raise ConfigError(f"{args.conf_file}: set training.sep_graph and training.sep_checkpoint")
     if "demo" in config:
+        from desed_task.data_generation.demo import ensure_demo_dataset  # scaper: the demo extra
+
         ensure_demo_dataset(config["demo"])
         ensure_standin_model(training["sep_graph"], training["sep_checkpoint"])
     jobs = separation_jobs(data, test_only=args.test_only)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -41,9 +43,10 @@ def shared_reference() -> Path:
     return ref
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
-    """The tiny demo dataset of `pipeline.TINY_SIZES`, built once per test module."""
+    """The tiny demo dataset of `pipeline.TINY_SIZES`, built once per session (read only: runs
+    on it write under their own log dirs; the 16 kHz dev-test folder is written once, alike)."""
     from pipeline import tiny_config
 
     from desed_task.training.cli import ensure_demo_data
@@ -51,3 +54,36 @@ def tiny_data(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny") / "demo"
     ensure_demo_data(tiny_config(root, root.parent / "exp"))
     return root
+
+
+class Records(logging.Handler):
+    """Every log record and warning of a block, as text."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture(scope="session")
+def trained(tiny_data, tmp_path_factory) -> tuple[Path, list[str]]:
+    """A checkpoint trained by train_sed.py on the tiny demo (one epoch of every batch), its
+    LOG_DIR/best.ckpt link, and what the run logged and warned."""
+    from pipeline import run_cli, tiny_config, write_config
+
+    tmp = tmp_path_factory.mktemp("trained")
+    conf = write_config(tiny_config(tiny_data, tmp / "exp", n_epochs=1, max_steps_per_epoch=None), tmp / "tiny.yaml")
+    records, root, ours = Records(), logging.getLogger(), logging.getLogger("desed_task")
+    root.addHandler(records)
+    level = ours.level
+    ours.setLevel(logging.INFO)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run_cli(conf)
+    finally:
+        root.removeHandler(records)
+        ours.setLevel(level)
+    return tmp / "exp" / "best.ckpt", records.lines + [str(w.message) for w in caught]

@@ -182,6 +182,24 @@ def test_run_separation_without_tensorflow_says_how_to_install_it(tmp_path, caps
     assert err.startswith("error: separation needs TensorFlow") and 'pip install -e ".[separation]"' in err
 
 
+def test_both_demo_builders_refuse_an_unknown_size_alike(tmp_path, capsys):
+    """train_sed.py and run_separation.py build the demo through the one builder of
+    `desed_task.data_generation.demo`: the same error line, and nothing is built."""
+    config = tiny_config(tmp_path / "demo", tmp_path / "exp")
+    config["demo"]["sizes"] = {"synthetic_trains": 3}
+    conf = write_config(config, tmp_path / "tiny.yaml")
+    err = exits_with_one_error_line(
+        capsys, lambda: main("t", str(conf), "unused", argv=["--conf_file", str(conf), "--gpus", "0"]),
+        "demo.sizes: unknown key(s) synthetic_trains; the sizes are synthetic_train, weak",
+    )
+    separation = yaml.safe_load((REPO / "confs" / "demo_sep+sed.yaml").read_text())
+    separation["demo"] = config["demo"]
+    sep_conf = write_config(separation, tmp_path / "sep.yaml")
+    assert load_script("run_separation.py").main(["--conf_file", str(sep_conf), "--test_only"]) == 2
+    assert capsys.readouterr().err.strip() == err
+    assert not any(tmp_path.glob("demo*")) and not (tmp_path / "exp").exists()
+
+
 def test_generator_without_network_ends_with_the_download_error(tmp_path, capsys):
     generator = load_script("generate_dcase_task4_2021.py")
     argv = ["--basedir", str(tmp_path), "--only_synth", "--mirror", "http://127.0.0.1:9"]

@@ -30,18 +30,18 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from desed_task.data_generation import soundscapes_2021 as soundscapes_2021_module
-from desed_task.data_generation.dcase2021 import (
+from desed_task.data_generation.dcase2021 import soundscapes as soundscapes_2021_module
+from desed_task.data_generation.dcase2021.downloads import DownloadError, download_and_unpack
+from desed_task.data_generation.dcase2021.generate import (
     Dcase2021Config,
     format_report,
     generate_dcase2021,
     sed_yaml_paths,
 )
-from desed_task.data_generation.downloads import DownloadError, download_and_unpack
-from desed_task.data_generation.raw_datasets_2021 import ZenodoSources
-from desed_task.data_generation.real_audio import ClipUnavailable
-from desed_task.data_generation.soundscapes import DrawMismatch
-from desed_task.data_generation.soundscapes_2021 import event_records, same_events
+from desed_task.data_generation.dcase2021.raw_datasets import ZenodoSources
+from desed_task.data_generation.dcase2021.real_audio import ClipUnavailable
+from desed_task.data_generation.dcase2021.soundscapes import event_records, same_events
+from desed_task.data_generation.scaper.soundscapes import DrawMismatch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -507,7 +507,7 @@ def test_fixed_soundbank_builder(shared_reference, tmp_path, capsys):
     assert any(link.endswith("_nOn_nOff.wav") for _, link, _ in found)
     assert len(found) < len(_golden_links(golden))  # FUSS files of the other FSD50K split left out
 
-    from desed_task.data_generation.cli import main
+    from desed_task.data_generation.dcase2021.cli import main
 
     capsys.readouterr()
     without_fix = [a for a in args if a != "--fix_2021_quirks"]
@@ -645,7 +645,7 @@ def test_resuming_with_the_other_draws_stops(tmp_path, first_fixed):
 
 
 def test_bad_meta_infos_is_one_error_line(tmp_path, capsys):
-    from desed_task.data_generation.cli import main
+    from desed_task.data_generation.dcase2021.cli import main
 
     bank, meta = _tiny_2021_soundbank(tmp_path)
     (meta / "target_nb.tsv").unlink()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +16,8 @@ import soundfile as sf
 
 from desed_task.data.classes import DESED_CLASSES
 from desed_task.data_generation.demo import DemoSizes, build_demo_dataset
+
+REPO = Path(__file__).resolve().parents[1]
 
 SIZES = DemoSizes(
     synthetic_train=6,
@@ -147,7 +152,7 @@ def test_same_seed_same_bytes_and_rerun_is_a_no_op(demo, tmp_path):
 
 def test_interrupted_build_is_redone(tmp_path, monkeypatch):
     """A build killed midway leaves no root; the next run completes it with the same output."""
-    from desed_task.data_generation import demo as demo_module
+    from desed_task.data_generation.demo import dataset as demo_module
 
     sizes = DemoSizes(1, 1, 1, 1, 2, 1, clips_per_class=(1, 1), backgrounds_per_kind=(1, 1))
     real_build_set = demo_module._build_set
@@ -174,3 +179,21 @@ def test_different_seed_different_audio(demo, tmp_path):
     a = (demo.synthetic_train / "0.wav").read_bytes()
     b = (other.synthetic_train / "0.wav").read_bytes()
     assert a != b
+
+
+def test_the_command_line_builds_what_the_api_builds(tmp_path):
+    """`python -m desed_task.data_generation.demo` (the README's and the 2021 oracle's command)
+    builds the dataset `build_demo_dataset` builds: the API finds it complete and does nothing."""
+    counts = [f"--n_{name}=1" for name in ("synthetic_train", "weak", "unlabel_in_domain",
+                                             "synthetic_validation", "validation", "eval")]
+    proc = subprocess.run(
+        [sys.executable, "-m", "desed_task.data_generation.demo", "--root", str(tmp_path / "demo"),
+         "--seed", "2", "--jobs", "1", *counts],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"complete_marker                  {tmp_path / 'demo' / '.complete'}" in proc.stdout
+    marker = tmp_path / "demo" / ".complete"
+    stamp = marker.stat().st_mtime_ns
+    build_demo_dataset(tmp_path / "demo", seed=2, sizes=DemoSizes(1, 1, 1, 1, 1, 1), jobs=1)
+    assert marker.stat().st_mtime_ns == stamp

@@ -227,33 +227,29 @@ def test_long_recording_detections_land_at_absolute_times(tmp_path):
         assert np.min(np.abs(same.onset - event.onset)) < 0.13
 
 
-DEMO_CHECKPOINT = REPO / "exp" / "demo" / "best.ckpt"  # written by the README's quick start
-DEMO_TEST = REPO / "data" / "demo" / "audio" / "validation" / "validation_44k"
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not (DEMO_CHECKPOINT.is_file() and DEMO_TEST.is_dir()), reason="needs the demo checkpoint and data")
-def test_demo_checkpoint_on_a_long_recording_of_demo_clips(tmp_path):
-    detector = SoundEventDetector.from_checkpoint(DEMO_CHECKPOINT)
-    ground_truth = pd.read_csv(REPO / "data/demo/metadata/validation/validation.tsv", sep="\t")
-    names = sorted(ground_truth.filename.unique())[:12]
-    clips = [sf.read(str(DEMO_TEST / n), dtype="float32", always_2d=True) for n in names]
+def test_a_trained_checkpoint_scores_a_long_recording_of_demo_clips_as_the_clips(trained, tiny_data, tmp_path):
+    """A checkpoint of train_sed.py (the tiny demo's, `trained`) on the demo's 44.1 kHz dev-test
+    clips joined into one stereo recording: the events of the long recording (sliding windows)
+    are those of the clips scored one by one, shifted to their place. Agreement with the ground
+    truth needs a well trained model; agreement between the two paths holds for any model."""
+    detector = SoundEventDetector.from_checkpoint(trained[0], resampler="soxr_hq")  # fast; either will do
+    folder = tiny_data / "audio" / "validation" / "validation_44k"
+    names = sorted(path.name for path in folder.glob("*.wav"))
+    clips = [sf.read(str(folder / name), dtype="float32", always_2d=True) for name in names]
     fs = clips[0][1]
-    separate = pd.concat([detector.events(detector.scores(a.T, fs), n) for n, (a, _) in zip(names, clips)])
-    gt = ground_truth[ground_truth.filename.isin(names)]
-    durations = pd.DataFrame({"filename": names, "duration": 10.0})
-    long_audio = np.concatenate([a.mean(1) for a, _ in clips])
+    assert fs == 44100 and len(names) == 8
+    separate = pd.concat([detector.events(detector.scores(audio.T, fs), name) for name, (audio, _) in zip(names, clips)])
+    long_audio = np.concatenate([audio.mean(1) for audio, _ in clips])
     sf.write(str(tmp_path / "long.wav"), np.stack([long_audio, long_audio], 1), fs)
     scores, _ = detector.score_file(tmp_path / "long.wav")
     long_events = detector.events(scores, "long.wav")
-    offsets = gt.filename.map({n: 10.0 * i for i, n in enumerate(names)})
-    shifted = gt.assign(onset=gt.onset + offsets, offset=gt.offset + offsets, filename="long.wav")
-    present = set(gt.event_label)  # the metrics take their classes from the ground truth
-    separate, long_events = (e[e.event_label.isin(present)] for e in (separate, long_events))
-    f1_separate = intersection_f1_macro(separate, gt, durations)
+
+    offsets = separate.filename.map({name: 10.0 * i for i, name in enumerate(names)})
+    shifted = separate.assign(onset=separate.onset + offsets, offset=separate.offset + offsets, filename="long.wav")
+    assert len(long_events) > 0 and separate.event_label.nunique() > 1  # the test can fail
     long_duration = pd.DataFrame({"filename": ["long.wav"], "duration": [10.0 * len(names)]})
-    f1_long = intersection_f1_macro(long_events, shifted, long_duration)
-    assert f1_long == pytest.approx(f1_separate, abs=0.1)
+    assert intersection_f1_macro(long_events, shifted, long_duration) > 0.85
 
 
 # ---------------------------------------------------------------------- train_sed.py eval mode

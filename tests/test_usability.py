@@ -5,7 +5,6 @@ foreign checkpoints, `--gpus` forms, SIGTERM and Ctrl-C of train_sed.py, and the
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import shlex
@@ -14,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-import warnings
 import zipfile
 from pathlib import Path
 
@@ -24,7 +22,7 @@ import pytest
 import soundfile as sf
 import torch
 from conftest import write_wav
-from pipeline import REPO, run_cli, tiny_config, write_config
+from pipeline import REPO, tiny_config, write_config
 
 from desed_task.export.cli import main as export_main
 from desed_task.inference import SoundEventDetector
@@ -39,37 +37,6 @@ NOISE = (
     "Skipping setting a default",
     "Traceback",
 )
-
-
-class Records(logging.Handler):
-    """Every log record and warning of a block, as text."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
-@pytest.fixture(scope="module")
-def trained(tiny_data, tmp_path_factory) -> tuple[Path, list[str]]:
-    """A checkpoint trained by train_sed.py on the tiny demo (one epoch of every batch), its
-    LOG_DIR/best.ckpt link, and what the run logged and warned."""
-    tmp = tmp_path_factory.mktemp("trained")
-    conf = write_config(tiny_config(tiny_data, tmp / "exp", n_epochs=1, max_steps_per_epoch=None), tmp / "tiny.yaml")
-    records, root, ours = Records(), logging.getLogger(), logging.getLogger("desed_task")
-    root.addHandler(records)
-    level = ours.level
-    ours.setLevel(logging.INFO)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            run_cli(conf)
-    finally:
-        root.removeHandler(records)
-        ours.setLevel(level)
-    return tmp / "exp" / "best.ckpt", records.lines + [str(w.message) for w in caught]
 
 
 def _exits(main, argv: list[str], capsys) -> tuple[int, str, str]:

@@ -1,5 +1,6 @@
-"""What `run_separation.py` prepares for a demo config (one with a `demo:` section): the demo
-dataset when it is absent, and the STAND-IN separation model when its files are absent.
+"""What `run_separation.py` prepares for a demo config (one with a `demo:` section) besides the
+demo dataset (`desed_task.data_generation.demo.ensure_demo_dataset`): the STAND-IN separation
+model when its files are absent.
 
 Plain Python until a model is built: TensorFlow is imported by `standin` only then.
 """
@@ -15,17 +16,6 @@ from desed_task.separation.standin import CHECKPOINT_NAME, CHECKPOINT_STEP, GRAP
 log = logging.getLogger(__name__)
 
 STANDIN_BANNER = "=" * 78
-
-
-def ensure_demo_dataset(demo: dict) -> None:
-    """Build the demo dataset of a `demo:` section (root, seed, sizes) unless it is complete."""
-    from desed_task.data_generation.demo import DemoSizes, build_demo_dataset
-
-    try:
-        sizes = DemoSizes(**(demo.get("sizes") or {}))
-    except TypeError as err:
-        raise ConfigError(f"demo.sizes: {err}") from err
-    build_demo_dataset(Path(demo["root"]), seed=int(demo.get("seed", 0)), sizes=sizes)
 
 
 def standin_model_missing(graph_path: Path, checkpoint_prefix: Path) -> bool:

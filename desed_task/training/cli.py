@@ -71,14 +71,9 @@ def ensure_demo_data(config: dict) -> None:
     """Build the demo dataset the first time a config with a `demo:` section is used."""
     if "demo" not in config or not _is_main_process():
         return
-    from desed_task.data_generation.demo import DemoSizes, build_demo_dataset
+    from desed_task.data_generation.demo import ensure_demo_dataset
 
-    demo = config["demo"]
-    try:
-        sizes = DemoSizes(**(demo.get("sizes") or {}))
-    except TypeError as err:
-        raise ConfigError(f"demo.sizes: {err}") from err
-    build_demo_dataset(Path(demo["root"]), seed=int(demo.get("seed", 0)), sizes=sizes)
+    ensure_demo_dataset(config["demo"])
 
 
 def sed_student(config: dict, checkpoint: dict | None) -> nn.Module:

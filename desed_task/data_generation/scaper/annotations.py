@@ -17,7 +17,7 @@ import jams
 import numpy as np
 import pandas as pd
 
-from desed_task.data_generation.soundbank import class_of_label
+from desed_task.data_generation.scaper.soundbank import class_of_label
 
 STRONG_COLUMNS = ["filename", "onset", "offset", "event_label"]
 MIN_EVENT_DURATION_S = 0.250

@@ -2,7 +2,7 @@
 
 ``<folder>/foreground/<Class>/<class>_<i>[_nOn|_nOff|_nOn_nOff].wav`` and
 ``<folder>/background/<kind>/<kind>_<i>.wav``. Complete events are 0.3-5 s long (per-class range
-in :data:`~desed_task.data_generation.procedural_sounds.CLASS_DURATIONS_S`); the stationary classes
+in :data:`.procedural_sounds.CLASS_DURATIONS_S`); the stationary classes
 also get one file of each onset/offset variant (``_nOn``/``_nOff`` 3-8 s, ``_nOn_nOff`` 10-12 s);
 backgrounds are 11-15 s long.
 """
@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from desed_task.data_generation.procedural_sounds import (
+from desed_task.data_generation.demo.procedural_sounds import (
     BACKGROUND_SYNTHS,
     CLASS_DURATIONS_S,
     CLASS_SYNTHS,
     STATIONARY_CLASSES,
     apply_edges,
 )
-from desed_task.data_generation.soundbank import OnsetOffsetVariant
+from desed_task.data_generation.scaper.soundbank import OnsetOffsetVariant
 
 SOUNDBANK_SAMPLE_RATE = 16000
 

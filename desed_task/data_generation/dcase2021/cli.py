@@ -7,16 +7,16 @@ import logging
 import sys
 from pathlib import Path
 
-from desed_task.data_generation.dcase2021 import (
+from desed_task.data_generation.dcase2021.downloads import DownloadError
+from desed_task.data_generation.dcase2021.generate import (
     Dcase2021Config,
     format_report,
     generate_dcase2021,
 )
-from desed_task.data_generation.downloads import DownloadError
-from desed_task.data_generation.raw_datasets_2021 import ZenodoSources
-from desed_task.data_generation.soundbank_2021 import SoundbankMismatch
-from desed_task.data_generation.soundscapes import DrawMismatch
-from desed_task.data_generation.soundscapes_2021 import Draw2021Error
+from desed_task.data_generation.dcase2021.raw_datasets import ZenodoSources
+from desed_task.data_generation.dcase2021.soundbank import SoundbankMismatch
+from desed_task.data_generation.dcase2021.soundscapes import Draw2021Error
+from desed_task.data_generation.scaper.soundscapes import DrawMismatch
 
 
 def _count(text: str) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from desed_task.data_generation.downloads import download_and_unpack, download_file
+from desed_task.data_generation.dcase2021.downloads import download_and_unpack, download_file
 
 logger = logging.getLogger(__name__)
 

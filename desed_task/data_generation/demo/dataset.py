@@ -35,20 +35,23 @@ import logging
 import shutil
 import time
 import zlib
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
+from desed_task.config import ConfigError
 from desed_task.data.classes import DESED_CLASSES
-from desed_task.data_generation.annotations import (
+from desed_task.data_generation.demo.soundbank import synthesize_soundbank
+from desed_task.data_generation.scaper.annotations import (
     durations_table,
     strong_table,
     weak_table,
     write_tsv,
 )
-from desed_task.data_generation.demo_soundbank import synthesize_soundbank
-from desed_task.data_generation.label_samplers import UniformLabelSampler
-from desed_task.data_generation.soundbank import SoundbankIndex
-from desed_task.data_generation.soundscapes import (
+from desed_task.data_generation.scaper.label_samplers import UniformLabelSampler
+from desed_task.data_generation.scaper.soundbank import SoundbankIndex
+from desed_task.data_generation.scaper.soundscapes import (
     SoundscapeParams,
     plan_soundscapes,
     render_soundscapes,
@@ -307,6 +310,27 @@ def build_demo_dataset(
     return DemoLayout(root)
 
 
+def ensure_demo_dataset(demo: Mapping[str, Any]) -> DemoLayout:
+    """Build the demo dataset a config's ``demo:`` section describes, unless it is complete.
+
+    Args:
+        demo: ``root`` (output folder), optional ``seed`` (default 0) and ``sizes`` (fields of
+            :class:`DemoSizes`).
+
+    Raises:
+        ConfigError: ``sizes`` has a key that is not a field of :class:`DemoSizes`.
+    """
+    given = dict(demo.get("sizes") or {})
+    unknown = sorted(set(given) - {f.name for f in fields(DemoSizes)})
+    if unknown:
+        raise ConfigError(
+            f"demo.sizes: unknown key(s) {', '.join(unknown)}; the sizes are "
+            f"{', '.join(f.name for f in fields(DemoSizes))}"
+        )
+    sizes = DemoSizes(**given)
+    return build_demo_dataset(Path(demo["root"]), seed=int(demo.get("seed", 0)), sizes=sizes)
+
+
 def _same_partial_build(partial: Path, info: dict) -> bool:
     build_file = partial / ".build.json"
     try:
@@ -317,7 +341,9 @@ def _same_partial_build(partial: Path, info: dict) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     """Command line entry: ``python -m desed_task.data_generation.demo --root data/demo``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m desed_task.data_generation.demo", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--root", type=Path, default=Path("data/demo"), help="output folder")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2, help="rendering processes")
@@ -346,7 +372,3 @@ def main(argv: list[str] | None = None) -> None:
     layout = build_demo_dataset(args.root, seed=args.seed, sizes=sizes, jobs=args.jobs)
     for name, path in layout.as_dict().items():
         print(f"{name:32s} {path}")
-
-
-if __name__ == "__main__":
-    main()

@@ -41,9 +41,9 @@ import scipy.stats
 import soundfile as sf
 from tqdm import tqdm
 
-from desed_task.data_generation._scaper_compat import import_scaper
-from desed_task.data_generation.annotations import clean_clip_events, events_from_jams
-from desed_task.data_generation.soundscapes import DrawMismatch
+from desed_task.data_generation.scaper.annotations import clean_clip_events, events_from_jams
+from desed_task.data_generation.scaper.compat import import_scaper
+from desed_task.data_generation.scaper.soundscapes import DrawMismatch
 
 logger = logging.getLogger(__name__)
 

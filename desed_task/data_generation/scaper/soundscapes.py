@@ -1,14 +1,16 @@
 """The project's own soundscape draws and rendering (the demo dataset, ``--fix_2021_quirks``).
 
-The 2021 synthetic sets are drawn by :mod:`.soundscapes_2021` instead, exactly as 2021 drew them.
+The 2021 synthetic sets are drawn by
+:mod:`desed_task.data_generation.dcase2021.soundscapes` instead, exactly as 2021 drew them.
 
 Generation is split in two:
 
 1. *planning* (:func:`plan_soundscapes`), sequential and cheap: for every clip, draw from one
    seeded ``numpy`` generator the background file and offset, the event classes (a
-   :class:`~desed_task.data_generation.label_samplers.LabelSampler`), each event's source file,
-   source offset, onset, duration, SNR and pitch shift. The DESED onset/offset variants are handled
-   here (see :func:`event_timing`). A plan is fully concrete: rendering it needs no randomness.
+   :class:`~desed_task.data_generation.scaper.label_samplers.LabelSampler`), each event's source
+   file, source offset, onset, duration, SNR and pitch shift. The DESED onset/offset variants are
+   handled here (see :func:`event_timing`). A plan is fully concrete: rendering it needs no
+   randomness.
 2. *rendering* (:func:`render_soundscapes`), parallel and resumable: each plan becomes a scaper
    specification made only of ``const`` distributions, scaper mixes it (LUFS-normalised
    background at ``ref_db``, events at ``ref_db + snr``), and the wav (16-bit PCM) and JAMS are
@@ -34,10 +36,10 @@ import scipy.stats
 import soundfile as sf
 from tqdm import tqdm
 
-from desed_task.data_generation._scaper_compat import import_scaper
-from desed_task.data_generation.annotations import clean_clip_events, events_from_jams
-from desed_task.data_generation.label_samplers import LabelSampler
-from desed_task.data_generation.soundbank import (
+from desed_task.data_generation.scaper.annotations import clean_clip_events, events_from_jams
+from desed_task.data_generation.scaper.compat import import_scaper
+from desed_task.data_generation.scaper.label_samplers import LabelSampler
+from desed_task.data_generation.scaper.soundbank import (
     OnsetOffsetVariant,
     SoundbankIndex,
     audio_duration_s,
@@ -318,7 +320,7 @@ def render_soundscapes(
 
     Returns:
         ``{"<name>.wav": [(onset_s, offset_s, class), ...]}``, cleaned as DESED annotations
-        (:func:`~desed_task.data_generation.annotations.clean_clip_events`).
+        (:func:`~desed_task.data_generation.scaper.annotations.clean_clip_events`).
     """
     out_dir = Path(out_dir)
     jams_dir = Path(jams_dir) if jams_dir is not None else out_dir

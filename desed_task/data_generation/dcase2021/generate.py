@@ -3,14 +3,15 @@
 Steps (each resumable; see ``generate_dcase_task4_2021.py --help``):
 
 1. real DESED (weak, unlabel_in_domain, validation): metadata from Zenodo, clips from YouTube
-   through a :data:`~desed_task.data_generation.real_audio.ClipFetcher`; clips that cannot be
-   fetched are listed in ``<desed_real>/missing_files/missing_files_<set>.tsv``;
+   through a :data:`~desed_task.data_generation.dcase2021.real_audio.ClipFetcher`; clips that
+   cannot be fetched are listed in ``<desed_real>/missing_files/missing_files_<set>.tsv``;
 2. DESED soundbank, FSD50K ground truth, FUSS, 2021 meta infos (Zenodo archives);
-3. the 2021 soundbank, by symbolic links (:mod:`~desed_task.data_generation.soundbank_2021`;
+3. the 2021 soundbank, by symbolic links (:mod:`~desed_task.data_generation.dcase2021.soundbank`;
    with ``fix_2021_quirks``, without the 2021 builder's quirks);
 4. synthetic 2021 train / validation soundscapes, drawn exactly as the 2021 generator drew them
-   (:mod:`.soundscapes_2021`; with ``fix_2021_quirks``, the project's corrected draws of
-   :mod:`.soundscapes`), with JAMS and ``soundscapes.tsv`` (+ ``durations.tsv`` for validation);
+   (:mod:`.soundscapes`; with ``fix_2021_quirks``, the project's corrected draws of
+   :mod:`desed_task.data_generation.scaper.soundscapes`), with JAMS and ``soundscapes.tsv``
+   (+ ``durations.tsv`` for validation);
 5. resampling of every audio folder to 16 kHz (``<folder>_16k``, as ``confs/sed.yaml`` expects).
 """
 
@@ -25,28 +26,28 @@ import numpy as np
 import pandas as pd
 
 from desed_task.data.classes import DESED_CLASSES
-from desed_task.data_generation.annotations import durations_table, strong_table, write_tsv
-from desed_task.data_generation.downloads import download_and_unpack
-from desed_task.data_generation.label_samplers import CooccurrenceLabelSampler
-from desed_task.data_generation.raw_datasets_2021 import (
+from desed_task.data_generation.dcase2021.downloads import download_and_unpack
+from desed_task.data_generation.dcase2021.raw_datasets import (
     ZenodoSources,
     download_desed_soundbank,
     download_simple,
 )
-from desed_task.data_generation.real_audio import ClipFetcher, YtDlpFetcher, fetch_clips
-from desed_task.data_generation.soundbank import SoundbankIndex
-from desed_task.data_generation.soundbank_2021 import (
+from desed_task.data_generation.dcase2021.real_audio import ClipFetcher, YtDlpFetcher, fetch_clips
+from desed_task.data_generation.dcase2021.soundbank import (
     SoundbankSplit,
     build_soundbank_split,
     check_builder,
     link_real_data,
 )
-from desed_task.data_generation.soundscapes import (
+from desed_task.data_generation.dcase2021.soundscapes import draw_split, render_split
+from desed_task.data_generation.scaper.annotations import durations_table, strong_table, write_tsv
+from desed_task.data_generation.scaper.label_samplers import CooccurrenceLabelSampler
+from desed_task.data_generation.scaper.soundbank import SoundbankIndex
+from desed_task.data_generation.scaper.soundscapes import (
     SoundscapeParams,
     plan_soundscapes,
     render_soundscapes,
 )
-from desed_task.data_generation.soundscapes_2021 import draw_split, render_split
 
 logger = logging.getLogger(__name__)
 

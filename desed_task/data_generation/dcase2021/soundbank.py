@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from desed_task.data_generation.soundbank import AUDIO_SUFFIXES, class_of_label
+from desed_task.data_generation.scaper.soundbank import AUDIO_SUFFIXES, class_of_label
 
 logger = logging.getLogger(__name__)
 
