@@ -224,6 +224,25 @@ def _finished(folder_path: Path) -> list[Path]:
     return sorted(p for p in folder_path.glob("*.wav") if not p.name.startswith("."))
 
 
+THROTTLED = """
+import runpy, sys, time
+import desed_task.data.resample as resample
+import desed_task.separation.folder as folder
+
+def slower(work):
+    def slowed(*args, **kwargs):
+        out = work(*args, **kwargs)
+        time.sleep(0.2)
+        return out
+    return slowed
+
+resample.resample_file = slower(resample.resample_file)
+folder.separate_clip = slower(folder.separate_clip)
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
 @pytest.mark.slow
 def test_run_separation_killed_at_a_random_point_resumes_to_the_same_files(tmp_path: Path, standin) -> None:
     """The real command, SIGKILLed after a seeded random number of finished files of a seeded
@@ -247,7 +266,9 @@ def test_run_separation_killed_at_a_random_point_resumes_to_the_same_files(tmp_p
         confs[name].write_text(yaml.safe_dump(config))
     assert load_run_separation().main(["--conf_file", str(confs["straight"]), "--test_only"]) == 0
 
-    command = [sys.executable, str(REPO / "run_separation.py"), "--conf_file", str(confs["killed"]), "--test_only"]
+    # the killed run: the real command, each file's work made 0.2 s longer so that the kill
+    # lands mid-run on a loaded machine too (the numbers are not touched)
+    command = [sys.executable, "-c", THROTTLED, str(REPO / "run_separation.py"), "--conf_file", str(confs["killed"]), "--test_only"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
     killed_data = tmp_path / "killed"
     watched = killed_data / rng.choice(["validation_16k", "validation_sep"])
