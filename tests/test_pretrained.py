@@ -170,6 +170,50 @@ def test_test_and_eval_from_checkpoint(fused, tmp_path):
     assert len(list((out / "scores" / "raw").glob("*.tsv"))) == 3
 
 
+def test_eval_pads_short_clips_as_extracted_and_refuses_longer_ones(fused, tiny_data, tmp_path, capsys):
+    """An eval clip is scored at its own length, padded to the 10 s its embeddings describe: the
+    scores inference gives it (BEATs on the same padded window); a 12 s clip is refused."""
+    from desed_task.embeddings.cli import main as embeddings_main
+    from desed_task.inference.cli import main as inference_main
+
+    shutil.copytree(fused.root / "emb", tmp_path / "emb")
+    folder = tmp_path / "eval"
+    write_wav(folder / "short.wav", seconds=6.0, seed=1)
+    write_wav(folder / "full.wav", seconds=10.0, seed=2)
+    beats, eval_file = str(fused.root / "beats.pt"), tmp_path / "emb" / "beats" / "eval.hdf5"
+
+    def extract() -> None:
+        eval_file.unlink(missing_ok=True)
+        code, _, err = _cli(embeddings_main, ["--no_progress", "--gpus", "0", "--beats", beats,
+                                              "--folder", str(folder), "--out", str(eval_file)], capsys)
+        assert code == 0, err
+
+    extract()
+    config = tiny_pretrained_config(tiny_data, tmp_path)
+    config["pretrained"]["checkpoint"] = beats
+    config["data"]["eval_folder"] = str(folder)
+    conf = write_config(config, tmp_path / "eval.yaml")
+    run_cli(conf, "--eval_from_checkpoint", str(fused.best), "--log_dir", str(tmp_path / "out"))
+    raw = tmp_path / "out" / "version_0" / "metrics_eval" / "teacher" / "scores" / "raw"
+    code, _, err = _cli(inference_main, ["--checkpoint", str(fused.best), "--gpus", "0", "--out_dir",
+                                         str(tmp_path / "detect"), str(folder)], capsys)
+    assert code == 0, err
+    for name, frames in (("short", 94), ("full", 156)):
+        evaluated, inferred = _scores(raw / f"{name}.tsv"), _scores(tmp_path / "detect" / "scores" / f"{name}.wav.tsv")
+        assert evaluated.shape == inferred.shape == (frames, 10)
+        assert np.abs(evaluated - inferred).max() < 2e-6
+
+    write_wav(folder / "long.wav", seconds=12.0, seed=3)
+    extract()
+    with pytest.raises(SystemExit) as exit_info:
+        train_main("t", str(conf), "unused", argv=["--conf_file", str(conf), "--gpus", "0", "--eval_from_checkpoint",
+                                                  str(fused.best), "--log_dir", str(tmp_path / "out2")])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error: ") and "long.wav: 12 s, longer than the 10 s" in error
+    assert "python -m desed_task.inference" in error
+
+
 def _train_error(conf: Path, capsys) -> str:
     with pytest.raises(SystemExit) as exit_info:
         train_main("t", str(conf), "unused", argv=["--conf_file", str(conf), "--gpus", "0"])

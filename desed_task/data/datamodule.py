@@ -85,7 +85,7 @@ class DESEDDataModule(L.LightningDataModule):
         self.mode = mode
         self.separated_sources = separated_sources
         self.class_names = list(encoder.labels)
-        self.train_sets: list[ClipSet] = []
+        self.train_sets: list[Dataset] = []  # [strong part (synthetic, + real with strong_real), weak, unlabelled]
         self.val_set: Dataset | None = None
         self.test_set: ClipSet | None = None
         self.synth_val_events: pd.DataFrame | None = None
