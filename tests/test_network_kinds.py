@@ -161,6 +161,27 @@ def test_the_fused_crnn_is_built_and_inference_and_export_ask_for_its_beats(tmp_
     assert detector.scores(np.zeros(round(SECONDS * 16000), np.float32), 16000).shape == (10, FRAMES_13_S)
 
 
+@pytest.mark.parametrize("aggregation, embedding_type", [
+    ("pool1d", "frame"), ("interpolate", "frame"), ("frame", "frame"), ("global", "global")])
+def test_every_2023_aggregation_exports_with_beats_inside(aggregation, embedding_type, tmp_path, capsys):
+    """pool1d and interpolate go out as their fixed token-to-frame matrices (CRNN.fix_token_pooling)."""
+    import onnxruntime as ort
+
+    from desed_task.embeddings.standin import write_standin_beats
+
+    config = tiny(load_config(REPO / "confs" / "demo_pretrained.yaml"))
+    config["net"].update(aggregation_type=aggregation, embedding_type=embedding_type, frame_emb_enc_dim=8)
+    path, beats = checkpoint_of(config, tmp_path / "fused.ckpt"), write_standin_beats(tmp_path / "beats.pt")
+    export_main(["--checkpoint", str(path), "--beats", str(beats), "--onnx", str(tmp_path / "f.onnx")])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["onnx"] == str(tmp_path / "f.onnx")
+    audio = 0.1 * torch.randn(2, 160000, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        strong, weak = SoundEventDetector.from_checkpoint(path, beats=beats).pipeline(audio)
+    session = ort.InferenceSession(str(tmp_path / "f.onnx"), providers=["CPUExecutionProvider"])
+    onnx_strong, onnx_weak = session.run(["strong", "weak"], {"audio": audio.numpy()})
+    assert np.abs(onnx_strong - strong.numpy()).max() < 1e-4 and np.abs(onnx_weak - weak.numpy()).max() < 1e-4
+
+
 def test_net_subsample_other_than_the_time_pooling_stops_the_command_before_any_data(tmp_path, capsys):
     from desed_task.training.cli import main
 

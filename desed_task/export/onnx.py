@@ -10,9 +10,10 @@ A checkpoint of the 2023 CRNN fed BEATs embeddings exports BEATs too (its Kaldi 
 encoder) beside the mel, scaler and CRNN, so the graph takes audio only; its ``audio`` is then
 (batch, clip samples), the training clip length (10 s: 160000 samples), since BEATs embedded
 10 s clips: a deployment zero-pads shorter windows, as ``python -m desed_task.inference --onnx``
-does. The CRNN's adaptive pooling of the 496 tokens to its 156 frames is exported as the same
-fixed averaging matrix (``CRNN.fix_token_pooling``): the exporter cannot write adaptive pooling of
-sizes that do not divide.
+does. The CRNN's adaptive pooling of the 496 tokens to its 156 frames (or its nearest-exact
+resampling, ``aggregation_type: interpolate``) is exported as the same fixed matrix
+(``CRNN.fix_token_pooling``): the exporter cannot write adaptive pooling of sizes that do not
+divide, nor nearest-exact resampling.
 
 An SSEP + SED checkpoint (finetune_on_separated.py) exports its ensemble with the features:
 ``audio`` is then (batch, 1 + sources, samples), the mixture then its separated sources (a
@@ -143,8 +144,8 @@ class ExportPipeline(nn.Module):
     """Audio -> (strong, weak) of a :class:`desed_task.inference.SEDPipeline`, exportable: the
     same network input (`desed_task.features.network_input`) with the mel spectrogram written
     as :class:`ExportMelSpectrogram`; for a pipeline that `takes_embeddings`, its BEATs on the
-    same audio, and a copy of its CRNN pooling the tokens of ``clip_samples`` samples by a
-    fixed matrix.
+    same audio, and a copy of its CRNN mapping the tokens of ``clip_samples`` samples to its
+    frames by a fixed matrix (`CRNN.fix_token_pooling`).
 
     Raises:
         ValueError: a pipeline that takes embeddings but has no BEATs.
@@ -161,9 +162,8 @@ class ExportPipeline(nn.Module):
             if pipeline.beats is None or clip_samples is None:
                 raise ValueError("exporting the 2023 CRNN needs its BEATs model and the clip length")
             self.beats, self.embedding_type = pipeline.beats, pipeline.embedding_type
-            if getattr(self.network, "aggregation_type", None) == "pool1d":
-                n_frames = (1 + clip_samples // self.mel.hop_length) // self.network.time_pooling
-                self.network = copy.deepcopy(self.network).fix_token_pooling(self.beats.n_tokens(clip_samples), n_frames)
+            n_frames = (1 + clip_samples // self.mel.hop_length) // self.network.time_pooling
+            self.network = copy.deepcopy(self.network).fix_token_pooling(self.beats.n_tokens(clip_samples), n_frames)
 
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = normalise(self.scaler, mel_magnitudes(self.mel, audio, self.mixture_input))

@@ -198,7 +198,7 @@ class CRNN(nn.Module):
     def _fuse(self, x: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
         """CNN features (batch, frames, n_feat) with the embeddings -> (batch, frames, n_feat)."""
         n_frames = x.shape[1]
-        if self.aggregation_type == "pool1d" and self.token_pooling is not None:
+        if self.token_pooling is not None and self.aggregation_type in TOKEN_MATRICES:
             per_frame = torch.matmul(embeddings, self.token_pooling.T).transpose(1, 2)
         elif self.aggregation_type == "pool1d":
             per_frame = F.adaptive_avg_pool1d(embeddings, n_frames).transpose(1, 2)
@@ -212,13 +212,15 @@ class CRNN(nn.Module):
         return self.cat_tf(torch.cat((x, per_frame), dim=-1))
 
     def fix_token_pooling(self, n_tokens: int, n_frames: int) -> CRNN:
-        """Pool the tokens to the frames (``aggregation_type: pool1d``) by the fixed averaging
-        matrix of `adaptive_average_matrix` instead of ``adaptive_avg_pool1d``: the same
-        averages, for inputs of exactly ``n_tokens`` tokens and ``n_frames`` CNN frames. For
-        the ONNX exporter, which cannot export adaptive pooling when the sizes do not divide
-        (496 tokens -> 156 frames)."""
-        matrix = adaptive_average_matrix(n_tokens, n_frames)
-        self.token_pooling = matrix.to(self.cat_tf.weight.device, self.cat_tf.weight.dtype)
+        """Map the tokens to the frames (``aggregation_type`` pool1d or interpolate) by a fixed
+        matrix instead of ``adaptive_avg_pool1d`` / nearest-exact ``interpolate``: the same
+        averages (`adaptive_average_matrix`) or the same picked tokens (`nearest_exact_matrix`),
+        for inputs of exactly ``n_tokens`` tokens and ``n_frames`` CNN frames. For the ONNX
+        exporter, which cannot write adaptive pooling of sizes that do not divide (496 tokens ->
+        156 frames) nor nearest-exact resampling (opset 17). Other aggregations: no change."""
+        if self.use_embeddings and self.aggregation_type in TOKEN_MATRICES:
+            matrix = TOKEN_MATRICES[self.aggregation_type](n_tokens, n_frames)
+            self.token_pooling = matrix.to(self.cat_tf.weight.device, self.cat_tf.weight.dtype)
         return self
 
     # ------------------------------------------------------------------ batch norm freezing
@@ -319,6 +321,20 @@ def adaptive_average_matrix(n_in: int, n_out: int) -> torch.Tensor:
         start, end = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
         matrix[i, start:end] = 1.0 / (end - start)
     return matrix.float()
+
+
+def nearest_exact_matrix(n_in: int, n_out: int) -> torch.Tensor:
+    """(n_out, n_in) float32 0/1 matrix M with ``x @ M.T == interpolate(x, n_out,
+    mode="nearest-exact")`` for x of n_in steps: row i picks step floor((i + 0.5) n_in / n_out),
+    in float32 as PyTorch computes it (496 -> 156: row 19 picks 62, not the exact 61)."""
+    matrix = torch.zeros(n_out, n_in)
+    scale = torch.tensor(n_in, dtype=torch.float32) / n_out
+    picked = torch.clamp(((torch.arange(n_out, dtype=torch.float32) + 0.5) * scale).floor().long(), max=n_in - 1)
+    matrix[torch.arange(n_out), picked] = 1.0
+    return matrix
+
+
+TOKEN_MATRICES = {"pool1d": adaptive_average_matrix, "interpolate": nearest_exact_matrix}
 
 
 def _resolve_rnn_layers(n_layers_RNN: int | None, rnn_layers: int | None) -> int:
