@@ -64,6 +64,14 @@ SCHEMA: dict[str, dict[str, tuple[Any, bool]]] = {
         "ensemble_mixture_dropout": (bool, False),  # true (2021): frozen copy's dropout on
         "ensemble_q_clamp": (bool, False),  # false (2021): q unconstrained
         "persistent_workers": (bool, False),  # false (2021): loader workers start anew each epoch
+        # the 2023 recipe's Trainer switches (unset: Lightning's defaults, as 2021 and 2023 ran)
+        "deterministic": (bool, False),
+        "enable_progress_bar": (bool, False),
+        # false (2023): mixup mixes the mels and labels only; true: the embeddings too, alike
+        "mixup_embeddings": (bool, False),
+        # false (2021, 2023's default): true trains data.strong_folder's clips with the
+        # synthetic ones, as 2023's train_pretrained.py --strong_real
+        "strong_real": (bool, False),
     },
     "scaler": {
         "statistic": (str, True),
@@ -80,10 +88,12 @@ SCHEMA: dict[str, dict[str, tuple[Any, bool]]] = {
         "resampler": (_OPT_STR, False),  # kaiser_best (2021) or soxr_hq
         **{
             f"{name}{suffix}": (_OPT_STR, False)
-            for name in ("synth", "weak", "unlabeled", "synth_val", "test", "eval")
+            for name in ("synth", "weak", "unlabeled", "synth_val", "test", "eval", "strong")
             for suffix in ("_folder", "_folder_16k", "_folder_44k", "_folder_sep")
         },
         "synth_tsv": (_OPT_STR, False),
+        # the 2023 recipe's strongly labelled real clips (AudioSet strong), see training.strong_real
+        "strong_tsv": (_OPT_STR, False),
         "weak_tsv": (_OPT_STR, False),
         "synth_val_tsv": (_OPT_STR, False),
         "synth_val_dur": (_OPT_STR, False),
@@ -140,6 +150,9 @@ SCHEMA: dict[str, dict[str, tuple[Any, bool]]] = {
         "seed": (int, False),
         "log_dir": (str, False),  # default --log_dir of runs with this config
         "sizes": (dict, False),  # clips per set, see desed_task.data_generation.demo.DemoSizes
+        # write a random BEATs in the official format at pretrained.checkpoint when absent
+        # (desed_task.embeddings.standin); the embeddings of the demo are then extracted with it
+        "beats_standin": (bool, False),
     },
 }
 OBJ_METRIC_SYNTH_TYPES = (None, "intersection", "event")
@@ -158,7 +171,7 @@ PRETRAINED_MODELS = ("beats",)
 """Values of ``pretrained.model``: the embedding extractors this project implements."""
 REQUIRED_SECTIONS = ("training", "scaler", "data", "opt", "feats", "net")
 
-_SET_NAMES = ("synth", "weak", "unlabeled", "synth_val", "test", "eval")
+_SET_NAMES = ("synth", "weak", "unlabeled", "synth_val", "test", "eval", "strong")
 
 # value ranges, checked with the types: (lowest, highest), None = unbounded
 _POSITIVE, _NON_NEGATIVE, _FRACTION = (1, None), (0, None), (0, 1)
@@ -301,6 +314,12 @@ def _check_embeddings(config: dict, source: str) -> None:
     if pretrained.get("freezed") is False and not pretrained.get("e2e"):
         # 2023: precomputed embeddings cannot follow an encoder that is being trained
         raise ConfigError(f"{source}: 'pretrained.freezed: false' needs 'pretrained.e2e: true'")
+    if pretrained.get("e2e"):
+        # 2023 ran only PANNs and AST inside training; its BEATs baseline read extracted files
+        raise ConfigError(
+            f"{source}: 'pretrained.e2e: true' (the encoder run inside training) is not implemented: "
+            "the 2023 BEATs baseline reads extracted embeddings (e2e: false, freezed: true)"
+        )
 
 
 def load_config(path: str | Path) -> dict:
@@ -318,13 +337,17 @@ def load_config(path: str | Path) -> dict:
 
 # how a tested checkpoint's outputs are decoded and scored, not how it was trained
 TEST_TIME_KEYS = ("postprocessing", "clip_events_to_durations", "clamp_events_to_audio_max_len")
+# where a tested checkpoint's embeddings and BEATs file are: paths, as the data paths
+PRETRAINED_PATH_KEYS = ("extracted_embeddings_dir", "checkpoint")
 
 
 def merge_for_test(checkpoint_config: dict, current: dict) -> dict:
     """The 2021 rule for testing a checkpoint: network and training settings from the
     checkpoint, data paths (and demo settings) from the current config; the test-time
     ``training`` keys (``TEST_TIME_KEYS``: post-processing, clipping and clamping of the
-    decoded events) from the current config too, unset there meaning their default."""
+    decoded events) from the current config too, unset there meaning their default; so are
+    the paths of the ``pretrained:`` section (``PRETRAINED_PATH_KEYS``: the embeddings folder
+    and the BEATs file) when the current config has that section."""
     merged = copy.deepcopy(checkpoint_config)
     merged["data"] = copy.deepcopy(current["data"])
     training = merged.setdefault("training", {})
@@ -334,4 +357,9 @@ def merge_for_test(checkpoint_config: dict, current: dict) -> dict:
             training[key] = current["training"][key]
     if "demo" in current:
         merged["demo"] = copy.deepcopy(current["demo"])
+    if current.get("pretrained") and merged.get("pretrained"):
+        for key in PRETRAINED_PATH_KEYS:
+            merged["pretrained"].pop(key, None)
+            if current["pretrained"].get(key) is not None:
+                merged["pretrained"][key] = current["pretrained"][key]
     return merged

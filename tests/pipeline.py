@@ -49,3 +49,19 @@ def run_cli(conf: Path, *extra: str) -> dict:
 
     args = build_parser("test", str(conf), "unused").parse_args(["--conf_file", str(conf), "--gpus", "0", *extra])
     return run(args, "unused")
+
+
+STANDIN_WIDTH = 48  # channels of the stand-in BEATs (desed_task.embeddings.standin)
+
+
+def tiny_pretrained_config(data_root: Path, root: Path, **training) -> dict:
+    """`tiny_config` of the 2023 CRNN: frame embeddings of the stand-in BEATs (written at
+    ``root/beats.pt`` by demo.beats_standin) pooled into the CRNN, extracted under ``root/emb``
+    by the first run."""
+    config = tiny_config(data_root, root / "exp", **training)
+    config["net"].update(use_embeddings=True, embedding_size=STANDIN_WIDTH, embedding_type="frame",
+                         aggregation_type="pool1d")
+    config["pretrained"] = {"model": "beats", "e2e": False, "freezed": True,
+                            "extracted_embeddings_dir": str(root / "emb"), "checkpoint": str(root / "beats.pt")}
+    config["demo"]["beats_standin"] = True
+    return config

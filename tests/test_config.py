@@ -95,3 +95,32 @@ def test_16k_alias_and_test_merge():
     merged = merge_for_test(out, current)
     assert "clip_events_to_durations" not in merged["training"]
     assert merged["training"]["clamp_events_to_audio_max_len"] is False
+
+
+def test_testing_a_2023_checkpoint_takes_the_embeddings_and_beats_paths_of_the_current_config():
+    trained = load_config(REPO / "confs" / "pretrained.yaml")
+    current = load_config(REPO / "confs" / "pretrained.yaml")
+    current["pretrained"].update(extracted_embeddings_dir="/data/emb", checkpoint="/models/BEATs.pt")
+    current["net"]["embedding_size"] = 48  # the network stays the checkpoint's
+    merged = merge_for_test(trained, current)
+    assert merged["pretrained"]["extracted_embeddings_dir"] == "/data/emb"
+    assert merged["pretrained"]["checkpoint"] == "/models/BEATs.pt"
+    assert merged["net"] == trained["net"] and merged["pretrained"]["model"] == "beats"
+    # a config without a pretrained: section (e.g. confs/sed.yaml) leaves the checkpoint's
+    assert merge_for_test(trained, _sed())["pretrained"] == trained["pretrained"]
+
+
+def test_pretrained_yaml_holds_the_2023_values():
+    c = load_config(REPO / "confs" / "pretrained.yaml")
+    sed = load_config(REPO / "confs" / "sed.yaml")
+    assert c["training"]["batch_size"] == [24, 24, 48] and c["training"]["batch_size_val"] == 48
+    assert c["pretrained"] == {"model": "beats", "e2e": False, "freezed": True, "extracted_embeddings_dir": "./embeddings",
+                               "checkpoint": "./pretrained_models/BEATs_iter3_plus_AS2M.pt"}
+    assert {k: v for k, v in c["net"].items() if k not in sed["net"]} == {
+        "use_embeddings": True, "embedding_size": 768, "embedding_type": "frame", "aggregation_type": "pool1d"}
+    assert {k: v for k, v in c["net"].items() if k in sed["net"]} == sed["net"]
+    same = ("const_max", "n_epochs_warmup", "n_epochs", "early_stop_patience", "median_window", "ema_factor",
+            "self_sup_loss", "weak_split", "seed", "mixup", "obj_metric_synth_type")
+    assert all(c["training"][k] == sed["training"][k] for k in same)
+    assert c["training"]["mixup_embeddings"] is False and c["training"]["strong_real"] is False
+    assert (c["opt"], c["feats"], c["scaler"]) == (sed["opt"], sed["feats"], sed["scaler"])

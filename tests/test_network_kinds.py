@@ -135,15 +135,18 @@ def test_ssep_sed_checkpoint_without_its_separation_model_is_refused_then_scored
     assert table.shape == (FRAMES_13_S, 12)
 
 
-def test_the_fused_crnn_is_built_and_refused_by_inference_and_export(tmp_path, capsys):
+def test_the_fused_crnn_is_built_and_inference_and_export_ask_for_its_beats(tmp_path, capsys):
+    from desed_task.embeddings.standin import write_standin_beats
+
     config = tiny(load_config(REPO / "confs" / "demo.yaml"))
-    config["net"].update(use_embeddings=True, embedding_size=16, aggregation_type="pool1d")
+    config["net"].update(use_embeddings=True, embedding_size=48, aggregation_type="pool1d")
     network = network_from_config(config)
     assert isinstance(network, CRNN) and network.use_embeddings
-    strong, weak = network.eval()(torch.randn(2, 128, 626), embeddings=torch.randn(2, 16, 496))
+    strong, weak = network.eval()(torch.randn(2, 128, 626), embeddings=torch.randn(2, 48, 496))
     assert strong.shape == (2, 10, 156) and weak.shape == (2, 10)
     path = checkpoint_of(config, tmp_path / "fused.ckpt")
     wav = write_wav(tmp_path / "in" / "clip.wav", seconds=SECONDS)
+    beats = write_standin_beats(tmp_path / "beats.pt")
     for main, argv in ((export_main, ["--onnx", str(tmp_path / "f.onnx")]),
                        (inference_main, ["--out_dir", str(tmp_path / "out"), str(wav)])):
         with pytest.raises(SystemExit) as exit_info:
@@ -151,7 +154,32 @@ def test_the_fused_crnn_is_built_and_refused_by_inference_and_export(tmp_path, c
         assert exit_info.value.code == 2
         errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and "fused.ckpt" in errors[0] and "net.use_embeddings: true" in errors[0], errors
-        assert "not supported yet" in errors[0]
+        assert "--beats BEATS.pt" in errors[0]
+    export_main(["--checkpoint", str(path), "--beats", str(beats), "--onnx", str(tmp_path / "f.onnx")])
+    assert (tmp_path / "f.onnx").is_file()
+    detector = SoundEventDetector.from_checkpoint(path, beats=beats)
+    assert detector.scores(np.zeros(round(SECONDS * 16000), np.float32), 16000).shape == (10, FRAMES_13_S)
+
+
+@pytest.mark.parametrize("aggregation, embedding_type", [
+    ("pool1d", "frame"), ("interpolate", "frame"), ("frame", "frame"), ("global", "global")])
+def test_every_2023_aggregation_exports_with_beats_inside(aggregation, embedding_type, tmp_path, capsys):
+    """pool1d and interpolate go out as their fixed token-to-frame matrices (CRNN.fix_token_pooling)."""
+    import onnxruntime as ort
+
+    from desed_task.embeddings.standin import write_standin_beats
+
+    config = tiny(load_config(REPO / "confs" / "demo_pretrained.yaml"))
+    config["net"].update(aggregation_type=aggregation, embedding_type=embedding_type, frame_emb_enc_dim=8)
+    path, beats = checkpoint_of(config, tmp_path / "fused.ckpt"), write_standin_beats(tmp_path / "beats.pt")
+    export_main(["--checkpoint", str(path), "--beats", str(beats), "--onnx", str(tmp_path / "f.onnx")])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["onnx"] == str(tmp_path / "f.onnx")
+    audio = 0.1 * torch.randn(2, 160000, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        strong, weak = SoundEventDetector.from_checkpoint(path, beats=beats).pipeline(audio)
+    session = ort.InferenceSession(str(tmp_path / "f.onnx"), providers=["CPUExecutionProvider"])
+    onnx_strong, onnx_weak = session.run(["strong", "weak"], {"audio": audio.numpy()})
+    assert np.abs(onnx_strong - strong.numpy()).max() < 1e-4 and np.abs(onnx_weak - weak.numpy()).max() < 1e-4
 
 
 def test_net_subsample_other_than_the_time_pooling_stops_the_command_before_any_data(tmp_path, capsys):

@@ -10,6 +10,7 @@ import pandas as pd
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
+from desed_task.data.audio import audio_info
 from desed_task.data.datasets import (
     ClipSet,
     StronglyLabeledSet,
@@ -27,12 +28,15 @@ from desed_task.data.tables import (
     read_weak_table,
     shortest_audio_seconds,
 )
+from desed_task.embeddings.reader import EmbeddingsReader, set_file
+from desed_task.embeddings.store import EmbeddingsError
 from desed_task.threads import available_cores, one_thread_worker
 
 log = logging.getLogger(__name__)
 
 FIT_SETS = ("synth", "weak", "unlabeled", "synth_val")
 DURATION_KEYS = {"synth_val": "synth_val_dur", "test": "test_dur"}
+EXTRACT_COMMAND = "python -m desed_task.embeddings --beats BEATs_iter3_plus_AS2M.pt --conf_file CONF.yaml"
 
 
 class DataMissingError(RuntimeError):
@@ -60,6 +64,12 @@ class DESEDDataModule(L.LightningDataModule):
         mode: "fit" (train + validation + test), "test" (dev-test only) or "eval" (the
             unlabelled evaluation folder, predictions only).
         separated_sources: also read the `*_folder_sep` sources of each clip (SSEP + SED).
+
+    With ``net.use_embeddings`` (the 2023 CRNN) every item also holds the clip's embeddings,
+    read from ``pretrained.extracted_embeddings_dir`` by clip name (`desed_task.embeddings.reader`).
+    With ``training.strong_real`` the strongly labelled real clips of ``data.strong_folder`` are
+    trained with the synthetic ones (their part of each batch draws from both), as 2023's
+    ``--strong_real``.
     """
 
     def __init__(
@@ -75,7 +85,7 @@ class DESEDDataModule(L.LightningDataModule):
         self.mode = mode
         self.separated_sources = separated_sources
         self.class_names = list(encoder.labels)
-        self.train_sets: list[ClipSet] = []
+        self.train_sets: list[Dataset] = []  # [strong part (synthetic, + real with strong_real), weak, unlabelled]
         self.val_set: Dataset | None = None
         self.test_set: ClipSet | None = None
         self.synth_val_events: pd.DataFrame | None = None
@@ -83,6 +93,7 @@ class DESEDDataModule(L.LightningDataModule):
         self.test_events: pd.DataFrame | None = None
         self.test_durations: pd.DataFrame | None = None
         self._prepared = False
+        self.uses_embeddings = bool(config["net"].get("use_embeddings"))
 
     # which sets this mode reads
     def _set_names(self) -> tuple[str, ...]:
@@ -90,7 +101,15 @@ class DESEDDataModule(L.LightningDataModule):
             return ("eval",)
         if self.mode == "test":
             return ("test",)
-        return (*FIT_SETS, "test")
+        strong = ("strong",) if self.training.get("strong_real") else ()
+        return (*FIT_SETS, *strong, "test")
+
+    def _embedding_sets(self) -> tuple[str, ...]:
+        """The sets whose embeddings this mode reads (names of `reader.SET_FILES`)."""
+        names = self._set_names()
+        if self.mode == "fit" and float(self.training["weak_split"]) < 1:
+            names = (*names, "weak_val")
+        return names
 
     def _folder(self, name: str) -> Path | None:
         folder = self.data.get(f"{name}_folder")
@@ -115,6 +134,14 @@ class DESEDDataModule(L.LightningDataModule):
                 missing.append(f"{self.data[key]} (data.{key})")
         if missing:
             raise DataMissingError(_how_to_get_data(missing))
+        if self.uses_embeddings:
+            absent = [set_file(self.config, name) for name in self._embedding_sets()]
+            absent = [str(path) for path in absent if not path.is_file()]
+            if absent:
+                raise EmbeddingsError(
+                    f"net.use_embeddings is true but these embeddings files are missing: {', '.join(absent)}; "
+                    f"extract them with: {EXTRACT_COMMAND}"
+                )
 
     def prepare_data(self) -> None:
         """Resample 44.1 kHz folders to 16 kHz once and write missing durations files
@@ -135,7 +162,27 @@ class DESEDDataModule(L.LightningDataModule):
                 log.info("writing durations of %s to %s", folder, path)
                 write_durations(folder, path)
 
-    def _clip_kwargs(self, name: str) -> dict:
+    def _embeddings(self, set_name: str) -> EmbeddingsReader | None:
+        """The reader of a set's embeddings file (None without ``net.use_embeddings``), checked
+        against the network (channels) and the clip length."""
+        if not self.uses_embeddings:
+            return None
+        net = self.config["net"]
+        reader = EmbeddingsReader(set_file(self.config, set_name), net.get("embedding_type", "frame"), EXTRACT_COMMAND)
+        if reader.dim != int(net.get("embedding_size", 768)):
+            raise EmbeddingsError(
+                f"{reader.path}: embeddings of {reader.dim} channels, the network takes "
+                f"net.embedding_size {net.get('embedding_size', 768)}; set net.embedding_size: {reader.dim}, "
+                "or extract the embeddings with the BEATs the network is meant for"
+            )
+        if reader.clip_seconds != float(self.data["audio_max_len"]):
+            raise EmbeddingsError(
+                f"{reader.path}: embeddings of {reader.clip_seconds:g} s clips, but data.audio_max_len is "
+                f"{self.data['audio_max_len']}: the embeddings must describe the clips the network reads"
+            )
+        return reader
+
+    def _clip_kwargs(self, name: str, embeddings_set: str | None = None) -> dict:
         sources = self.data.get(f"{name}_folder_sep") if self.separated_sources else None
         return {
             "sample_rate": int(self.data["fs"]),
@@ -145,6 +192,7 @@ class DESEDDataModule(L.LightningDataModule):
             # the ensemble's 2021 input is the sum of the sources' mels: no mixture to read
             "read_mixture": self.training.get("ensemble_mixture_input") == "mixture",
             "check_audio": bool(self.data.get("check_audio", True)),
+            "embeddings": self._embeddings(embeddings_set or name),
         }
 
     def _strong(self, name: str) -> tuple[StronglyLabeledSet, pd.DataFrame, pd.DataFrame | None]:
@@ -191,11 +239,18 @@ class DESEDDataModule(L.LightningDataModule):
         if self.mode == "eval":
             self.test_set = UnlabeledSet("eval", self._folder("eval"), self.encoder, **self._clip_kwargs("eval"))
             built.append(self.test_set)
+            if self.test_set.embeddings is not None:
+                self._check_embedded_lengths(self.test_set)
         else:
             self.test_set, self.test_events, self.test_durations = self._strong("test")
             built.append(self.test_set)
         if self.mode == "fit":
             synth, _, _ = self._strong("synth")
+            strong_part: Dataset = synth
+            if self.training.get("strong_real"):
+                strong_real, _, _ = self._strong("strong")
+                strong_part = ConcatDataset([strong_real, synth])  # 2023's order
+                built.append(strong_real)
             weak_all = read_weak_table(self.data["weak_tsv"], self.class_names)
             seed = int(self.training["seed"])
             # the 2021 split: pandas' seeded sample, so the same clips are held out
@@ -207,16 +262,32 @@ class DESEDDataModule(L.LightningDataModule):
                 "unlabeled", self._folder("unlabeled"), self.encoder,
                 sort=bool(self.data.get("sort_unlabeled", False)), **self._clip_kwargs("unlabeled"),
             )
-            self.train_sets = [synth, weak, unlabeled]
+            self.train_sets = [strong_part, weak, unlabeled]
             synth_val, self.synth_val_events, self.synth_val_durations = self._strong("synth_val")
             val_sets: list[ClipSet] = [synth_val]
             if len(weak_val):
                 val_sets.append(
-                    WeaklyLabeledSet("weak_val", self._folder("weak"), weak_val, self.encoder, **self._clip_kwargs("weak"))
+                    WeaklyLabeledSet(
+                        "weak_val", self._folder("weak"), weak_val, self.encoder, **self._clip_kwargs("weak", "weak_val")
+                    )
                 )
             self.val_set = ConcatDataset(val_sets)
-            built += [*self.train_sets, *val_sets]
+            built += [synth, weak, unlabeled, *val_sets]
         self._log_skipped(built)
+
+    @staticmethod
+    def _check_embedded_lengths(dataset: ClipSet) -> None:
+        """Evaluation clips are scored at their own length, but their embeddings describe
+        (padded or cropped) clips of ``clip_seconds``: a longer clip is refused."""
+        limit = dataset.embeddings.clip_seconds
+        for name in dataset.filenames:
+            seconds = audio_info(dataset.folder / name).duration
+            if seconds > limit + 1e-6:
+                raise EmbeddingsError(
+                    f"{dataset.folder / name}: {seconds:g} s, longer than the {limit:g} s that its embeddings in "
+                    f"{dataset.embeddings.path} describe; score recordings of any length with "
+                    "python -m desed_task.inference --checkpoint CKPT --beats BEATS.pt"
+                )
 
     @staticmethod
     def _log_skipped(sets: list[ClipSet]) -> None:

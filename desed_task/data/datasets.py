@@ -9,6 +9,8 @@ Every item is a dict:
     label_type: LabelType of the set, so batches are split by what a clip is, not by its path.
     valid_fraction: share of the fixed length that is real signal (1.0 unless padded).
     filename: the clip's file name.
+    embeddings: only for a set given an embeddings reader (the 2023 CRNN): the clip's
+        pretrained embeddings, (dim, tokens) frame or (dim,) global, float32.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from desed_task.data.audio import AudioError, audio_info, list_wav_clips, read_audio
+from desed_task.embeddings.reader import EmbeddingsReader
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +51,9 @@ class ClipSet(Dataset):
     longer than `shortest_seconds[name]` (what their metadata says, see
     `tables.shortest_audio_seconds`) into `truncated`, multi-channel clips are counted in
     `mixed_down` (averaged to mono as in 2021), and a wrong sample rate stops with an
-    `AudioError` naming the file.
+    `AudioError` naming the file. With `embeddings` (a reader of the set's file) each item
+    also holds the clip's embeddings; a kept clip without any stops with an `EmbeddingsError`
+    naming it and the file.
     """
 
     label_type: LabelType
@@ -67,6 +72,7 @@ class ClipSet(Dataset):
         read_mixture: bool = True,
         check_audio: bool = False,
         shortest_seconds: Mapping[str, float] | None = None,
+        embeddings: EmbeddingsReader | None = None,
     ) -> None:
         self.name = name
         self.folder = Path(folder)
@@ -96,6 +102,9 @@ class ClipSet(Dataset):
                 f"check the config's data paths or run generate_dcase_task4_2021.py"
             )
         self.filenames = kept
+        self.embeddings = embeddings
+        if embeddings is not None:
+            embeddings.check_covers(kept, name)
 
     def _check_headers(self, filenames: list[str], shortest_seconds: Mapping[str, float]) -> list[str]:
         kept = []
@@ -144,7 +153,7 @@ class ClipSet(Dataset):
         filename = self.filenames[index]
         audio, valid = self._audio(filename)
         strong, weak = self._targets(index)
-        return {
+        item = {
             "audio": audio,
             "strong_targets": strong,
             "weak_targets": weak,
@@ -152,6 +161,9 @@ class ClipSet(Dataset):
             "valid_fraction": valid,
             "filename": filename,
         }
+        if self.embeddings is not None:
+            item["embeddings"] = self.embeddings.row(filename)
+        return item
 
 
 class StronglyLabeledSet(ClipSet):

@@ -4,8 +4,9 @@
     python -m desed_task.embeddings --beats BEATS.pt --conf_file CONF.yaml
 
 The second writes ``<pretrained.extracted_embeddings_dir>/beats/<set>.hdf5`` for the 2023 sets
-(synth_train, weak_train, unlabeled_train, synth_val, weak_val, devtest, and eval when
-``data.eval_folder`` is on disk). A killed run resumes where it stopped when run again.
+(synth_train, weak_train, unlabeled_train, synth_val, weak_val, devtest, eval when
+``data.eval_folder`` is on disk, strong_train with ``training.strong_real``), which training
+reads (`desed_task.embeddings.reader`). A killed run resumes where it stopped when run again.
 Exit status 0 (unreadable clips are named in a warning), 2 on a user error (one ``error:`` line).
 """
 

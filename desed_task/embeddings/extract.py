@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from desed_task.data.audio import AudioError, list_wav_clips, read_audio
 from desed_task.data.resample import resample_folder
+from desed_task.embeddings.reader import embeddings_dir
 from desed_task.embeddings.store import (
     DONE,
     UNREADABLE,
@@ -44,6 +45,7 @@ CLIP_SECONDS = 10.0  # 2023 padded or cropped every clip to 10 s
 CONFIG_SETS = (
     ("synth_train", "synth"),
     ("weak_train", "weak"),
+    ("strong_train", "strong"),  # only with training.strong_real
     ("unlabeled_train", "unlabeled"),
     ("synth_val", "synth_val"),
     ("weak_val", "weak"),
@@ -227,17 +229,6 @@ class EmbeddingSet:
     out: Path
 
 
-def embeddings_dir(config: dict, source: str) -> Path:
-    """``pretrained.extracted_embeddings_dir / pretrained.model``, where 2023 kept the files."""
-    pretrained = config.get("pretrained")
-    if not pretrained or not pretrained.get("extracted_embeddings_dir"):
-        raise EmbeddingsError(
-            f"{source}: set 'pretrained.extracted_embeddings_dir' (and 'pretrained.model: beats'), "
-            "the folder the embeddings files go to"
-        )
-    return Path(pretrained["extracted_embeddings_dir"]) / pretrained["model"]
-
-
 def config_sets(config: dict, source: str) -> list[EmbeddingSet]:
     """The sets of a config with a folder, in the 2023 order; raises EmbeddingsError listing
     the folders that are set but absent (with no ``_44k`` twin to resample)."""
@@ -246,6 +237,8 @@ def config_sets(config: dict, source: str) -> list[EmbeddingSet]:
         raise EmbeddingsError(f"{source}: BEATs reads 16 kHz clips; 'data.fs' is {data['fs']}")
     sets, missing = [], []
     for name, key in CONFIG_SETS:
+        if key == "strong" and not (config.get("training") or {}).get("strong_real"):
+            continue
         folder = data.get(f"{key}_folder")
         if not folder:
             log.info("%s: data.%s_folder is not set, no %s.hdf5", source, key, name)

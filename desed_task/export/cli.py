@@ -18,10 +18,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Export a SED checkpoint to ONNX: 16 kHz mono audio (batch, samples) in, "
         "strong (batch, classes, frames) and weak (batch, classes) scores out. An SSEP + SED "
         "checkpoint takes (batch, 1 + sources, samples): the mixture, then its separated sources "
-        "(the TensorFlow separation model is not in the graph).",
+        "(the TensorFlow separation model is not in the graph). A checkpoint of the 2023 CRNN fed "
+        "BEATs embeddings exports BEATs inside the graph (--beats), which then takes (batch, 160000): "
+        "windows of the 10 s training clips, a shorter one zero-padded.",
     )
     parser.add_argument("--checkpoint", required=True, help="a checkpoint of train_sed.py or finetune_on_separated.py, or an official 2021 one")
     parser.add_argument("--model", choices=MODELS, default="teacher", help="which network (default: %(default)s)")
+    parser.add_argument("--beats", metavar="BEATS.pt", help="for a checkpoint of the 2023 CRNN (net.use_embeddings): the BEATs checkpoint its embeddings were extracted with (default: the checkpoint's pretrained.checkpoint)")
     parser.add_argument("--onnx", metavar="FILE", help="the .onnx file to write")
     parser.add_argument("--torchscript", metavar="FILE", help="also (or instead) a traced TorchScript file (.pt)")
     return parser
@@ -40,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
         print("error: the onnx package is missing; in the clone: pip install -e '.[export]' (onnx, onnxruntime, onnxscript)", file=sys.stderr)
         raise SystemExit(2) from None
     from desed_task.export.onnx import (
+        CLIP_INPUT,
         SEPARATED_INPUT,
         export_onnx,
         export_torchscript,
@@ -49,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         # the separation model stays outside the graph: an SSEP + SED export takes the sources
-        detector = SoundEventDetector.from_checkpoint(args.checkpoint, model=args.model, separate=False)
+        detector = SoundEventDetector.from_checkpoint(args.checkpoint, model=args.model, separate=False, beats=args.beats)
     except (CheckpointError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -57,10 +61,17 @@ def main(argv: list[str] | None = None) -> None:
     extra = {"checkpoint": Path(args.checkpoint).resolve().name, "model": args.model}
     if detector.pipeline.takes_sources:
         extra.update(input=SEPARATED_INPUT, mixture_input=detector.pipeline.mixture_input or "sum_of_sources")
+    clip_samples = None
+    if detector.pipeline.takes_embeddings:  # the graph takes windows of the training clip length
+        clip_samples = detector.scorer.min_samples
+        extra.update(input=CLIP_INPUT.format(samples=clip_samples, seconds=clip_samples / detector.sample_rate),
+                     clip_samples=str(clip_samples))
     facts = (detector.class_names, detector.sample_rate, detector.hop_length, detector.net_pooling)
     written = {}
     if args.onnx:
-        written["onnx"] = str(export_onnx(detector.pipeline, args.onnx, *facts, extra))
+        written["onnx"] = str(export_onnx(detector.pipeline, args.onnx, *facts, extra, clip_samples))
     if args.torchscript:
-        written["torchscript"] = str(export_torchscript(detector.pipeline, args.torchscript, model_metadata(*facts, extra)))
+        written["torchscript"] = str(export_torchscript(
+            detector.pipeline, args.torchscript, model_metadata(*facts, extra), clip_samples
+        ))
     print(json.dumps({**written, "classes": len(detector.class_names), "frame_step": detector.frame_step}))

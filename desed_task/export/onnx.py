@@ -6,6 +6,15 @@ and ``weak`` (batch, classes); mel spectrogram, dB, scaler and network are all i
 deployment needs only onnxruntime. Batch and length axes are dynamic. The metadata holds the
 class names, the frame step, the sample rate and the STFT settings.
 
+A checkpoint of the 2023 CRNN fed BEATs embeddings exports BEATs too (its Kaldi fbank, the
+encoder) beside the mel, scaler and CRNN, so the graph takes audio only; its ``audio`` is then
+(batch, clip samples), the training clip length (10 s: 160000 samples), since BEATs embedded
+10 s clips: a deployment zero-pads shorter windows, as ``python -m desed_task.inference --onnx``
+does. The CRNN's adaptive pooling of the 496 tokens to its 156 frames (or its nearest-exact
+resampling, ``aggregation_type: interpolate``) is exported as the same fixed matrix
+(``CRNN.fix_token_pooling``): the exporter cannot write adaptive pooling of sizes that do not
+divide, nor nearest-exact resampling.
+
 An SSEP + SED checkpoint (finetune_on_separated.py) exports its ensemble with the features:
 ``audio`` is then (batch, 1 + sources, samples), the mixture then its separated sources (a
 dynamic axis). The separation model is a TensorFlow graph and stays outside: a deployment
@@ -19,6 +28,7 @@ ONNX Runtime runs 4x faster than its STFT node: the same numbers as
 
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 from collections.abc import Sequence
@@ -29,6 +39,7 @@ from torch import nn
 
 from desed_task.features.mel import MelSpectrogram
 from desed_task.features.network_input import mel_magnitudes, normalise
+from desed_task.nnet import run_network
 
 OPSET = 17
 
@@ -132,21 +143,41 @@ class ExportMelSpectrogram(nn.Module):
 class ExportPipeline(nn.Module):
     """Audio -> (strong, weak) of a :class:`desed_task.inference.SEDPipeline`, exportable: the
     same network input (`desed_task.features.network_input`) with the mel spectrogram written
-    as :class:`ExportMelSpectrogram`."""
+    as :class:`ExportMelSpectrogram`; for a pipeline that `takes_embeddings`, its BEATs on the
+    same audio, and a copy of its CRNN mapping the tokens of ``clip_samples`` samples to its
+    frames by a fixed matrix (`CRNN.fix_token_pooling`).
 
-    def __init__(self, pipeline: nn.Module) -> None:
+    Raises:
+        ValueError: a pipeline that takes embeddings but has no BEATs.
+    """
+
+    def __init__(self, pipeline: nn.Module, clip_samples: int | None = None) -> None:
         super().__init__()
         self.mel = ExportMelSpectrogram(pipeline.mel)
         self.scaler = pipeline.scaler
         self.network = pipeline.network
         self.mixture_input = pipeline.mixture_input
+        self.beats = None
+        if getattr(pipeline, "takes_embeddings", False):
+            if pipeline.beats is None or clip_samples is None:
+                raise ValueError("exporting the 2023 CRNN needs its BEATs model and the clip length")
+            self.beats, self.embedding_type = pipeline.beats, pipeline.embedding_type
+            n_frames = (1 + clip_samples // self.mel.hop_length) // self.network.time_pooling
+            self.network = copy.deepcopy(self.network).fix_token_pooling(self.beats.n_tokens(clip_samples), n_frames)
 
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.network(normalise(self.scaler, mel_magnitudes(self.mel, audio, self.mixture_input)))
+        features = normalise(self.scaler, mel_magnitudes(self.mel, audio, self.mixture_input))
+        embeddings = None if self.beats is None else self.beats.embeddings(audio)[self.embedding_type]
+        return run_network(self.network, features, embeddings)
 
 
 EXAMPLE_SOURCES = 4  # sources of the tracing input of an SSEP + SED export (the real model's; the axis is dynamic)
 AUDIO_INPUT = "audio: float32 (batch, samples), mono at sample_rate Hz, at least n_fft / 2 + 1 samples"
+CLIP_INPUT = (
+    "audio: float32 (batch, {samples}), mono at sample_rate Hz: windows of exactly the training clip length "
+    "({seconds:g} s), a shorter one zero-padded at its end (the BEATs embeddings were extracted from clips "
+    "padded so); scores of the padding are to be cut off"
+)
 SEPARATED_INPUT = (
     "audio: float32 (batch, 1 + sources, samples) at sample_rate Hz, at least n_fft / 2 + 1 samples: "
     "channel 0 the mono mixture, then its sources by the separation model (not in this graph); "
@@ -171,24 +202,28 @@ def model_metadata(
     }
 
 
-def example_input(pipeline: nn.Module, sample_rate: int) -> torch.Tensor:
-    """10 s of silence in the pipeline's input layout: (1, samples), or (1, 1 + sources,
-    samples) for a pipeline that takes separated sources."""
-    samples = 10 * int(sample_rate)
+def example_input(pipeline: nn.Module, sample_rate: int, clip_samples: int | None = None) -> torch.Tensor:
+    """10 s (or ``clip_samples``) of silence in the pipeline's input layout: (1, samples), or
+    (1, 1 + sources, samples) for a pipeline that takes separated sources."""
+    samples = clip_samples or 10 * int(sample_rate)
     if getattr(pipeline, "takes_sources", False):
         return torch.zeros(1, 1 + EXAMPLE_SOURCES, samples)
     return torch.zeros(1, samples)
 
 
-def export_torchscript(pipeline: nn.Module, path: str | Path, metadata: dict[str, str]) -> Path:
+def export_torchscript(
+    pipeline: nn.Module, path: str | Path, metadata: dict[str, str], clip_samples: int | None = None
+) -> Path:
     """Write a traced TorchScript module of ``pipeline`` (same input and outputs as the ONNX
-    graph; dynamic batch and length); ``metadata`` goes in the archive's ``metadata.json``
+    graph; dynamic batch and length, the length fixed to ``clip_samples`` for the 2023 CRNN);
+    ``metadata`` goes in the archive's ``metadata.json``
     (``torch.jit.load(path, _extra_files={"metadata.json": ""})``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    example = example_input(pipeline, int(metadata["sample_rate"]), clip_samples)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(ExportPipeline(pipeline).eval(), example_input(pipeline, int(metadata["sample_rate"])), check_trace=False)
+        traced = torch.jit.trace(ExportPipeline(pipeline, clip_samples).eval(), example, check_trace=False)
         torch.jit.save(traced, str(path), _extra_files={"metadata.json": json.dumps(metadata)})
     return path
 
@@ -201,6 +236,7 @@ def export_onnx(
     hop_length: int,
     net_pooling: int,
     extra_metadata: dict[str, str] | None = None,
+    clip_samples: int | None = None,
 ) -> Path:
     """Write the ONNX model of ``pipeline`` (a SEDPipeline) with its metadata.
 
@@ -212,6 +248,8 @@ def export_onnx(
         hop_length, net_pooling: STFT hop (samples) and network time pooling; the frame step
             is their product over the sample rate.
         extra_metadata: more key/value strings (the checkpoint, the model).
+        clip_samples: for a pipeline that `takes_embeddings` (the 2023 CRNN): the training clip
+            length in samples, the graph's fixed input length.
 
     Returns:
         the path written.
@@ -220,9 +258,11 @@ def export_onnx(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    module = ExportPipeline(pipeline).eval()
-    example = example_input(pipeline, sample_rate)
+    module = ExportPipeline(pipeline, clip_samples).eval()
+    example = example_input(pipeline, sample_rate, clip_samples)
     audio_axes = {0: "batch", 1: "sources", 2: "samples"} if example.dim() == 3 else {0: "batch", 1: "samples"}
+    if module.beats is not None:  # BEATs embedded clips of one length: so does the graph
+        audio_axes = {0: "batch"}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(

@@ -4,6 +4,9 @@ Writes under --out_dir: ``events.tsv`` (filename, onset, offset, event_label), `
 (raw frame scores, sed_scores_eval layout) and with --plot ``plots/<name>.png``, where <name> is
 the file's path relative to its PATH argument, extension included (see ``outputs.input_names``). The last stdout
 line is one JSON object. Exit status 0 when every file was scored, 2 otherwise.
+
+A checkpoint of the 2023 CRNN fed BEATs embeddings takes --beats BEATS.pt (or its config's
+pretrained.checkpoint): each window's embeddings are computed on the fly.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--plot", action="store_true", help="also write plots/<name>.png (log-mel, scores, events); <name>: the file's path below its PATH, extension included")
     parser.add_argument("--resampler", choices=RESAMPLERS, default=None, help="for recordings not at the model's rate: kaiser_best (2021's resampler) or soxr_hq (default: the checkpoint's data.resampler, kaiser_best when unset)")
     parser.add_argument("--onnx", metavar="FILE", help="run the network with ONNX Runtime from this export of the checkpoint (python -m desed_task.export); CPU only")
+    parser.add_argument("--beats", metavar="BEATS.pt", help="for a checkpoint of the 2023 CRNN fed BEATs embeddings (net.use_embeddings): the BEATs checkpoint its embeddings were extracted with, e.g. BEATs_iter3_plus_AS2M.pt; default: the checkpoint's pretrained.checkpoint. Not needed with --onnx (BEATs is in the graph)")
     parser.add_argument("--separation_model", metavar="DIR", help="for an SSEP + SED checkpoint (finetune_on_separated.py): the separation model's folder (inference.meta and model.ckpt-*, e.g. yfcc100m_mixit_model_checkpoint/; needs the separation extra); default: the checkpoint's training.sep_graph / sep_checkpoint")
     return parser
 
@@ -106,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     detector = SoundEventDetector.from_checkpoint(
         args.checkpoint, model=args.model, window=args.window, hop=args.hop, batch_size=args.batch_size, device=device,
         resampler=args.resampler, separation_model=args.separation_model,
+        beats=False if args.onnx else args.beats,  # an export holds its BEATs
     )
     mel = detector.pipeline.mel
     band_edges = (float(mel.f_min), float(mel.f_max))  # the plot's frequency axis

@@ -9,7 +9,10 @@ Features, scaler and network come from the checkpoint's config, so they are the 
 was trained with. Every checkpoint the project trains is taken: train_sed.py's CRNN, the official
 2021 one, and finetune_on_separated.py's SSEP + SED ensemble, which needs the separation model
 (``separation_model=DIR``, else the checkpoint's ``training.sep_graph`` / ``sep_checkpoint``):
-each window is separated, then the ensemble scores the mixture and its sources.
+each window is separated, then the ensemble scores the mixture and its sources. The 2023 CRNN
+fed BEATs embeddings (``net.use_embeddings``) needs the BEATs checkpoint (``beats=PATH``, else
+the checkpoint's ``pretrained.checkpoint``): each window, zero-padded to the training clip length
+(10 s) as extraction padded clips, goes through BEATs and the CRNN.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from desed_task.features.network_input import mel_magnitudes, normalise
 from desed_task.features.scaler import TorchScaler
 from desed_task.inference.reading import AudioFile, to_mono
 from desed_task.inference.windows import LongFormScorer
-from desed_task.nnet import network_from_config
+from desed_task.nnet import network_from_config, run_network
+from desed_task.nnet.beats import BEATs, load_beats
 from desed_task.nnet.ensemble import SeparatedEnsemble
 from desed_task.separation.folder import Separator
 
@@ -41,25 +45,47 @@ MIN_SECONDS = 1.0  # shorter audio is zero-padded to this, its scores cut back
 class SEDPipeline(nn.Module):
     """Waveform -> frame and clip probabilities: mel, dB (amin 1e-5, clamp [-50, 80]), scaler,
     network; the operations of ``MeanTeacher.detect(MeanTeacher.mel_magnitudes(audio))``
-    (`desed_task.features.network_input`).
+    (`desed_task.features.network_input`). A network fed embeddings (`takes_embeddings`, the
+    2023 CRNN) gets those of `beats` on the same audio.
 
     Args:
         mel, scaler, network: the training module's.
         mixture_input: for a network fed separated sources (`takes_sources`), the config's
             ``training.ensemble_mixture_input`` (None: sum_of_sources, 2021).
+        beats: for a network fed embeddings: the BEATs model they were extracted with (None:
+            the pipeline cannot score, e.g. when ONNX Runtime runs an export instead).
+        embedding_type: which embeddings the network takes, "frame" or "global".
 
     Shapes:
         audio: (batch, samples) at the model's rate, or with `takes_sources` (batch, 1 + sources,
         samples), the mixture first -> strong (batch, n_classes, frames), weak (batch, n_classes).
+        With `takes_embeddings` the audio is the training clip length (10 s windows).
     """
 
-    def __init__(self, mel: MelSpectrogram, scaler: nn.Module, network: nn.Module, mixture_input: str | None = None) -> None:
+    def __init__(
+        self,
+        mel: MelSpectrogram,
+        scaler: nn.Module,
+        network: nn.Module,
+        mixture_input: str | None = None,
+        beats: BEATs | None = None,
+        embedding_type: str = "frame",
+    ) -> None:
         super().__init__()
         self.mel = mel
         self.scaler = scaler
         self.network = network
         self.mixture_input = mixture_input
         self.takes_sources = isinstance(network, SeparatedEnsemble)
+        self.takes_embeddings = bool(getattr(network, "use_embeddings", False))
+        self.beats = beats
+        self.embedding_type = embedding_type
+
+    def embeddings(self, audio: torch.Tensor) -> torch.Tensor:
+        """(batch, samples) -> BEATs embeddings, (batch, dim, tokens) frame or (batch, dim) global."""
+        if self.beats is None:
+            raise BeatsMissing("this detector of the 2023 CRNN was built without BEATs: it cannot score; build it with beats=PATH")
+        return self.beats.embeddings(audio)[self.embedding_type]
 
     def mel_magnitudes(self, audio: torch.Tensor) -> torch.Tensor:
         """(batch, [1 + sources,] samples) -> (batch, [1 + sources,] n_mels, frames)."""
@@ -70,11 +96,53 @@ class SEDPipeline(nn.Module):
         return normalise(self.scaler, mel)
 
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.network(self.normalise(self.mel_magnitudes(audio)))
+        features = self.normalise(self.mel_magnitudes(audio))
+        return run_network(self.network, features, self.embeddings(audio) if self.takes_embeddings else None)
 
 
 class SeparationModelMissing(ValueError):
     """An SSEP + SED checkpoint without its separation model; the message says what to pass."""
+
+
+class BeatsMissing(ValueError):
+    """A checkpoint of the 2023 CRNN without its BEATs file; the message says what to pass."""
+
+
+def beats_model_of(config: dict, given: str | Path | BEATs | None, source: str) -> BEATs:
+    """The BEATs model whose embeddings a checkpoint of the 2023 CRNN was trained on.
+
+    Args:
+        config: the checkpoint's config (``pretrained.checkpoint``, ``net.embedding_size``).
+        given: a loaded model, its ``.pt`` file, or None: the config's ``pretrained.checkpoint``
+            when that file exists.
+        source: the checkpoint, for messages.
+
+    Raises:
+        BeatsMissing: none given and the config's file is absent.
+        BEATsCheckpointError (a CheckpointError): the file is not a BEATs checkpoint.
+        ValueError: its embeddings are not as wide as the network's input.
+    """
+    if given is None:
+        named = (config.get("pretrained") or {}).get("checkpoint")
+        if not named or not Path(named).is_file():
+            where = f"the checkpoint's pretrained.checkpoint ({named}) is not there" if named else \
+                "the checkpoint's config names none (pretrained.checkpoint)"
+            raise BeatsMissing(
+                f"{source}: a checkpoint of the 2023 CRNN fed BEATs embeddings (net.use_embeddings: true): "
+                f"each window's embeddings are computed with BEATs; give the BEATs checkpoint the "
+                f"embeddings were extracted with, --beats BEATS.pt (Python: beats=PATH), e.g. "
+                f"BEATs_iter3_plus_AS2M.pt - {where}"
+            )
+        given = named
+    model = given if isinstance(given, BEATs) else load_beats(given)
+    width = int(config["net"].get("embedding_size", 768))
+    if model.embedding_dim != width:
+        raise ValueError(
+            f"{source}: BEATs {'' if isinstance(given, BEATs) else str(given) + ' '}gives embeddings of "
+            f"{model.embedding_dim} channels, the network takes net.embedding_size {width}: give the "
+            "BEATs checkpoint the embeddings were extracted with"
+        )
+    return model.eval()
 
 
 def separation_model_of(config: dict, given: str | Path | Separator | None, source: str) -> Separator:
@@ -180,6 +248,8 @@ class SoundEventDetector:
             default) or soxr_hq (the config's ``data.resampler``).
         separator: for a pipeline that `takes_sources` (SSEP + SED): the separation model
             each window is separated with before the pipeline scores it.
+        min_seconds: shorter windows are zero-padded to this, their scores cut back (1 s; the
+            training clip length for a pipeline that `takes_embeddings`).
     """
 
     def __init__(
@@ -196,6 +266,7 @@ class SoundEventDetector:
         median_window: int = 7,
         resampler: str | None = None,
         separator: Separator | None = None,
+        min_seconds: float = MIN_SECONDS,
     ) -> None:
         self.separator = separator
         self.median_window = int(median_window)
@@ -212,7 +283,7 @@ class SoundEventDetector:
             net_pooling=self.net_pooling,
             window=None if window is None else round(window * self.sample_rate),
             hop=None if hop is None else round(hop * self.sample_rate),
-            min_samples=round(MIN_SECONDS * self.sample_rate),
+            min_samples=round(min_seconds * self.sample_rate),
             batch_size=batch_size,
         )
 
@@ -223,6 +294,7 @@ class SoundEventDetector:
         model: str = "teacher",
         separation_model: str | Path | Separator | None = None,
         separate: bool = True,
+        beats: str | Path | BEATs | None = None,
         **kwargs,
     ) -> SoundEventDetector:
         """A detector from a checkpoint of train_sed.py or finetune_on_separated.py (or an
@@ -236,13 +308,19 @@ class SoundEventDetector:
                 ``separate``); None: the checkpoint's ``training.sep_graph`` / ``sep_checkpoint``.
             separate: False: load no separation model; the pipeline of an SSEP + SED checkpoint
                 then takes the mixture and its sources, and `scores` is refused (for export).
+            beats: checkpoints of the 2023 CRNN only (``net.use_embeddings``): the BEATs file
+                (``.pt``, official format) or a loaded model; None: the checkpoint's
+                ``pretrained.checkpoint`` (see `beats_model_of`); False: none (the detector
+                cannot score, e.g. when ONNX Runtime runs an export with BEATs inside).
             kwargs: ``window``, ``hop``, ``batch_size``, ``device``, ``resampler`` (see the
-                class; ``resampler`` None or absent: the checkpoint's ``data.resampler``).
+                class; ``resampler`` None or absent: the checkpoint's ``data.resampler``). The
+                2023 CRNN's ``window`` is at most the training clip length (10 s).
 
         Raises:
             CheckpointError: the file is not a usable checkpoint (the message says why).
             SeparationModelMissing: an SSEP + SED checkpoint without its separation model.
-            ValueError: a checkpoint this code cannot score yet (the fused 2023 CRNN).
+            BeatsMissing: a checkpoint of the 2023 CRNN without its BEATs file.
+            ValueError: a window longer than a 2023 CRNN's clips, or a BEATs of another width.
         """
         from desed_task.checkpoints import (
             config_from_checkpoint,
@@ -254,7 +332,7 @@ class SoundEventDetector:
         config = config_from_checkpoint(checkpoint, path)
         return cls.from_config(
             config, model, load=lambda module: load_network_weights(module, checkpoint, path),
-            separation_model=separation_model, separate=separate, source=str(path), **kwargs,
+            separation_model=separation_model, separate=separate, beats=beats, source=str(path), **kwargs,
         )
 
     @classmethod
@@ -265,6 +343,7 @@ class SoundEventDetector:
         load: Callable[[nn.Module], None] | None = None,
         separation_model: str | Path | Separator | None = None,
         separate: bool = True,
+        beats: str | Path | BEATs | None = None,
         source: str = "config",
         **kwargs,
     ) -> SoundEventDetector:
@@ -273,18 +352,26 @@ class SoundEventDetector:
         ``sed_teacher``; untrained weights without it). The network is the config's
         (`desed_task.nnet.network_from_config`). Recordings are resampled as the config's
         ``data.resampler`` (kaiser_best when unset) unless ``resampler`` is given;
-        ``separation_model`` and ``separate`` as in `from_checkpoint`; ``source`` names the
-        config in messages."""
+        ``separation_model``, ``separate`` and ``beats`` as in `from_checkpoint`; ``source``
+        names the config in messages."""
         from desed_task.data.label_encoder import ManyHotEncoder
 
         if model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+        beats_model = None
         if config["net"].get("use_embeddings"):
-            # BEATs embeddings of each window would be needed: a later change adds them
-            raise ValueError(
-                f"{source}: a checkpoint of the 2023 CRNN fed BEATs embeddings (net.use_embeddings: "
-                f"true): scoring and exporting it is not supported yet"
-            )
+            # every window is scored as the training clips were read: padded to their length
+            clip_seconds = float(config["data"]["audio_max_len"])
+            window = kwargs.get("window", 10.0)
+            if window is None or window > clip_seconds:
+                raise ValueError(
+                    f"{source}: the 2023 CRNN reads BEATs embeddings of {clip_seconds:g} s clips: score "
+                    f"with windows of at most {clip_seconds:g} s (--window, Python window=), not "
+                    f"{'one pass' if window is None else f'{window:g} s'}"
+                )
+            kwargs["min_seconds"] = clip_seconds
+            if beats is not False:
+                beats_model = beats_model_of(config, beats, source)
         encoder = ManyHotEncoder.from_config(config)
         module = nn.Module()  # the training module's names, so that its checkpoints load here
         module.mel = MelSpectrogram.from_config(config["feats"])
@@ -296,6 +383,7 @@ class SoundEventDetector:
         pipeline = SEDPipeline(
             module.mel, module.scaler, getattr(module, f"sed_{model}"),
             mixture_input=config["training"].get("ensemble_mixture_input"),
+            beats=beats_model, embedding_type=config["net"].get("embedding_type", "frame"),
         )
         separator = None
         if pipeline.takes_sources and separate:

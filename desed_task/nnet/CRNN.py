@@ -184,6 +184,7 @@ class CRNN(nn.Module):
                 f"{'global' if aggregation_type == 'global' else 'frame'}, got {embedding_type!r}"
             )
         self.embedding_type, self.aggregation_type = embedding_type, aggregation_type
+        self.register_buffer("token_pooling", None, persistent=False)  # see fix_token_pooling
         if aggregation_type == "frame":
             self.frame_embs_encoder = nn.GRU(
                 input_size=embedding_size, hidden_size=enc_dim, batch_first=True, bidirectional=True
@@ -197,7 +198,9 @@ class CRNN(nn.Module):
     def _fuse(self, x: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
         """CNN features (batch, frames, n_feat) with the embeddings -> (batch, frames, n_feat)."""
         n_frames = x.shape[1]
-        if self.aggregation_type == "pool1d":
+        if self.token_pooling is not None and self.aggregation_type in TOKEN_MATRICES:
+            per_frame = torch.matmul(embeddings, self.token_pooling.T).transpose(1, 2)
+        elif self.aggregation_type == "pool1d":
             per_frame = F.adaptive_avg_pool1d(embeddings, n_frames).transpose(1, 2)
         elif self.aggregation_type == "interpolate":
             per_frame = F.interpolate(embeddings, size=n_frames, mode="nearest-exact").transpose(1, 2)
@@ -207,6 +210,18 @@ class CRNN(nn.Module):
                 embeddings = self.frame_embs_encoder(embeddings.transpose(1, 2))[0][:, -1]
             per_frame = self.shrink_emb(embeddings)[:, None].expand(-1, n_frames, -1)
         return self.cat_tf(torch.cat((x, per_frame), dim=-1))
+
+    def fix_token_pooling(self, n_tokens: int, n_frames: int) -> CRNN:
+        """Map the tokens to the frames (``aggregation_type`` pool1d or interpolate) by a fixed
+        matrix instead of ``adaptive_avg_pool1d`` / nearest-exact ``interpolate``: the same
+        averages (`adaptive_average_matrix`) or the same picked tokens (`nearest_exact_matrix`),
+        for inputs of exactly ``n_tokens`` tokens and ``n_frames`` CNN frames. For the ONNX
+        exporter, which cannot write adaptive pooling of sizes that do not divide (496 tokens ->
+        156 frames) nor nearest-exact resampling (opset 17). Other aggregations: no change."""
+        if self.use_embeddings and self.aggregation_type in TOKEN_MATRICES:
+            matrix = TOKEN_MATRICES[self.aggregation_type](n_tokens, n_frames)
+            self.token_pooling = matrix.to(self.cat_tf.weight.device, self.cat_tf.weight.dtype)
+        return self
 
     # ------------------------------------------------------------------ batch norm freezing
     def _batchnorm_layers(self) -> list[nn.modules.batchnorm._BatchNorm]:
@@ -295,6 +310,31 @@ class CRNN(nn.Module):
         else:
             weak = strong.mean(1)
         return strong.transpose(1, 2), weak
+
+
+def adaptive_average_matrix(n_in: int, n_out: int) -> torch.Tensor:
+    """(n_out, n_in) float32 matrix M with ``x @ M.T == adaptive_avg_pool1d(x, n_out)`` for x of
+    n_in steps: row i averages steps floor(i n_in / n_out) to ceil((i + 1) n_in / n_out) - 1,
+    PyTorch's bins."""
+    matrix = torch.zeros(n_out, n_in, dtype=torch.float64)
+    for i in range(n_out):
+        start, end = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
+        matrix[i, start:end] = 1.0 / (end - start)
+    return matrix.float()
+
+
+def nearest_exact_matrix(n_in: int, n_out: int) -> torch.Tensor:
+    """(n_out, n_in) float32 0/1 matrix M with ``x @ M.T == interpolate(x, n_out,
+    mode="nearest-exact")`` for x of n_in steps: row i picks step floor((i + 0.5) n_in / n_out),
+    in float32 as PyTorch computes it (496 -> 156: row 19 picks 62, not the exact 61)."""
+    matrix = torch.zeros(n_out, n_in)
+    scale = torch.tensor(n_in, dtype=torch.float32) / n_out
+    picked = torch.clamp(((torch.arange(n_out, dtype=torch.float32) + 0.5) * scale).floor().long(), max=n_in - 1)
+    matrix[torch.arange(n_out), picked] = 1.0
+    return matrix
+
+
+TOKEN_MATRICES = {"pool1d": adaptive_average_matrix, "interpolate": nearest_exact_matrix}
 
 
 def _resolve_rnn_layers(n_layers_RNN: int | None, rnn_layers: int | None) -> int:

@@ -3,6 +3,6 @@
 `build_network` (``nnet/factory.py``) is the one place that turns a config into its network.
 """
 
-from desed_task.nnet.factory import build_network, network_from_config, network_kind
+from desed_task.nnet.factory import build_network, network_from_config, network_kind, run_network
 
-__all__ = ["build_network", "network_from_config", "network_kind"]
+__all__ = ["build_network", "network_from_config", "network_kind", "run_network"]

@@ -17,6 +17,7 @@ ensemble); inference and export read it from the checkpoint's config (`network_k
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from desed_task.config import ConfigError
@@ -65,6 +66,11 @@ def build_network(net: dict, *, ensemble: dict | None = None, net_subsample: int
         )
     if ensemble is None:
         return crnn
+    if crnn.use_embeddings:
+        raise ConfigError(
+            "the SSEP + SED ensemble of a CRNN fed pretrained embeddings (net.use_embeddings: true) "
+            "is not implemented: fine-tune a 2021 CRNN (net.use_embeddings: false)"
+        )
     return SeparatedEnsemble.from_pretrained(
         crnn,
         mixture_first=True,
@@ -78,3 +84,14 @@ def network_from_config(config: dict) -> nn.Module:
     checked."""
     ensemble = config["training"] if network_kind(config) == SSEP_SED_KIND else None
     return build_network(config["net"], ensemble=ensemble, net_subsample=config["data"]["net_subsample"])
+
+
+def run_network(
+    network: nn.Module, features: torch.Tensor, embeddings: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(strong, weak) of a network of `build_network` on its input features; a CRNN built with
+    ``use_embeddings`` also takes the clips' embeddings, (batch, dim, tokens) or (batch, dim).
+    Without embeddings the network is called on the features alone, as 2021 called it."""
+    if embeddings is None:
+        return network(features)
+    return network(features, embeddings=embeddings)

@@ -27,7 +27,8 @@ from desed_task.data.datamodule import DataMissingError, DESEDDataModule
 from desed_task.data.datasets import EmptySetError
 from desed_task.data.label_encoder import ManyHotEncoder
 from desed_task.data.tables import MetadataError
-from desed_task.devices import DeviceError, parse_gpus
+from desed_task.devices import DeviceError, parse_gpus, torch_device
+from desed_task.embeddings.store import EmbeddingsError
 from desed_task.evaluation.class_values import ClassValuesError
 from desed_task.nnet import build_network
 from desed_task.training.mean_teacher import MeanTeacher
@@ -45,7 +46,7 @@ class Interrupted(Exception):
 
 USER_ERRORS = (
     ConfigError, DataMissingError, EmptySetError, MetadataError, CheckpointError, AudioError, ClassValuesError,
-    DeviceError,
+    DeviceError, EmbeddingsError,
 )
 
 
@@ -74,6 +75,32 @@ def ensure_demo_data(config: dict) -> None:
     from desed_task.data_generation.demo import ensure_demo_dataset
 
     ensure_demo_dataset(config["demo"])
+
+
+def ensure_demo_embeddings(config: dict, source: str, gpus: str | None) -> None:
+    """For a demo config of the 2023 CRNN (a `demo:` section, ``net.use_embeddings``): write the
+    stand-in BEATs at ``pretrained.checkpoint`` when ``demo.beats_standin`` asks for it and it
+    is absent, then extract the embeddings files that are missing with that checkpoint (as
+    ``python -m desed_task.embeddings --conf_file``). Other configs extract with that command."""
+    if "demo" not in config or not config["net"].get("use_embeddings") or not _is_main_process():
+        return
+    from desed_task.embeddings.extract import config_sets, extract_config, file_sha256
+    from desed_task.nnet.beats import load_beats
+
+    beats = (config.get("pretrained") or {}).get("checkpoint")
+    if not beats:
+        raise ConfigError(f"{source}: a demo of the 2023 CRNN needs pretrained.checkpoint (the BEATs file)")
+    if config["demo"].get("beats_standin") and not Path(beats).is_file():
+        from desed_task.embeddings.standin import write_standin_beats
+
+        log.warning("writing a STAND-IN BEATs with random weights to %s (demo.beats_standin): its "
+                    "embeddings show the plumbing, not what BEATs gives", beats)
+        write_standin_beats(beats, seed=int(config["demo"].get("seed", 0)))
+    if all(item.out.is_file() for item in config_sets(config, source)):
+        return
+    device = torch_device(gpus)
+    extract_config(load_beats(beats).to(device), config, source, checkpoint_sha256=file_sha256(beats),
+                   device=device, progress=_is_main_process())
 
 
 def sed_student(config: dict, checkpoint: dict | None) -> nn.Module:
@@ -118,6 +145,7 @@ def run(
 
     with preserved_random_states():  # built on the first run only: no draw may depend on it
         ensure_demo_data(config)
+        ensure_demo_embeddings(config, args.conf_file, args.gpus)
     datamodule = DESEDDataModule(config, encoder, mode=mode, separated_sources=separated_sources)
     datamodule.check_sources()
     # read and check every table and audio header now: a bad input stops the run here, before

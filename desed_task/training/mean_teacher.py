@@ -37,6 +37,7 @@ from desed_task.evaluation.tables import restrict_to_scored_clips
 from desed_task.features.mel import MelSpectrogram, log_mel
 from desed_task.features.network_input import mel_magnitudes, normalise
 from desed_task.features.scaler import TorchScaler
+from desed_task.nnet import run_network
 from desed_task.training.distributed import broadcast_from_zero, gather_by_name
 from desed_task.training.ema import update_ema
 from desed_task.training.mixup import mixup
@@ -105,9 +106,12 @@ class MeanTeacher(L.LightningModule):
         scaler, clip by clip and source by source; shaped as `mel`."""
         return normalise(self.scaler, mel)
 
-    def detect(self, mel: torch.Tensor, model: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mel magnitudes -> (strong, weak) of `model`."""
-        return model(self.normalise(mel))
+    def detect(
+        self, mel: torch.Tensor, model: nn.Module, embeddings: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mel magnitudes (and, for the 2023 CRNN, the clips' embeddings) -> (strong, weak) of
+        `model`."""
+        return run_network(model, self.normalise(mel), embeddings)
 
     # ------------------------------------------------------------------ training
     def warmup_factor(self) -> float:
@@ -205,14 +209,23 @@ class MeanTeacher(L.LightningModule):
         strong_mask = batch["label_type"] == LabelType.STRONG
         weak_mask = batch["label_type"] == LabelType.WEAK
         mel = self.mel_magnitudes(batch["audio"])
+        # the 2023 CRNN's embeddings: student and teacher get the same, unmixed as in 2023
+        # (training.mixup_embeddings: mixed with the mels' coefficient and permutation)
+        embeddings = batch.get("embeddings")
+        mix_embeddings = embeddings is not None and training.get("mixup_embeddings", False)
 
         if training.get("mixup") and random.random() < 0.5:
             # weak then strong part, each with its own draws, as 2021 (also for 0 or 1 clip)
             for mask, targets in ((weak_mask, weak_targets), (strong_mask, strong_targets)):
-                mel[mask], targets[mask] = mixup(mel[mask], targets[mask], label_type=training["mixup"])
+                if mix_embeddings:
+                    mel[mask], targets[mask], embeddings[mask] = mixup(
+                        mel[mask], targets[mask], label_type=training["mixup"], paired=embeddings[mask]
+                    )
+                else:
+                    mel[mask], targets[mask] = mixup(mel[mask], targets[mask], label_type=training["mixup"])
 
         features = self.normalise(mel)
-        strong_student, weak_student = self.sed_student(features)
+        strong_student, weak_student = run_network(self.sed_student, features, embeddings)
         losses = {}
         if strong_mask.any():
             losses["loss_strong"] = self.supervised_loss(strong_student[strong_mask], strong_targets[strong_mask])
@@ -221,7 +234,7 @@ class MeanTeacher(L.LightningModule):
         supervised = sum(losses.values(), torch.zeros((), device=self.device))
 
         with torch.no_grad():
-            strong_teacher, weak_teacher = self.sed_teacher(features)
+            strong_teacher, weak_teacher = run_network(self.sed_teacher, features, embeddings)
         weight = training["const_max"] * self.warmup_factor()
         strong_consistency = self.consistency_loss(strong_student, strong_teacher.detach())
         weak_consistency = self.consistency_loss(weak_student, weak_teacher.detach())
@@ -273,9 +286,10 @@ class MeanTeacher(L.LightningModule):
 
     def _predict(self, batch: dict) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         mel = self.mel_magnitudes(batch["audio"])
+        embeddings = batch.get("embeddings")
         return {
-            "student": self.detect(mel, self.sed_student),
-            "teacher": self.detect(mel, self.sed_teacher),
+            "student": self.detect(mel, self.sed_student, embeddings),
+            "teacher": self.detect(mel, self.sed_teacher, embeddings),
         }
 
     def _collect(self, batch: dict, outputs: dict, stage: str) -> None:
@@ -367,20 +381,27 @@ class MeanTeacher(L.LightningModule):
     def _score_full_length(self, batch: dict) -> None:
         """Evaluation clips at their own length (2021: unpadded, one clip per batch), through
         the long-form path of the inference package in one window (one implementation of
-        "score a clip of any length"; clips under a second are padded and cut back)."""
+        "score a clip of any length"; clips under a second are padded and cut back). The 2023
+        CRNN's clips are padded to the length their embeddings describe (audio_max_len, at
+        least the clip's: the datamodule refuses longer ones), as extraction padded them."""
         from desed_task.inference.windows import LongFormScorer
 
         feats = self.config["feats"]
+        all_embeddings = batch.get("embeddings")
+        seconds = 1.0 if all_embeddings is None else float(self.config["data"]["audio_max_len"])
         for model_name in MODELS:
             network = getattr(self, f"sed_{model_name}")
-            scorer = LongFormScorer(
-                lambda audio, network=network: self.detect(self.mel_magnitudes(audio.to(self.device)), network)[0],
-                hop_length=int(feats["hop_length"]),
-                net_pooling=int(self.config["data"]["net_subsample"]),
-                window=None,
-                min_samples=int(feats["sample_rate"]),
-            )
-            for name, audio in zip(batch["filename"], batch["audio"]):
+            for i, (name, audio) in enumerate(zip(batch["filename"], batch["audio"])):
+                embeddings = None if all_embeddings is None else all_embeddings[i : i + 1]
+                scorer = LongFormScorer(
+                    lambda audio, network=network, embeddings=embeddings: self.detect(
+                        self.mel_magnitudes(audio.to(self.device)), network, embeddings
+                    )[0],
+                    hop_length=int(feats["hop_length"]),
+                    net_pooling=int(self.config["data"]["net_subsample"]),
+                    window=None,
+                    min_samples=round(seconds * int(feats["sample_rate"])),
+                )
                 self._strong_scores[model_name][name] = scorer.score(audio)
 
     @property

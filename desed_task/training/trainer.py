@@ -242,9 +242,11 @@ def build_trainer(
         LastCheckpoint(save_top_k=1, filename=LAST_CHECKPOINT, enable_version_counter=False),
         ParameterSummary(),
         EarlyStopping(monitor="val/obj_metric", patience=training["early_stop_patience"], mode="max"),
-        TQDMProgressBar(refresh_rate=10),
         RandomStateCheckpoint(),
     ]
+    progress_bar = training.get("enable_progress_bar", True)
+    if progress_bar:
+        callbacks.insert(-1, TQDMProgressBar(refresh_rate=10))
     clip = float(training.get("gradient_clip") or 0.0)
     return L.Trainer(
         accelerator=accelerator,
@@ -267,4 +269,6 @@ def build_trainer(
         fast_dev_run=fast_dev_run,
         use_distributed_sampler=False,
         enable_model_summary=False,  # ParameterSummary, among the callbacks, prints it
+        enable_progress_bar=progress_bar,
+        deterministic=training.get("deterministic"),  # unset: Lightning's default, as 2021
     )
