@@ -17,6 +17,8 @@ from desed_task.data.datasets import (
     UnlabeledSet,
     WeaklyLabeledSet,
 )
+from desed_task.data.embeddings_reader import EmbeddingsReader, set_file
+from desed_task.data.embeddings_store import EmbeddingsError
 from desed_task.data.resample import resample_folder, write_durations
 from desed_task.data.sampler import MixedBatchSampler
 from desed_task.data.tables import (
@@ -28,8 +30,6 @@ from desed_task.data.tables import (
     read_weak_table,
     shortest_audio_seconds,
 )
-from desed_task.embeddings.reader import EmbeddingsReader, set_file
-from desed_task.embeddings.store import EmbeddingsError
 from desed_task.threads import available_cores, one_thread_worker
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class DESEDDataModule(L.LightningDataModule):
         separated_sources: also read the `*_folder_sep` sources of each clip (SSEP + SED).
 
     With ``net.use_embeddings`` (the 2023 CRNN) every item also holds the clip's embeddings,
-    read from ``pretrained.extracted_embeddings_dir`` by clip name (`desed_task.embeddings.reader`).
+    read from ``pretrained.extracted_embeddings_dir`` by clip name (`desed_task.data.embeddings_reader`).
     With ``training.strong_real`` the strongly labelled real clips of ``data.strong_folder`` are
     trained with the synthetic ones (their part of each batch draws from both), as 2023's
     ``--strong_real``.
@@ -93,7 +93,7 @@ class DESEDDataModule(L.LightningDataModule):
         self.test_events: pd.DataFrame | None = None
         self.test_durations: pd.DataFrame | None = None
         self._prepared = False
-        self.uses_embeddings = bool(config["net"].get("use_embeddings"))
+        self.uses_embeddings = bool(config.get("net", {}).get("use_embeddings"))
 
     # which sets this mode reads
     def _set_names(self) -> tuple[str, ...]:

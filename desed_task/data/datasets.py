@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from desed_task.data.audio import AudioError, audio_info, list_wav_clips, read_audio
-from desed_task.embeddings.reader import EmbeddingsReader
+from desed_task.data.embeddings_reader import EmbeddingsReader
 
 log = logging.getLogger(__name__)
 

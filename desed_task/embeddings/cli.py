@@ -6,7 +6,7 @@
 The second writes ``<pretrained.extracted_embeddings_dir>/beats/<set>.hdf5`` for the 2023 sets
 (synth_train, weak_train, unlabeled_train, synth_val, weak_val, devtest, eval when
 ``data.eval_folder`` is on disk, strong_train with ``training.strong_real``), which training
-reads (`desed_task.embeddings.reader`). A killed run resumes where it stopped when run again.
+reads (`desed_task.data.embeddings_reader`). A killed run resumes where it stopped when run again.
 Exit status 0 (unreadable clips are named in a warning), 2 on a user error (one ``error:`` line).
 """
 
@@ -21,9 +21,9 @@ import torch
 
 from desed_task.checkpoints import CheckpointError
 from desed_task.config import ConfigError, load_config
+from desed_task.data.embeddings_store import EmbeddingsError
 from desed_task.devices import DeviceError, torch_device
 from desed_task.embeddings.extract import extract_config, extract_folder, file_sha256
-from desed_task.embeddings.store import EmbeddingsError
 from desed_task.nnet.beats import load_beats
 from desed_task.threads import set_cpu_threads
 

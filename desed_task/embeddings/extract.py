@@ -1,5 +1,5 @@
 """BEATs embeddings of every clip of a folder, or of every set of a config, as the 2023 recipe
-stored them (see :mod:`desed_task.embeddings.store` for the file layout).
+stored them (see :mod:`desed_task.data.embeddings_store` for the file layout).
 
 Clips are read as the project's training reads them (:func:`desed_task.data.audio.read_audio`:
 16 kHz, channels averaged, zero-padded or cropped to 10 s). 2023 cropped a longer clip at a
@@ -21,9 +21,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from desed_task.data.audio import AudioError, list_wav_clips, read_audio
-from desed_task.data.resample import resample_folder
-from desed_task.embeddings.reader import embeddings_dir
-from desed_task.embeddings.store import (
+from desed_task.data.embeddings_reader import embeddings_dir
+from desed_task.data.embeddings_store import (
     DONE,
     UNREADABLE,
     EmbeddingsError,
@@ -34,6 +33,7 @@ from desed_task.embeddings.store import (
     partial_path,
     read_store,
 )
+from desed_task.data.resample import resample_folder
 from desed_task.nnet.beats import SAMPLE_RATE, BEATs
 from desed_task.threads import one_thread_worker
 

@@ -25,10 +25,10 @@ from desed_task.config import ConfigError, load_config, merge_for_test
 from desed_task.data.audio import AudioError
 from desed_task.data.datamodule import DataMissingError, DESEDDataModule
 from desed_task.data.datasets import EmptySetError
+from desed_task.data.embeddings_store import EmbeddingsError
 from desed_task.data.label_encoder import ManyHotEncoder
 from desed_task.data.tables import MetadataError
 from desed_task.devices import DeviceError, parse_gpus, torch_device
-from desed_task.embeddings.store import EmbeddingsError
 from desed_task.evaluation.class_values import ClassValuesError
 from desed_task.nnet import build_network
 from desed_task.training.mean_teacher import MeanTeacher

@@ -20,7 +20,14 @@ import h5py
 import numpy as np
 import torch
 
-from desed_task.embeddings.store import DONE, EXTRACTED, FILENAMES, FRAME, GLOBAL, EmbeddingsError
+from desed_task.data.embeddings_store import (
+    DONE,
+    EXTRACTED,
+    FILENAMES,
+    FRAME,
+    GLOBAL,
+    EmbeddingsError,
+)
 
 # the datamodule's set names -> the 2023 recipe's files
 SET_FILES = {
