@@ -87,3 +87,20 @@ def trained(tiny_data, tmp_path_factory) -> tuple[Path, list[str]]:
         root.removeHandler(records)
         ours.setLevel(level)
     return tmp / "exp" / "best.ckpt", records.lines + [str(w.message) for w in caught]
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A checkpoint of the tiny pipeline network (random weights) in train_sed.py's layout."""
+    import torch
+    from pipeline import tiny_detector_config
+
+    from desed_task.nnet import build_network
+    from desed_task.training.mean_teacher import MeanTeacher
+
+    torch.manual_seed(0)
+    config = tiny_detector_config()
+    module = MeanTeacher(config, build_network(config["net"]), [f"c{i}" for i in range(10)], 0.064)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
+    torch.save({"hyper_parameters": config, "state_dict": module.state_dict()}, path)
+    return path

@@ -65,3 +65,10 @@ def tiny_pretrained_config(data_root: Path, root: Path, **training) -> dict:
                             "extracted_embeddings_dir": str(root / "emb"), "checkpoint": str(root / "beats.pt")}
     config["demo"]["beats_standin"] = True
     return config
+
+
+def tiny_detector_config() -> dict:
+    """tiny_config without data: the network, features and decoding of a tiny checkpoint."""
+    config = tiny_config(Path("/nonexistent"), Path("/nonexistent"))
+    config.pop("demo")
+    return config

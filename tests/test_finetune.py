@@ -95,7 +95,7 @@ def finetune(conf: Path, *extra: str) -> dict:
 
 # q0 of 2021's finetune_on_separated.py for seed 42 and the tiny network: seeded as its
 # __main__, then CRNN(**sed_yaml["net"]), CRNN(**config["net"], freeze_bn=True), EnsembleModel
-# (torch.rand(1)), run with the 2021 code (../shared/oracle2021/ref) and torch 2.13
+# (torch.rand(1)), run with the 2021 code (the 2021 recipe copy of the oracle2021 harness) and torch 2.13
 Q0_2021_TINY_NET_SEED_42 = 0.625224769115448
 
 

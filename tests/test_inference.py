@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 from conftest import write_wav
-from pipeline import REPO, tiny_config, write_config
+from pipeline import REPO, tiny_detector_config, write_config
 from torch import nn
 
 from desed_task.data.resample import resample_audio
@@ -56,23 +56,6 @@ def test_windows_do_not_depend_on_how_the_stream_is_chunked():
     assert [s for s, _ in whole] == [s for s, _ in chunked] == [0, 79872, 159744, 239616, 319488]
     assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(whole, chunked))
     assert whole[-1][0] + len(whole[-1][1]) == len(audio)
-
-
-def tiny_detector_config() -> dict:
-    config = tiny_config(Path("/nonexistent"), Path("/nonexistent"))
-    config.pop("demo")
-    return config
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    """A checkpoint of the tiny pipeline network (random weights) in train_sed.py's layout."""
-    torch.manual_seed(0)
-    config = tiny_detector_config()
-    module = MeanTeacher(config, build_network(config["net"]), [f"c{i}" for i in range(10)], 0.064)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
-    torch.save({"hyper_parameters": config, "state_dict": module.state_dict()}, path)
-    return path
 
 
 def test_scores_match_one_pass_of_the_network_for_a_training_length_clip(tiny_checkpoint):

@@ -7,7 +7,6 @@ import importlib.util
 import numpy as np
 import pytest
 from conftest import write_wav
-from test_inference import tiny_checkpoint  # noqa: F401 (a fixture)
 from test_postprocessing import WINDOWS, known_window_case
 
 from desed_task.evaluation import metrics

@@ -15,7 +15,6 @@ import pandas as pd
 import pytest
 import soundfile as sf
 import soxr
-import torch
 
 from desed_task.config import ConfigError, validate_config
 from desed_task.data.kaiser_best import KaiserBestStream, reach
@@ -131,8 +130,7 @@ def test_resampled_folder_is_2021s_float32_wav_and_the_key_switches_to_soxr(tmp_
 def test_train_sed_resamples_the_44k_folder_with_data_resampler(tmp_path, tiny_checkpoint, resampler):
     """``train_sed.py --test_from_checkpoint`` on a config with ``data.test_folder_44k``: the
     16 kHz folder is made with kaiser_best (2021) unless ``data.resampler: soxr_hq``."""
-    from pipeline import run_cli, write_config
-    from test_inference import tiny_detector_config
+    from pipeline import run_cli, tiny_detector_config, write_config
 
     rng = np.random.default_rng(0)
     clips = {f"{name}.wav": (0.1 * rng.standard_normal(44100 * 2)).astype(np.float32) for name in ("a", "b")}
@@ -159,21 +157,6 @@ def test_train_sed_resamples_the_44k_folder_with_data_resampler(tmp_path, tiny_c
         np.testing.assert_allclose(made, expected, rtol=0, atol=1e-6)
     other = resample_audio(source, 44100, 16000, "soxr_hq" if resampler is None else "kaiser_best")
     assert np.abs(made - other).max() > 1e-3  # the two resamplers are told apart
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    from test_inference import tiny_detector_config
-
-    from desed_task.nnet import build_network
-    from desed_task.training.mean_teacher import MeanTeacher
-
-    torch.manual_seed(0)
-    config = tiny_detector_config()
-    module = MeanTeacher(config, build_network(config["net"]), [f"c{i}" for i in range(10)], 0.064)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
-    torch.save({"hyper_parameters": config, "state_dict": module.state_dict()}, path)
-    return path
 
 
 @pytest.mark.slow  # the CLI on a tiny checkpoint
@@ -210,7 +193,7 @@ def test_inference_cli_resamples_a_44k_recording_with_kaiser_best_unless_told(tm
 
 
 def test_a_checkpoint_trained_with_soxr_resamples_recordings_with_soxr():
-    from test_inference import tiny_detector_config
+    from pipeline import tiny_detector_config
 
     from desed_task.inference import SoundEventDetector
 
