@@ -41,7 +41,7 @@ from desed_task.data_generation.dcase2021.generate import (
 from desed_task.data_generation.dcase2021.raw_datasets import ZenodoSources
 from desed_task.data_generation.dcase2021.real_audio import ClipUnavailable
 from desed_task.data_generation.dcase2021.soundscapes import event_records, same_events
-from desed_task.data_generation.scaper.soundscapes import DrawMismatch
+from desed_task.data_generation.scaper.rendering import DrawMismatch
 
 REPO = Path(__file__).resolve().parents[1]
 

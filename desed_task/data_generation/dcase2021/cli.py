@@ -16,7 +16,7 @@ from desed_task.data_generation.dcase2021.generate import (
 from desed_task.data_generation.dcase2021.raw_datasets import ZenodoSources
 from desed_task.data_generation.dcase2021.soundbank import SoundbankMismatch
 from desed_task.data_generation.dcase2021.soundscapes import Draw2021Error
-from desed_task.data_generation.scaper.soundscapes import DrawMismatch
+from desed_task.data_generation.scaper.rendering import DrawMismatch
 
 
 def _count(text: str) -> int:

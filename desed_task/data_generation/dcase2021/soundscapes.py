@@ -28,9 +28,7 @@ import csv
 import logging
 import os
 import warnings
-from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,11 +37,10 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 import soundfile as sf
-from tqdm import tqdm
 
-from desed_task.data_generation.scaper.annotations import clean_clip_events, events_from_jams
+from desed_task.data_generation.scaper.annotations import events_from_jams
 from desed_task.data_generation.scaper.compat import import_scaper
-from desed_task.data_generation.scaper.soundscapes import DrawMismatch
+from desed_task.data_generation.scaper.rendering import ClipJob, DrawMismatch, render_resumable
 
 logger = logging.getLogger(__name__)
 
@@ -249,7 +246,7 @@ def same_events(a: Sequence[tuple], b: Sequence[tuple], atol: float = 1e-6) -> b
     return True
 
 
-def _render(job: tuple[str, str, Path]) -> str:
+def _render(job: tuple[str, str, Path]) -> list[tuple[float, float, str]]:
     """Mix one drawn JAMS as ``Scaper.generate`` does and write wav, txt, JAMS (JAMS last)."""
     jam_json, name, out_dir = job
     jam = jams.JAMS.loads(jam_json)
@@ -284,7 +281,16 @@ def _render(job: tuple[str, str, Path]) -> str:
     jam.save(str(tmp["jams"]))
     for ext in ("wav", "txt", "jams"):
         os.replace(tmp[ext], final[ext])
-    return name
+    return events_from_jams(jam)
+
+
+def _reuse(clip: ClipJob) -> list[tuple[float, float, str]]:
+    if not same_events(event_records(jams.load(str(clip.files[0]))), event_records(clip.draw)):
+        raise DrawMismatch(
+            f"{clip.files[0]} differs from this run's draw (other seed, soundbank, --n_train or "
+            f"--fix_2021_quirks): delete {clip.files[0].parent} or choose another --out_dir"
+        )
+    return events_from_jams(clip.draw)
 
 
 def render_split(
@@ -297,62 +303,21 @@ def render_split(
 ) -> dict[str, list[tuple[float, float, str]]]:
     """Render the drawn soundscapes ``0..n-1`` into ``out_dir``, skipping complete ones.
 
-    Draws are consumed in order in this process; rendering runs in ``jobs`` worker processes
-    (at most ``4 * jobs`` clips waiting), so the draws do not depend on ``jobs``. A clip whose
-    JAMS is on disk is not rendered again; its events must equal the new draw, otherwise
-    :class:`DrawMismatch` is raised (the folder holds another generation).
+    Draws are consumed in order in this process (:func:`render_resumable`), so they do not depend
+    on ``jobs``. A clip whose JAMS is on disk is not rendered again; its events must equal the new
+    draw, otherwise :class:`DrawMismatch` is raised (the folder holds another generation).
 
     Returns:
         ``{"<i>.wav": [(onset_s, offset_s, class), ...]}`` cleaned as DESED annotations,
         restricted to ``keep_classes`` (None: all).
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob(".*.tmp.*"):
-        stale.unlink()  # left by an interrupted run
-    n_done = sum((out_dir / f"{i}.jams").is_file() for i in range(n_soundscapes))
-    logger.info(
-        "%s: %d clips to render (%d already on disk) into %s",
-        description, n_soundscapes - n_done, n_done, out_dir,
+    files = [(out_dir / f"{index}.jams",) for index in range(n_soundscapes)]
+    clips = (
+        ClipJob(str(index), files[index], (jam.dumps(), str(index), out_dir), draw=jam)
+        for index, jam in enumerate(drawn)
+    )
+    return render_resumable(
+        clips, files, [out_dir], _render, _reuse, DURATION_S,
+        jobs=jobs, keep_classes=keep_classes, description=description,
     )  # fmt: skip
-    events: dict[str, list[tuple[float, float, str]]] = {}
-    pending: deque[Future] = deque()
-    pool = ProcessPoolExecutor(max_workers=jobs) if jobs > 1 else None
-    progress = tqdm(total=n_soundscapes, desc=description)
-    try:
-        for index, jam in enumerate(drawn):
-            name = str(index)
-            events[f"{name}.wav"] = events_from_jams(jam)
-            done_jams = out_dir / f"{name}.jams"
-            if done_jams.is_file():
-                if not same_events(event_records(jams.load(str(done_jams))), event_records(jam)):
-                    raise DrawMismatch(
-                        f"{done_jams} differs from this run's draw (other seed, soundbank, "
-                        "--n_train or --fix_2021_quirks): delete "
-                        f"{out_dir} or choose another --out_dir"
-                    )
-                progress.update()
-                continue
-            job = (jam.dumps(), name, out_dir)
-            if pool is None:
-                _render(job)
-                progress.update()
-                continue
-            pending.append(pool.submit(_render, job))
-            while len(pending) > 4 * jobs or (pending and pending[0].done()):
-                pending.popleft().result()
-                progress.update()
-        while pending:
-            pending.popleft().result()
-            progress.update()
-    finally:
-        progress.close()
-        if pool is not None:
-            for future in pending:
-                future.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
-    keep = set(keep_classes) if keep_classes is not None else None
-    return {
-        filename: clean_clip_events([e for e in clip if keep is None or e[2] in keep], DURATION_S)
-        for filename, clip in events.items()
-    }

@@ -26,7 +26,6 @@ import logging
 import os
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,11 +33,11 @@ import jams
 import numpy as np
 import scipy.stats
 import soundfile as sf
-from tqdm import tqdm
 
-from desed_task.data_generation.scaper.annotations import clean_clip_events, events_from_jams
+from desed_task.data_generation.scaper.annotations import events_from_jams
 from desed_task.data_generation.scaper.compat import import_scaper
 from desed_task.data_generation.scaper.label_samplers import LabelSampler
+from desed_task.data_generation.scaper.rendering import ClipJob, DrawMismatch, render_resumable
 from desed_task.data_generation.scaper.soundbank import (
     OnsetOffsetVariant,
     SoundbankIndex,
@@ -267,32 +266,29 @@ def render_soundscape(
     return events_from_jams(jam)
 
 
-class DrawMismatch(RuntimeError):
-    """A clip on disk was drawn with other options than the run that resumes it."""
-
-
 def _sources(jam: jams.JAMS) -> list[tuple[str, str]]:
     """Sorted ``(label, source file name)`` of every event and background of a scaper JAMS."""
     annotation = jam.annotations.search(namespace="scaper")[0]
     return sorted((o.value["label"], Path(o.value["source_file"]).name) for o in annotation.data)
 
 
-def _render_or_load(
+def _render_planned(
     job: tuple[SoundscapePlan, SoundbankIndex, SoundscapeParams, Path, Path],
-) -> tuple[str, list[tuple[float, float, str]]]:
-    plan, soundbank, params, out_dir, jams_dir = job
-    jams_path = jams_dir / f"{plan.name}.jams"
-    if jams_path.is_file() and (out_dir / f"{plan.name}.wav").is_file():
-        jam = jams.load(str(jams_path))
-        if _sources(jam) != sorted(
-            (e.label, Path(e.source_file).name) for e in (plan.background, *plan.events)
-        ):
-            raise DrawMismatch(
-                f"{jams_path} was drawn with other options (seed, soundbank, counts, or without "
-                f"--fix_2021_quirks): delete {jams_dir} or choose another output folder"
-            )
-        return plan.name, events_from_jams(jam)
-    return plan.name, render_soundscape(plan, soundbank, params, out_dir, jams_dir)
+) -> list[tuple[float, float, str]]:
+    return render_soundscape(*job)
+
+
+def _reuse_planned(clip: ClipJob) -> list[tuple[float, float, str]]:
+    plan = clip.payload[0]
+    jam = jams.load(str(clip.files[0]))
+    if _sources(jam) != sorted(
+        (e.label, Path(e.source_file).name) for e in (plan.background, *plan.events)
+    ):
+        raise DrawMismatch(
+            f"{clip.files[0]} was drawn with other options (seed, soundbank, counts, or without "
+            f"--fix_2021_quirks): delete {clip.files[0].parent} or choose another output folder"
+        )
+    return events_from_jams(jam)
 
 
 def render_soundscapes(
@@ -306,6 +302,8 @@ def render_soundscapes(
     description: str = "soundscapes",
 ) -> dict[str, list[tuple[float, float, str]]]:
     """Render (or, when already complete, read back) every planned soundscape.
+
+    A clip is complete when its JAMS and wav are on disk (:func:`render_resumable`).
 
     Args:
         plans: from :func:`plan_soundscapes`.
@@ -324,34 +322,15 @@ def render_soundscapes(
     """
     out_dir = Path(out_dir)
     jams_dir = Path(jams_dir) if jams_dir is not None else out_dir
-    for folder in (out_dir, jams_dir):
-        folder.mkdir(parents=True, exist_ok=True)
-        for stale in folder.glob(".*.tmp.*"):
-            stale.unlink()  # left by an interrupted run
-    job_list = [(plan, soundbank, params, out_dir, jams_dir) for plan in plans]
-    n_done = sum((jams_dir / f"{p.name}.jams").is_file() for p in plans)
-    logger.info(
-        "%s: %d clips to render (%d already on disk) into %s",
-        description,
-        len(plans) - n_done,
-        n_done,
-        out_dir,
-    )
-    if jobs > 1 and len(plans) > 1:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            results = list(
-                tqdm(
-                    pool.map(_render_or_load, job_list, chunksize=4),
-                    total=len(job_list),
-                    desc=description,
-                )
-            )
-    else:
-        results = [_render_or_load(job) for job in tqdm(job_list, desc=description)]
-    keep = set(keep_classes) if keep_classes is not None else None
-    return {
-        f"{name}.wav": clean_clip_events(
-            [e for e in events if keep is None or e[2] in keep], params.duration_s
+    clips = [
+        ClipJob(
+            plan.name,
+            (jams_dir / f"{plan.name}.jams", out_dir / f"{plan.name}.wav"),
+            (plan, soundbank, params, out_dir, jams_dir),
         )
-        for name, events in results
-    }
+        for plan in plans
+    ]
+    return render_resumable(
+        clips, [clip.files for clip in clips], [out_dir, jams_dir], _render_planned, _reuse_planned,
+        params.duration_s, jobs=jobs, keep_classes=keep_classes, description=description,
+    )  # fmt: skip
