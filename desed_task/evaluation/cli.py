@@ -33,6 +33,7 @@ from desed_task.evaluation.tables import (
     IN_F1,
     IN_PSDS,
     absent_class_counts,
+    check_ground_truth,
     drop_ground_truth_past_end,
     read_durations,
     read_event_table,
@@ -156,6 +157,7 @@ def run(args: argparse.Namespace, save_dir: Path | None = None) -> tuple[dict[st
         raise EvaluationInputError("--postprocessing applies to frame scores: give --scores too")
     durations = read_durations(args.durations)
     ground_truth = read_event_table(args.ground_truth)
+    check_ground_truth(ground_truth, durations)
     scores, operating_points, predictions = _inputs(args, durations)
     input_clips = {
         "scores": set(scores[0]) if scores else set(),
