@@ -26,6 +26,7 @@ from desed_task.evaluation.cli import main
 from desed_task.evaluation.exact_psds_from_runs import psd_roc_from_class_rocs, staircase_auc
 from desed_task.evaluation.metrics import PSDS_SCENARIO_1
 from desed_task.inference.cli import main as inference_main
+from desed_task.postprocessing.cli import main as tune_main
 
 MODEL_CLASSES = ["Alarm", "Dog", "Frying", "Speech"]
 PAST_END = "event(s) start at or after their clip's end and are ignored"
@@ -89,6 +90,14 @@ def test_labels_past_the_end_of_a_file_are_dropped_with_training_s_warning(recor
     kept = evaluate_scores(scores, MODEL_CLASSES, with_past, durations, n_thresholds=10)
     assert kept["psds2_exact"] < printed["psds2_exact"] and kept["psds1"] < printed["psds1"]
 
+    # the tuning command reads its ground truth by the same rule
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert tune_main(["tune", "--scores", str(folder / "scores"), "--ground_truth", str(tmp_path / "gt.tsv"),
+                          "--durations", str(folder / "dur.tsv"), "--windows", "1,7", "--out",
+                          str(tmp_path / "pp.yaml"), "--no_progress"]) == 0
+    assert [r.getMessage() for r in caplog.records if PAST_END in r.getMessage()] == said
+
     # training: the same function and message for a set's labels past data.audio_max_len
     write_wav(tmp_path / "test" / "rec0.wav", seconds=10.0)
     (tmp_path / "test.tsv").write_text("filename\tonset\toffset\tevent_label\nrec0.wav\t1.0\t2.0\tDog\n"
@@ -142,11 +151,15 @@ def test_a_ground_truth_class_the_model_does_not_know_is_one_rule_for_scores_and
     # the same file with --operating_points and --predictions (decoded by the --scores run):
     # the same PSDS and F1s
     decoded = run / "scores_evaluation"
-    assert main([*base, "--operating_points", str(decoded / "operating_points"),
-                 "--predictions", str(decoded / "predictions_th_0.5.tsv")]) == 0
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert main([*base, "--operating_points", str(decoded / "operating_points"),
+                     "--predictions", str(decoded / "predictions_th_0.5.tsv")]) == 0
     from_files = _json(capsys)
     for name in ("psds1", "psds2", "intersection_f1_macro", "collar_f1_macro", "segment_f1_macro"):
         assert from_files[name] == pytest.approx(from_scores[name], abs=1e-9), name
+    said = [r.getMessage() for r in caplog.records if "have no detection" in r.getMessage()]
+    assert len(said) == 2 and all("class(es) Door_knock of" in m and "TPR 0" in m for m in said), said
 
     # --strict_classes: refused, naming the model's classes; nothing left in --save_dir
     failed = tmp_path / "failed"

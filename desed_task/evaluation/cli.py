@@ -38,6 +38,7 @@ from desed_task.evaluation.tables import (
     read_durations,
     read_event_table,
     report_absent_classes,
+    report_undetected_classes,
     source_of,
 )
 
@@ -215,10 +216,12 @@ def run(args: argparse.Namespace, save_dir: Path | None = None) -> tuple[dict[st
         labels = pd.concat([table["event_label"] for table in operating_points.values()], ignore_index=True)
         counts = absent_class_counts(labels, ground_truth)
         report_absent_classes(counts, ground_truth, str(args.operating_points), args.strict_classes, IN_PSDS)
+        report_undetected_classes(labels, ground_truth, str(args.operating_points))
         metrics |= evaluate_operating_points(operating_points, ground_truth, durations, save_dir)
     if predictions is not None:
         counts = absent_class_counts(predictions["event_label"], ground_truth)
         report_absent_classes(counts, ground_truth, args.predictions, args.strict_classes, IN_F1)
+        report_undetected_classes(predictions["event_label"], ground_truth, args.predictions)
         metrics |= evaluate_predictions(predictions, ground_truth, durations, save_dir, left_out_of_macro)
     return metrics, left_out_of_macro
 
@@ -227,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     try:
+        if args.save_dir and Path(args.save_dir).exists() and not Path(args.save_dir).is_dir():
+            raise EvaluationInputError(f"--save_dir {args.save_dir} is a file: give a folder")
         with staged_folder(args.save_dir) as save_dir:
             metrics, left_out = run(args, save_dir)
     except EvaluationInputError as error:  # post-processing file errors included

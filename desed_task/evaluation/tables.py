@@ -285,6 +285,29 @@ def report_unscored_classes(
     return missing
 
 
+def report_undetected_classes(labels: Iterable[str], ground_truth: pd.DataFrame, source: str) -> list[str]:
+    """``report_unscored_classes`` for decoded detections (``--predictions``,
+    ``--operating_points``), where the model's classes are not known: the ground-truth classes
+    without any detection are scored as never detected, as ever, in one warning that names them.
+
+    Args:
+        labels: (n_detections,) class of each detection (NaN/None: an empty-clip row, skipped).
+        ground_truth: cleaned event table.
+        source: the detections' file, named in the warning.
+
+    Returns:
+        those classes, sorted (empty: nothing said).
+    """
+    values = labels if isinstance(labels, pd.Series) else pd.Series(list(labels), dtype=object)
+    missing = unscored_classes(ground_truth, set(values.dropna()))
+    if missing:
+        log.warning(
+            "%s: ground-truth class(es) %s of %s have no detection (not among the model's classes, or never "
+            "detected): %s", source, ", ".join(missing), source_of(ground_truth, "the ground truth"), NEVER_DETECTED,
+        )
+    return missing
+
+
 def restrict_to_scored_clips(
     scores: Mapping[str, np.ndarray],
     events: pd.DataFrame,
