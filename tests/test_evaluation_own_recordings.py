@@ -237,13 +237,18 @@ def test_inference_then_evaluation_in_one_step(tiny_checkpoint, tmp_path, capsys
     (tmp_path / "dur.tsv").write_text("filename\tduration\na.wav\t10\nsub/c.wav\t12\nb.flac\t7.3\n")
     common = ["--ground_truth", str(gt), "--scores", str(out / "scores"), "--predictions", str(out / "events.tsv"),
               "--n_thresholds", "10"]
-    assert main([*common, "--durations", str(tmp_path / "dur.tsv")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "clip(s) not in" in err[0] and "--only_annotated" in err[0], err
-
     assert main([*common, "--durations", str(out / "durations.tsv")]) == 0  # every clip annotated
     complete = _json(capsys)
     gt.write_text(gt.read_text().replace("d.wav\t\t\t\n", ""))  # d.wav not annotated
+    # without the flag, a clip of --durations without a row is a clip without events, as said
+    assert main([*common, "--durations", str(out / "durations.tsv")]) == 0
+    printed = capsys.readouterr().out
+    assert f"1 of the 4 clip(s) of {out / 'durations.tsv'} have no row in {gt} (first: d.wav): evaluated as " \
+        "clips without events (--only_annotated leaves them out)" in printed
+    assert json.loads(printed.strip().splitlines()[-1]) == complete
+    assert main([*common, "--durations", str(tmp_path / "dur.tsv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "clip(s) not in" in err[0] and "--only_annotated" in err[0], err
     assert main([*common, "--durations", str(out / "durations.tsv"), "--only_annotated"]) == 0
     printed = capsys.readouterr().out
     assert f"--only_annotated: 3 clip(s) named by {gt} evaluated, 1 other clip(s)" in printed
