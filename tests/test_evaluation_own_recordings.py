@@ -17,11 +17,13 @@ from desed_task.config import validate_config
 from desed_task.data.datamodule import DESEDDataModule
 from desed_task.data.label_encoder import ManyHotEncoder
 from desed_task.evaluation import (
+    EvaluationInputError,
     evaluate_scores,
     exact_psds_scenarios,
     read_score_folder,
     write_sed_scores,
 )
+from desed_task.evaluation import evaluate as evaluate_module
 from desed_task.evaluation.cli import main
 from desed_task.evaluation.exact_psds_from_runs import psd_roc_from_class_rocs, staircase_auc
 from desed_task.evaluation.metrics import PSDS_SCENARIO_1
@@ -117,7 +119,7 @@ def test_labels_past_the_end_of_a_file_are_dropped_with_training_s_warning(recor
 
 
 def test_a_ground_truth_class_the_model_does_not_know_is_one_rule_for_scores_and_predictions(
-    recordings, tmp_path, capsys, caplog
+    recordings, tmp_path, capsys, caplog, monkeypatch
 ):
     """Item 2: Door_knock annotated, not among the model's classes. As psds_eval and sed_eval
     score a ground-truth class without detections: never detected (TPR 0 in the PSDS and the
@@ -168,14 +170,29 @@ def test_a_ground_truth_class_the_model_does_not_know_is_one_rule_for_scores_and
     assert len(err) == 1 and err[0].startswith(f"error: {tmp_path / 'gt.tsv'}: class(es) Door_knock have no scores "
                                                "(the model's 4 classes: Alarm, Dog, Frying, Speech)")
     assert not failed.exists() and not list(tmp_path.glob(".failed*"))
-    # a later failure (here a bad post-processing file, read after the scores) leaves an
-    # earlier result untouched
-    before = sorted(p.relative_to(run) for p in run.rglob("*"))
-    (tmp_path / "pp.yaml").write_text("method: median\nclasses: [Cat]\n")
-    assert main([*base, "--scores", str(folder / "scores"), "--save_dir", str(run),
-                 "--postprocessing", str(tmp_path / "pp.yaml")]) == 2
-    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
-    assert not list(tmp_path.glob(".run*"))
+    # a failure after the decoded operating points and the PSDS tables were written (here in the
+    # exact PSDS) leaves an earlier result as it was, and no new folder
+    before = {p.relative_to(run): p.stat().st_mtime_ns for p in run.rglob("*")}
+
+    def fails(*args, **kwargs):
+        assert (list(tmp_path.glob(".*.partial/scores_evaluation/operating_points/*.tsv"))
+                and list(tmp_path.glob(".*.partial/scores_evaluation/psds1_roc.png")))  # written, staged
+        raise EvaluationInputError("the exact PSDS failed")
+
+    monkeypatch.setattr(evaluate_module, "evaluate_exact", fails)
+    for save_dir in (run, tmp_path / "new"):
+        assert main([*base, "--scores", str(folder / "scores"), "--save_dir", str(save_dir)]) == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1] == "error: the exact PSDS failed"
+    assert {p.relative_to(run): p.stat().st_mtime_ns for p in run.rglob("*")} == before
+    assert not (tmp_path / "new").exists() and not list(tmp_path.glob(".run*")) + list(tmp_path.glob(".new*"))
+    monkeypatch.undo()
+
+    # sed_scores_eval cannot score a class without scores: --reference refuses it
+    pytest.importorskip("sed_scores_eval")
+    assert main([*base, "--scores", str(folder / "scores"), "--save_dir", str(failed), "--reference"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and "Door_knock have no scores, which sed_scores_eval (--reference) " \
+        "refuses" in err[-1] and not failed.exists()
 
 
 def test_the_summary_names_the_classes_each_macro_f1_leaves_out(recordings, tmp_path, capsys, caplog):
