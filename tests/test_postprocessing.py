@@ -222,6 +222,10 @@ def test_test_step_applies_the_file_and_a_wrong_one_stops_before_training(tmp_pa
     assert evaluation_cli.main(["--scores", str(scores), "--ground_truth", config["data"]["test_tsv"],
                                 "--durations", config["data"]["test_dur"], "--postprocessing", str(pp)]) == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    # the classes each macro F1 left out (issue 26.3): the same in summary.md and the JSON
+    left_out = printed.pop("left_out_of_macro")
+    said = "; ".join(f"{name}: {', '.join(classes)}" for name, classes in left_out.items() if classes)
+    assert any(left_out.values()) and f"\n- student: {said}\n" in summary
     rows = [line.split(" | ")[:2] for line in summary.splitlines()[2:] if line.startswith("| ")]
     assert [name.lstrip("| ") for name, _ in rows] == [metric.name for metric in metrics.METRICS]
     assert {name.lstrip("| "): value for name, value in rows} == {k: f"{v:.4f}" for k, v in printed.items()}

@@ -23,8 +23,7 @@ from desed_task.data.resample import resample_folder, write_durations
 from desed_task.data.sampler import MixedBatchSampler
 from desed_task.data.tables import (
     MetadataError,
-    describe_event,
-    events_past_end,
+    drop_events_past_end,
     read_durations,
     read_strong_table,
     read_weak_table,
@@ -203,15 +202,7 @@ class DESEDDataModule(L.LightningDataModule):
         path = self.data[f"{name}_tsv"]
         events = read_strong_table(path, self.class_names)
         durations = read_durations(self.data[DURATION_KEYS[name]]) if name in DURATION_KEYS else None
-        past_end, clip_ends = events_past_end(events, float(self.data["audio_max_len"]), durations)
-        if past_end.any():
-            first = int(past_end.argmax())
-            log.warning(
-                "%s: %d event(s) start at or after their clip's end and are ignored (first: %s, "
-                "clip end %g s); fix or remove those lines",
-                name, int(past_end.sum()), describe_event(path, events, first), clip_ends[first],
-            )
-            events = events[~past_end]
+        events = drop_events_past_end(events, path, name, float(self.data["audio_max_len"]), durations)
         in_events = set(events["filename"])
         clips_without_rows = [] if durations is None else [f for f in durations["filename"] if f not in in_events]
         dataset = StronglyLabeledSet(

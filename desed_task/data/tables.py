@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+log = logging.getLogger(__name__)
 
 
 class MetadataError(ValueError):
@@ -168,6 +171,42 @@ def describe_event(path: str | Path, events: pd.DataFrame, position: int) -> str
     `read_strong_table` (its index is the row number in the file)."""
     row = events.iloc[position]
     return f"{path} line {int(events.index[position]) + 2}: {row['filename']} onset {row['onset']:g} s"
+
+
+def drop_events_past_end(
+    events: pd.DataFrame,
+    path: str | Path,
+    name: str,
+    clip_seconds: float = float("inf"),
+    durations: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The one rule for labels past the end of their clip, in training and in evaluation:
+    events that start at or after their clip's end (``events_past_end``) are dropped, in one
+    counted warning naming the first one's file and line; events only partly past the end stay.
+
+    Args:
+        events: event table (filename, onset, offset, event_label; empty-label rows allowed)
+            whose index is its row number in ``path`` (as ``read_strong_table`` and the
+            evaluation's ``read_event_table`` read it).
+        path: the file the events were read from (named in the warning).
+        name: what the table is (a set name, "ground truth"), first in the warning.
+        clip_seconds: the fixed clip length (training: ``data.audio_max_len``); inf where only
+            ``durations`` give the clips' ends (evaluation).
+        durations: filename, duration (seconds); a clip's entry is its end when shorter.
+
+    Returns:
+        ``events`` without those rows (the same object when none is dropped).
+    """
+    past_end, clip_ends = events_past_end(events, clip_seconds, durations)
+    if not past_end.any():
+        return events
+    first = int(past_end.argmax())
+    log.warning(
+        "%s: %d event(s) start at or after their clip's end and are ignored (first: %s, "
+        "clip end %g s); fix or remove those lines",
+        name, int(past_end.sum()), describe_event(path, events, first), clip_ends[first],
+    )
+    return events[~past_end]
 
 
 def shortest_audio_seconds(

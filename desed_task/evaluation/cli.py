@@ -1,7 +1,9 @@
 """``python -m desed_task.evaluation``: the 2021 metrics from files.
 
-The evaluated clips are those of ``--durations``. The last line of standard output is one
-JSON object with the metrics computed.
+The evaluated clips are those of ``--durations`` (with ``--only_annotated``: those of it that
+the ground truth names). The last line of standard output is one JSON object with the metrics
+computed and, with F1 metrics, the classes each macro F1 left out. ``--save_dir`` is written
+only when the command succeeds.
 """
 
 from __future__ import annotations
@@ -9,8 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -28,9 +33,13 @@ from desed_task.evaluation.tables import (
     IN_F1,
     IN_PSDS,
     absent_class_counts,
+    check_ground_truth,
+    drop_ground_truth_past_end,
     read_durations,
     read_event_table,
     report_absent_classes,
+    report_undetected_classes,
+    source_of,
 )
 
 
@@ -63,9 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--clip_to_durations", action="store_true",
                         help="clip events decoded from --scores to the clip durations (2021 did not)")
     parser.add_argument("--strict_classes", action="store_true",
-                        help="refuse detections of a class without ground-truth events (default: scored as "
-                        "psds_eval and sed_eval score them, with a warning)")
-    parser.add_argument("--save_dir", help="where per-class tables and PSD-ROC plots are written")
+                        help="refuse detections of a class without ground-truth events, and ground-truth classes "
+                        "without scores (default: scored as psds_eval and sed_eval score them, with a warning)")
+    parser.add_argument("--only_annotated", action="store_true",
+                        help="evaluate only the clips the ground truth names (a row each; a row with the filename "
+                        "alone for a clip without events), leaving out the other clips of --durations and of the "
+                        "inputs, e.g. inference's durations.tsv and events.tsv over more recordings than annotated")
+    parser.add_argument("--save_dir", help="where per-class tables and PSD-ROC plots are written (only when the "
+                        "command succeeds)")
     parser.add_argument("--reference", action="store_true",
                         help="exact PSDS (--scores) computed by sed_scores_eval instead of this package (slow)")
     parser.add_argument(
@@ -76,56 +90,160 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace) -> dict[str, float]:
+@contextmanager
+def staged_folder(target: str | Path | None) -> Iterator[Path | None]:
+    """A temporary folder beside ``target`` whose entries replace ``target``'s of the same
+    name when the block ends without an exception; removed, ``target`` untouched, when it
+    raises (a failed evaluation leaves nothing that looks complete). None for None."""
+    if target is None:
+        yield None
+        return
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    try:
+        yield staging
+        target.mkdir(exist_ok=True)
+        for entry in sorted(staging.iterdir()):
+            destination = target / entry.name
+            if destination.is_dir() and not destination.is_symlink():
+                shutil.rmtree(destination)
+            elif destination.exists() or destination.is_symlink():
+                destination.unlink()
+            entry.rename(destination)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _refuse_unlisted(clips: Iterable[str], durations: pd.DataFrame, source: str) -> None:
+    """Without --only_annotated: inputs on clips outside --durations are refused, naming the flag."""
+    unknown = sorted(set(clips) - set(durations["filename"]))
+    if unknown:
+        raise EvaluationInputError(
+            f"{source}: {len(unknown)} clip(s) not in {source_of(durations, 'the durations table')} "
+            f"(first: {unknown[0]}), which lists the evaluated clips; --only_annotated evaluates only the clips "
+            "the ground truth names and leaves out the others"
+        )
+
+
+def _only(table: pd.DataFrame, clips: set[str]) -> pd.DataFrame:
+    """The rows of ``table`` on ``clips``, its source kept."""
+    kept = table[table["filename"].isin(clips)].reset_index(drop=True)
+    kept.attrs.update(table.attrs)
+    return kept
+
+
+def _inputs(args: argparse.Namespace, durations: pd.DataFrame):
+    """The evaluated inputs: scores ({clip: (n_classes, n_frames)}, class names, frame step),
+    operating points ({threshold: table}) and predictions, each None when not given."""
+    known = set(durations["filename"])
+    scores = read_score_folder(args.scores, known) if args.scores else None
+    operating_points = read_operating_points(args.operating_points) if args.operating_points else None
+    predictions = read_event_table(args.predictions) if args.predictions else None
+    return scores, operating_points, predictions
+
+
+def run(args: argparse.Namespace, save_dir: Path | None = None) -> tuple[dict[str, float], dict[str, list[str]]]:
+    """The metrics, and the classes each macro F1 left out (empty without F1 metrics).
+
+    Args:
+        args: the parsed command line.
+        save_dir: where tables and plots go (the staging folder of ``--save_dir``).
+    """
     if not (args.operating_points or args.predictions or args.scores):
         raise EvaluationInputError("give at least one of --operating_points, --predictions, --scores")
     if args.reference and not args.scores:
         raise EvaluationInputError("--reference applies to the exact PSDS: give --scores")
-    ground_truth = read_event_table(args.ground_truth)
-    durations = read_durations(args.durations)
-    save_dir = Path(args.save_dir) if args.save_dir else None
-    metrics: dict[str, float] = {}
     if args.postprocessing and not args.scores:
         raise EvaluationInputError("--postprocessing applies to frame scores: give --scores too")
-    if args.scores:
-        scores, class_names, frame_step = read_score_folder(args.scores, set(durations["filename"]))
+    durations = read_durations(args.durations)
+    ground_truth = read_event_table(args.ground_truth)
+    check_ground_truth(ground_truth, durations)
+    scores, operating_points, predictions = _inputs(args, durations)
+    input_clips = {
+        "scores": set(scores[0]) if scores else set(),
+        str(args.operating_points): set().union(*(set(t["filename"]) for t in operating_points.values()))
+        if operating_points else set(),
+        str(args.predictions): set(predictions["filename"]) if predictions is not None else set(),
+    }
+    if args.only_annotated:
+        annotated = set(ground_truth["filename"])
+        left_out = (set(durations["filename"]) | set().union(*input_clips.values())) - annotated
+        durations = _only(durations, annotated)
+        print(
+            f"--only_annotated: {len(durations)} clip(s) named by {args.ground_truth} evaluated, {len(left_out)} "
+            f"other clip(s) of {args.durations} and the inputs left out"
+            + (f" (first: {sorted(left_out)[0]})" if left_out else "")
+        )
+        if scores:
+            scores = ({k: v for k, v in scores[0].items() if k in annotated}, *scores[1:])
+        if operating_points:
+            operating_points = {t: _only(table, annotated) for t, table in operating_points.items()}
+        if predictions is not None:
+            predictions = _only(predictions, annotated)
+    else:
+        for source, clips in input_clips.items():
+            _refuse_unlisted(clips, durations, source if source != "scores" else str(args.scores))
+        unnamed = set(durations["filename"]) - set(ground_truth["filename"])
+        if unnamed:
+            print(
+                f"{len(unnamed)} of the {len(durations)} clip(s) of {args.durations} have no row in "
+                f"{args.ground_truth} (first: {sorted(unnamed)[0]}): evaluated as clips without events "
+                "(--only_annotated leaves them out)"
+            )
+    ground_truth = drop_ground_truth_past_end(ground_truth, durations)
+
+    metrics: dict[str, float] = {}
+    left_out_of_macro: dict[str, list[str]] = {}
+    if scores:
+        scores, class_names, frame_step = scores
         scores_dir = save_dir / "scores_evaluation" if save_dir else None
+        options = {"clip_to_durations": args.clip_to_durations, "reference": args.reference,
+                   "strict_classes": args.strict_classes}
         if args.postprocessing:
             postprocessing = load_postprocessing(args.postprocessing, class_names)
             print(f"post-processing: {postprocessing.describe()}")
             metrics |= evaluate_postprocessed(
                 scores, class_names, ground_truth, durations, postprocessing, args.n_thresholds, frame_step, scores_dir,
-                clip_to_durations=args.clip_to_durations, reference=args.reference, strict_classes=args.strict_classes,
+                macro_left_out=left_out_of_macro, **options,
             )
         else:
             metrics |= evaluate_scores(
                 scores, class_names, ground_truth, durations, args.n_thresholds, args.median_window,
-                frame_step, scores_dir, args.clip_to_durations, reference=args.reference,
-                strict_classes=args.strict_classes,
+                frame_step, scores_dir, macro_left_out=left_out_of_macro, **options,
             )
-    if args.operating_points:
-        operating_points = read_operating_points(args.operating_points)
+    if operating_points:
         labels = pd.concat([table["event_label"] for table in operating_points.values()], ignore_index=True)
         counts = absent_class_counts(labels, ground_truth)
         report_absent_classes(counts, ground_truth, str(args.operating_points), args.strict_classes, IN_PSDS)
+        report_undetected_classes(labels, ground_truth, str(args.operating_points))
         metrics |= evaluate_operating_points(operating_points, ground_truth, durations, save_dir)
-    if args.predictions:
-        predictions = read_event_table(args.predictions)
+    if predictions is not None:
         counts = absent_class_counts(predictions["event_label"], ground_truth)
         report_absent_classes(counts, ground_truth, args.predictions, args.strict_classes, IN_F1)
-        metrics |= evaluate_predictions(predictions, ground_truth, durations, save_dir)
-    return metrics
+        report_undetected_classes(predictions["event_label"], ground_truth, args.predictions)
+        metrics |= evaluate_predictions(predictions, ground_truth, durations, save_dir, left_out_of_macro)
+    return metrics, left_out_of_macro
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     try:
-        metrics = run(args)
+        if args.save_dir and Path(args.save_dir).exists() and not Path(args.save_dir).is_dir():
+            raise EvaluationInputError(f"--save_dir {args.save_dir} is a file: give a folder")
+        with staged_folder(args.save_dir) as save_dir:
+            metrics, left_out = run(args, save_dir)
     except EvaluationInputError as error:  # post-processing file errors included
         print(f"error: {error}", file=sys.stderr)
         return 2
     for name, value in metrics.items():
         print(f"{name:>24s}: {value:.4f}")
-    print(json.dumps(metrics))
+    for name, classes in left_out.items():
+        if classes:
+            print(f"{name} leaves out (F1 undefined): {', '.join(classes)}")
+    summary: dict = dict(metrics)
+    if left_out:
+        summary["left_out_of_macro"] = left_out
+    print(json.dumps(summary))
     return 0

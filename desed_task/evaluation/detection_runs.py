@@ -188,7 +188,10 @@ def detection_runs(
         row_top.append(np.maximum.reduceat(ranks[1:], column_start) + offset)
         class_scores.append(unique)
         rank_offset[k + 1] = offset + unique.size
-    clip, label, start, stop, birth, death = (np.concatenate(column) for column in zip(*parts))
+    if parts:
+        clip, label, start, stop, birth, death = (np.concatenate(column) for column in zip(*parts))
+    else:  # no class (e.g. every ground-truth class is without scores)
+        clip, label, start, stop, birth, death = (np.zeros(0, np.int64) for _ in range(6))
     return DetectionRuns(
         clips=clips,
         class_names=list(class_names),
@@ -196,11 +199,43 @@ def detection_runs(
         n_frames=n_frames,
         class_scores=class_scores,
         rank_offset=rank_offset,
-        row_top=np.stack(row_top),
+        row_top=np.stack(row_top) if row_top else np.zeros((0, len(clips)), np.int64),
         clip=clip,
         label=label,
         start=start,
         stop=stop,
         birth=birth,
         death=death,
+    )
+
+
+def with_undetected_classes(runs: DetectionRuns, names: Sequence[str]) -> DetectionRuns:
+    """``runs`` with classes that have no scores at all appended: no score, no rank, no run,
+    so no threshold ever detects them (each one's ROC is the origin alone, its TPR 0), while
+    their ground-truth events still count in the other classes' cross-triggers.
+
+    Args:
+        runs: the runs of the scored classes.
+        names: the classes to append (ground-truth classes the model has no scores for).
+
+    Returns:
+        the runs over ``runs.class_names + names``; ``row_top`` is -1 on the new rows.
+    """
+    if not names:
+        return runs
+    n_new = len(names)
+    return DetectionRuns(
+        clips=runs.clips,
+        class_names=[*runs.class_names, *names],
+        frame_step=runs.frame_step,
+        n_frames=runs.n_frames,
+        class_scores=[*runs.class_scores, *(np.zeros(0) for _ in names)],
+        rank_offset=np.concatenate([runs.rank_offset, np.full(n_new, runs.rank_offset[-1])]),
+        row_top=np.concatenate([runs.row_top, np.full((n_new, len(runs.clips)), -1, runs.row_top.dtype)]),
+        clip=runs.clip,
+        label=runs.label,
+        start=runs.start,
+        stop=runs.stop,
+        birth=runs.birth,
+        death=runs.death,
     )

@@ -7,6 +7,7 @@ line, not by each stage."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -30,6 +31,8 @@ from desed_task.evaluation.intersection_inputs import (
 from desed_task.evaluation.metrics import (
     F1_THRESHOLD,
     PSDS_SCENARIOS,
+    describe_left_out,
+    left_out_of_macros,
     output_metrics,
     threshold_grid,
     threshold_name,
@@ -50,8 +53,11 @@ from desed_task.evaluation.tables import (
     clean_event_table,
     events_only,
     report_absent_classes,
+    report_unscored_classes,
     source_of,
 )
+
+log = logging.getLogger(__name__)
 
 
 def _write_tsv(table: pd.DataFrame, path: Path) -> None:
@@ -92,9 +98,14 @@ def evaluate_predictions(
     ground_truth: pd.DataFrame,
     durations: pd.DataFrame,
     save_dir: Path | None = None,
+    macro_left_out: dict[str, list[str]] | None = None,
 ) -> dict[str, float]:
     """The metrics of one output (those of ``metrics.METRICS`` with source ``OUTPUT``:
     intersection F1 with dtc 0.5, gtc 0.5, cttc 0.3, collar F1, segment F1).
+
+    A macro F1 is the mean over the classes with a defined F1 (psds_eval's and sed_eval's rule);
+    the classes it leaves out are named in one warning and, given ``macro_left_out``, written
+    there ({macro metric name: sorted classes}, ``metrics.left_out_of_macros``).
 
     With ``save_dir``: ``f1_per_class.tsv``.
     """
@@ -103,6 +114,15 @@ def evaluate_predictions(
     for metric in metrics:
         if metric.column not in per_class:
             per_class[metric.column] = metric.per_class(predictions, ground_truth, durations)
+    left_out = left_out_of_macros(per_class)
+    n_classes = {m.name: len(set(per_class[m.column]) - {"macro", "micro"}) for m in metrics}
+    if any(left_out.values()):
+        log.warning(
+            "%s: macro F1s average the classes with a defined F1 (as psds_eval and sed_eval): %s",
+            source_of(predictions, "the F1 output"), describe_left_out(left_out, n_classes),
+        )
+    if macro_left_out is not None:
+        macro_left_out.update(left_out)
     if save_dir is not None:
         table = pd.DataFrame(per_class).rename_axis("event_label")
         _write_tsv(table.reset_index(), Path(save_dir) / "f1_per_class.tsv")
@@ -148,6 +168,7 @@ def evaluate_scores(
     f1_thresholds: Sequence[float] | None = None,
     max_event_time: float | None = None,
     strict_classes: bool = False,
+    macro_left_out: dict[str, list[str]] | None = None,
 ) -> dict[str, float]:
     """All the 2021 metrics from frame scores.
 
@@ -177,7 +198,11 @@ def evaluate_scores(
         strict_classes: refuse detections of a class without ground-truth events; else they
             are scored as psds_eval and sed_eval score them, in one warning
             (``tables.report_absent_classes``), and that class's scores are left out of the
-            exact PSDS.
+            exact PSDS. Ground-truth classes without scores (not in ``class_names``): refused
+            with ``strict_classes``, else scored as never detected, in one warning
+            (``tables.report_unscored_classes``).
+        macro_left_out: filled with the classes each macro F1 leaves out
+            (``evaluate_predictions``).
 
     Returns:
         {name: value} of ``metrics.METRICS``, in that order: psds1, psds2, psds1_exact,
@@ -189,6 +214,7 @@ def evaluate_scores(
     ground_truth = clean_event_table(ground_truth)
     durations = clean_durations(durations)
     check_clips(scores, durations, "scores")
+    report_unscored_classes(ground_truth, class_names, strict_classes)
     unscored = [name for name in durations["filename"] if name not in scores]
     if unscored:
         raise EvaluationInputError(
@@ -230,7 +256,7 @@ def evaluate_scores(
     exact_scores = filtered if len(rows) == len(class_names) else {k: v[rows] for k, v in filtered.items()}
     exact_classes = [class_names[c] for c in rows]
     metrics |= evaluate_exact(exact_scores, exact_classes, frame_step, ground_truth, durations, save_dir, reference)
-    metrics |= evaluate_predictions(at_f1_threshold, ground_truth, durations, save_dir)
+    metrics |= evaluate_predictions(at_f1_threshold, ground_truth, durations, save_dir, macro_left_out)
     return metrics
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from desed_task.evaluation.detection_runs import detection_runs
+from desed_task.evaluation.detection_runs import detection_runs, with_undetected_classes
 from desed_task.evaluation.encoding import encode_events
 from desed_task.evaluation.errors import EvaluationInputError
 from desed_task.evaluation.exact_psds_from_runs import ExactPSDSResult, exact_psds_from_runs
@@ -22,6 +22,7 @@ from desed_task.evaluation.tables import (
     clean_event_table,
     events_only,
     source_of,
+    unscored_classes,
 )
 
 
@@ -179,8 +180,9 @@ def exact_psds_scenarios(
     Args:
         scores: {filename: (n_classes, n_frames) scores}, one per clip of the durations
             table, no other.
-        class_names: (n_classes,) labels of the score rows; they must include every
-            ground-truth label.
+        class_names: (n_classes,) labels of the score rows; a ground-truth class without
+            scores counts as never detected (TPR 0, as psds_eval scores a class without
+            detections; refused with ``reference``).
         frame_step: seconds per frame.
         ground_truth, durations: event and durations tables.
         scenarios: {name: dtc, gtc, and optionally cttc, alpha_ct, alpha_st, max_efpr}.
@@ -192,17 +194,19 @@ def exact_psds_scenarios(
     check_ground_truth(ground_truth, durations)
     clips = _checked_clips(scores, durations)
     duration_of = dict(zip(durations["filename"], durations["duration"]))
-    class_index = pd.Index(list(class_names), dtype=object)
-    events = encode_events(ground_truth, pd.Index(clips, dtype=object), class_index)
-    if (events.label < 0).any():
-        unknown = sorted(set(events_only(ground_truth)["event_label"]) - set(class_names))
+    unscored = unscored_classes(ground_truth, class_names)
+    if unscored and reference:
         raise EvaluationInputError(
-            f"{source_of(ground_truth, 'the ground truth')}: class(es) {unknown} have no scores "
-            f"(score classes: {list(class_names)})"
+            f"{source_of(ground_truth, 'the ground truth')}: class(es) {', '.join(unscored)} have no scores, "
+            "which sed_scores_eval (--reference) refuses; leave out --reference to score them as never detected"
         )
+    class_index = pd.Index([*class_names, *unscored], dtype=object)
+    events = encode_events(ground_truth, pd.Index(clips, dtype=object), class_index)
     events = events.select(np.argsort(events.clip, kind="stable"))  # sed_scores_eval's summing order
     clip_durations = np.array([duration_of[clip] for clip in clips], dtype=np.float64)
-    runs = None if reference else detection_runs({c: scores[c] for c in clips}, class_names, frame_step)
+    runs = None
+    if not reference:
+        runs = with_undetected_classes(detection_runs({c: scores[c] for c in clips}, class_names, frame_step), unscored)
 
     results = {}
     for name, given in scenarios.items():

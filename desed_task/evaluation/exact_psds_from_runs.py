@@ -100,7 +100,9 @@ def _true_positive_entries(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(global rank, +-1) entries whose sums from the top give the TP counts."""
     needed = _rounded(gtc * (events.offset - events.onset))
-    always = needed <= 0  # sed_scores_eval: 0 >= 0 holds without any detection
+    # sed_scores_eval: 0 >= 0 holds without any detection (from the clip's top score down; a
+    # class without scores, ``with_undetected_classes``, has none)
+    always = (needed <= 0) & (runs.row_top[events.label, events.clip] >= 0)
     ranks = [runs.row_top[events.label[always], events.clip[always]]]
     deltas = [np.ones(int(always.sum()), dtype=np.int64)]
     keep = ~always[pair_event]

@@ -16,7 +16,7 @@ evaluation command line, ``evaluate_scores`` and the evaluation under a post-pro
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,3 +104,41 @@ METRICS = (
 def output_metrics() -> tuple[Metric, ...]:
     """The entries of ``METRICS`` computed from one decoded output, in their order."""
     return tuple(metric for metric in METRICS if metric.source == OUTPUT)
+
+
+def left_out_of_macros(per_class: Mapping[str, Mapping[str, float]]) -> dict[str, list[str]]:
+    """The classes each macro F1 leaves out: those whose F1 is undefined (NaN), as psds_eval
+    (no true positive) and sed_eval (no detection with sed_eval's NaN precision, or no
+    ground-truth event) leave them out of their means.
+
+    Args:
+        per_class: {``Metric.column``: {class: F1, ..., "macro": ..., "micro": ...}}, the
+            per-class values of ``output_metrics``.
+
+    Returns:
+        {name of each macro-averaged ``output_metrics`` entry: sorted classes left out (may be
+        empty)}, in the order of ``METRICS``.
+    """
+    left_out = {}
+    for metric in output_metrics():
+        if metric.average == "macro" and metric.column in per_class:
+            values = per_class[metric.column]
+            left_out[metric.name] = sorted(
+                name for name, value in values.items() if name not in ("macro", "micro") and np.isnan(value)
+            )
+    return left_out
+
+
+def describe_left_out(left_out: Mapping[str, Sequence[str]], n_classes: Mapping[str, int]) -> str:
+    """'intersection_f1_macro leaves out 5 of 8 classes (A, B, ...); ...' for the metrics that
+    leave some class out ('' when none does).
+
+    Args:
+        left_out: ``left_out_of_macros``'s result.
+        n_classes: {metric name: number of classes it has a value for}.
+    """
+    parts = [
+        f"{name} leaves out {len(classes)} of {n_classes[name]} classes ({', '.join(classes)})"
+        for name, classes in left_out.items() if classes
+    ]
+    return "; ".join(parts)

@@ -3,7 +3,7 @@ test step and the evaluation set's predictions in the 2021 layout."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +17,19 @@ from desed_task.evaluation.score_files import write_score_folders
 EVAL_COLUMNS = ["event_label", "onset", "offset", "filename"]  # the column order 2021 wrote
 
 
-def summary_table(results: Mapping[str, Mapping[str, float]], postprocessing: str | None = None) -> str:
+def summary_table(
+    results: Mapping[str, Mapping[str, float]],
+    postprocessing: str | None = None,
+    left_out: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+) -> str:
     """Markdown table: one row per metric of ``metrics.METRICS`` (those every model has), one
-    column per model; then the post-processing used, when given.
+    column per model; then the post-processing used, when given; then, per model, the classes
+    each macro F1 left out (its F1 undefined), or that none did.
 
     Args:
         results: {model: {metric name: value}}, e.g. {"student": {...}, "teacher": {...}}.
         postprocessing: the post-processing in words (``PostProcessing.describe``).
+        left_out: {model: ``metrics.left_out_of_macros``'s result}.
     """
     models = list(results)
     lines = ["| metric | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
@@ -32,6 +38,11 @@ def summary_table(results: Mapping[str, Mapping[str, float]], postprocessing: st
             lines.append(f"| {metric.name} | " + " | ".join(f"{results[m][metric.name]:.4f}" for m in models) + " |")
     if postprocessing:
         lines += ["", f"Post-processing: {postprocessing}."]
+    if left_out:
+        lines += ["", "Macro F1s average the classes with a defined F1 (as psds_eval and sed_eval); left out:"]
+        for model, per_metric in left_out.items():
+            said = [f"{name}: {', '.join(classes)}" for name, classes in per_metric.items() if classes]
+            lines.append(f"- {model}: {'; '.join(said) if said else 'none'}")
     return "\n".join(lines)
 
 

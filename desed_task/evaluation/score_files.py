@@ -122,7 +122,9 @@ def _read_one(path: Path) -> np.ndarray:
 def read_score_folder(
     folder: str | Path, known_filenames: set[str]
 ) -> tuple[dict[str, np.ndarray], list[str], float]:
-    """Read ``<clip id>.tsv`` files with columns onset, offset, one per class.
+    """Read ``<clip id>.tsv`` files with columns onset, offset, one per class, in ``folder`` and
+    its sub-folders (clip id ``sub/x`` for ``sub/x.tsv``, as inference names the recordings
+    found under a folder).
 
     All files are parsed at once (one ``read_csv`` over their joined rows); a file that
     breaks it is then read alone to name it in the error.
@@ -136,13 +138,15 @@ def read_score_folder(
         ({filename: (n_classes, n_frames) scores}, class names, frame step in seconds).
     """
     folder = Path(folder)
-    paths = sorted(folder.glob("*.tsv"))
+    if not any(folder.glob("*.tsv")) and (folder / RAW_FOLDER).is_dir():
+        raise EvaluationInputError(
+            f"{folder}: no .tsv score files; give {folder / RAW_FOLDER} (median-filtered by --median_window) or "
+            f"{folder / FILTERED_FOLDER} with --median_window 1"
+        )
+    # sub-folders too: inference names the recordings of a folder by their relative path
+    paths = sorted(folder.rglob("*.tsv"))
     if not paths:
-        hint = ""
-        if (folder / RAW_FOLDER).is_dir():
-            hint = (f"; give {folder / RAW_FOLDER} (median-filtered by --median_window) or "
-                    f"{folder / FILTERED_FOLDER} with --median_window 1")
-        raise EvaluationInputError(f"{folder}: no .tsv score files{hint}")
+        raise EvaluationInputError(f"{folder}: no .tsv score files")
     class_names: list[str] | None = None
     bodies, n_rows = [], []
     for path in paths:
@@ -176,6 +180,7 @@ def read_score_folder(
         if table.shape[1] != len(class_names) + 2:
             raise EvaluationInputError(f"{path}: rows of {table.shape[1]} values, expected {len(class_names) + 2}")
         frame_steps.append((table[-1, 1] - table[0, 0]) / len(table))
-        clip = path.stem + ".wav" if path.stem + ".wav" in known_filenames else path.stem
+        clip_id = path.relative_to(folder).with_suffix("").as_posix()
+        clip = clip_id + ".wav" if clip_id + ".wav" in known_filenames else clip_id
         scores[clip] = table[:, 2:].T
     return scores, class_names, float(np.median(frame_steps))

@@ -40,6 +40,7 @@ from desed_task.evaluation.tables import (
     clean_event_table,
     events_only,
     report_absent_classes,
+    report_unscored_classes,
 )
 
 
@@ -128,14 +129,17 @@ def evaluate_sebbs(
     frame_step: float = FRAME_STEP,
     save_dir: Path | None = None,
     strict_classes: bool = False,
+    macro_left_out: dict[str, list[str]] | None = None,
 ) -> dict[str, float]:
     """The 2021 metrics of cSEBBs: PSDS from the boxes above 50 confidence thresholds and
     exact PSDS of the boxes; F1s of the boxes above each class's threshold. Boxes of a class
-    without ground-truth events: as in ``evaluate_scores``."""
+    without ground-truth events, ground-truth classes without scores and ``macro_left_out``:
+    as in ``evaluate_scores``."""
+    ground_truth = clean_event_table(ground_truth)
+    unscored = report_unscored_classes(ground_truth, class_names, strict_classes)
     boxes = sebbs_boxes(scores, class_names, postprocessing.sebbs, frame_step)
     operating_points = {t: sebbs_detections(boxes, t, class_names) for t in threshold_grid(n_thresholds)}
     detections = sebbs_detections(boxes, postprocessing.threshold, class_names)
-    ground_truth = clean_event_table(ground_truth)
     counts = absent_class_counts(pd.concat([t["event_label"] for t in operating_points.values()]), ground_truth)
     if counts:
         consequence = (f"over the {n_thresholds} operating points they are {IN_PSDS}, and left out of the exact "
@@ -144,9 +148,11 @@ def evaluate_sebbs(
     metrics = evaluate_operating_points(operating_points, ground_truth, durations, save_dir)
     present = [name for name in class_names if name in set(events_only(ground_truth)["event_label"])]
     present_boxes = boxes[boxes["event_label"].isin(present)]
-    for name, settings in PSDS_SCENARIOS.items():
-        metrics[f"{name}_exact"], _ = sebbs_exact_psds(present_boxes, present, ground_truth, durations, settings)
-    metrics |= evaluate_predictions(detections, ground_truth, durations, save_dir)
+    for name, settings in PSDS_SCENARIOS.items():  # a class without scores: no box, never detected
+        metrics[f"{name}_exact"], _ = sebbs_exact_psds(
+            present_boxes, [*present, *unscored], ground_truth, durations, settings
+        )
+    metrics |= evaluate_predictions(detections, ground_truth, durations, save_dir, macro_left_out)
     if save_dir is not None:
         Path(save_dir).mkdir(parents=True, exist_ok=True)
         boxes.to_csv(Path(save_dir) / "sebbs.tsv", sep="\t", index=False, float_format="%.6g")

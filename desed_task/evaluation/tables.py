@@ -21,13 +21,13 @@ and segment-based micro F1, their class's F1 undefined and so out of the macro F
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from desed_task.data.tables import read_table_file, require_columns
+from desed_task.data.tables import drop_events_past_end, read_table_file, require_columns
 from desed_task.evaluation.errors import EvaluationInputError
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,26 @@ def read_durations(path: str | Path) -> pd.DataFrame:
     return clean_durations(_read(path), source=str(path))
 
 
+def drop_ground_truth_past_end(ground_truth: pd.DataFrame, durations: pd.DataFrame) -> pd.DataFrame:
+    """Training's rule for labels past the end of their clip (``data.tables.drop_events_past_end``),
+    applied to a ground truth read by ``read_event_table``: an event that starts at or after its
+    clip's duration is dropped, in one counted warning naming the file and line; an event only
+    partly past the end is kept as it is.
+
+    Args:
+        ground_truth: event table as read (its index is its row number in its file).
+        durations: cleaned durations table (filename, duration in seconds); a clip missing
+            from it has no end here (``check_ground_truth`` refuses it later).
+    """
+    source = source_of(ground_truth, "ground truth")
+    kept = drop_events_past_end(ground_truth, source, "ground truth", durations=durations)
+    if kept is ground_truth:
+        return ground_truth
+    kept = kept.reset_index(drop=True)
+    kept.attrs.update(ground_truth.attrs)
+    return kept
+
+
 def events_only(table: pd.DataFrame) -> pd.DataFrame:
     """The rows of an event table that hold an event (not the empty-clip rows)."""
     return table[table["event_label"].notna()]
@@ -216,6 +236,76 @@ def report_absent_classes(
             f"{head}; drop those detections, or leave out --strict_classes to score them as psds_eval and sed_eval do"
         )
     log.warning("%s: %s; --strict_classes refuses them", head, consequence)
+
+
+NEVER_DETECTED = (
+    "scored as a class the model never detects, as psds_eval and sed_eval score a ground-truth class "
+    "without detections: TPR 0 at every threshold of the PSDS and the exact PSDS, all its events missed "
+    "in the F1s"
+)
+
+
+def unscored_classes(ground_truth: pd.DataFrame, class_names: Iterable[str]) -> list[str]:
+    """The ground-truth classes (sorted) that are not among ``class_names`` (the model's)."""
+    return sorted(set(events_only(ground_truth)["event_label"]) - set(class_names))
+
+
+def report_unscored_classes(
+    ground_truth: pd.DataFrame, class_names: Sequence[str], strict: bool
+) -> list[str]:
+    """The one rule for ground-truth classes the model has no scores for (e.g. an annotation
+    ``Door_knock`` for a model of the 10 DESED classes): refused with ``strict``
+    (``--strict_classes``), else scored as never detected (``NEVER_DETECTED``), in one warning
+    that names them and the model's classes.
+
+    Args:
+        ground_truth: cleaned event table.
+        class_names: (n_classes,) the model's classes (the score columns).
+        strict: refuse instead of warn.
+
+    Returns:
+        those classes, sorted (empty: nothing said).
+
+    Raises:
+        EvaluationInputError: ``strict`` and some ground-truth class has no scores.
+    """
+    missing = unscored_classes(ground_truth, class_names)
+    if not missing:
+        return missing
+    head = (
+        f"{source_of(ground_truth, 'ground truth')}: class(es) {', '.join(missing)} have no scores "
+        f"(the model's {len(class_names)} classes: {', '.join(class_names)})"
+    )
+    if strict:
+        raise EvaluationInputError(
+            f"{head}; rename or drop those ground-truth rows, or leave out --strict_classes to score them "
+            "as never detected"
+        )
+    log.warning("%s: %s; --strict_classes refuses them", head, NEVER_DETECTED)
+    return missing
+
+
+def report_undetected_classes(labels: Iterable[str], ground_truth: pd.DataFrame, source: str) -> list[str]:
+    """``report_unscored_classes`` for decoded detections (``--predictions``,
+    ``--operating_points``), where the model's classes are not known: the ground-truth classes
+    without any detection are scored as never detected, as ever, in one warning that names them.
+
+    Args:
+        labels: (n_detections,) class of each detection (NaN/None: an empty-clip row, skipped).
+        ground_truth: cleaned event table.
+        source: the detections' file, named in the warning.
+
+    Returns:
+        those classes, sorted (empty: nothing said).
+    """
+    values = labels if isinstance(labels, pd.Series) else pd.Series(list(labels), dtype=object)
+    missing = unscored_classes(ground_truth, set(values.dropna()))
+    if missing:
+        log.warning(
+            "%s: ground-truth class(es) %s of %s have no detection (not among the model's classes, or never "
+            "detected): %s", source, ", ".join(missing), source_of(ground_truth, "the ground truth"), NEVER_DETECTED,
+        )
+    return missing
 
 
 def restrict_to_scored_clips(

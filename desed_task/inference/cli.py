@@ -32,7 +32,7 @@ from desed_task.evaluation.postprocessing_file import load_postprocessing
 from desed_task.evaluation.score_files import write_score_table
 from desed_task.features.mel import log_mel
 from desed_task.inference.detector import SoundEventDetector
-from desed_task.inference.outputs import EventsFile, input_names
+from desed_task.inference.outputs import DurationsFile, EventsFile, input_names
 from desed_task.inference.reading import NoAudioFilesError
 from desed_task.separation.model import TensorFlowMissing  # plain Python: no TensorFlow yet
 
@@ -129,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
         thresholds, windows = list(postprocessing.threshold), list(postprocessing.median_window)
     out_dir = Path(args.out_dir)
     events_file = EventsFile(out_dir / "events.tsv")
+    durations_file = DurationsFile(out_dir / "durations.tsv")
     failed: list[str] = []
     audio_seconds = 0.0
     started = time.perf_counter()
@@ -146,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             events = detector.events(scores, name, thresholds, windows, duration=audio.duration)
         events_file.append(events)
+        durations_file.append(name, audio.duration)
         write_score_table(scores, names, detector.frame_step, out_dir / "scores" / f"{name}.tsv")
         if collector is not None:
             from desed_task.inference.plots import plot_detection

@@ -1,5 +1,5 @@
-"""Files written by the inference CLI: events.tsv (DCASE layout) and the names that keep every
-input's outputs apart (score tables: ``desed_task.evaluation.score_files.write_score_table``)."""
+"""Files written by the inference CLI: events.tsv (DCASE layout), durations.tsv (each scored
+file's length, the evaluation's ``--durations``) and the names that keep every input's outputs apart (score tables: ``desed_task.evaluation.score_files.write_score_table``)."""
 
 from __future__ import annotations
 
@@ -68,3 +68,18 @@ class EventsFile:
         if len(events):
             events[list(EVENT_COLUMNS)].to_csv(self.path, sep="\t", index=False, header=False, mode="a", float_format="%.3f")
         self.count += len(events)
+
+
+class DurationsFile:
+    """``durations.tsv`` beside events.tsv: ``filename duration`` (seconds) of every scored file,
+    written as files are scored, the layout of the evaluation's ``--durations``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("filename\tduration\n")
+
+    def append(self, name: str, seconds: float) -> None:
+        """Add one file: its output name (events.tsv's ``filename``) and its length in seconds."""
+        with self.path.open("a") as handle:
+            handle.write(f"{name}\t{seconds:.6f}\n")

@@ -29,6 +29,7 @@ from desed_task.evaluation.score_files import read_score_folder
 from desed_task.evaluation.tables import (
     clean_durations,
     clean_event_table,
+    drop_ground_truth_past_end,
     read_durations,
     read_event_table,
 )
@@ -85,8 +86,8 @@ def _score_folder(path: str) -> Path:
 
 def _validation_inputs(args: argparse.Namespace):
     """Scores restricted to the durations' clips, the classes with ground truth, the tables."""
-    ground_truth = clean_event_table(read_event_table(args.ground_truth))
     durations = clean_durations(read_durations(args.durations))
+    ground_truth = clean_event_table(drop_ground_truth_past_end(read_event_table(args.ground_truth), durations))
     folder = _score_folder(args.scores)
     scores, class_names, frame_step = read_score_folder(folder, set(durations["filename"]))
     clips = list(durations["filename"])

@@ -423,6 +423,7 @@ class MeanTeacher(L.LightningModule):
         training = self.config["training"]
         output_dir = self.output_dir  # a collective under DDP: every process asks
         results: dict[str, dict[str, float]] = {}
+        left_out: dict[str, dict[str, list[str]]] = {}  # {model: {macro F1: classes it left out}}
         if self.trainer.is_global_zero:
             for model in MODELS:
                 save_dir = output_dir / model
@@ -439,6 +440,7 @@ class MeanTeacher(L.LightningModule):
                 options = {
                     "clip_to_durations": bool(training.get("clip_events_to_durations", False)),
                     "max_event_time": self.max_event_time,
+                    "macro_left_out": left_out.setdefault(model, {}),
                 }
                 if self.postprocessing is None:
                     results[model] = evaluate_scores(
@@ -468,7 +470,7 @@ class MeanTeacher(L.LightningModule):
         flat["hp_metric"] = max(results["student"]["psds1"], results["student"]["psds2"])
         self.log_dict(flat)
         if self.trainer.is_global_zero:
-            table = summary_table(results, self.postprocessing_description)
+            table = summary_table(results, self.postprocessing_description, left_out)
             print("\n" + table + "\n", flush=True)
             (output_dir / "summary.md").write_text(table + "\n")
             self._log_figures(table, output_dir)
