@@ -148,6 +148,7 @@ def evaluate_scores(
     f1_thresholds: Sequence[float] | None = None,
     max_event_time: float | None = None,
     strict_classes: bool = False,
+    unscored_durations: pd.DataFrame | None = None,
 ) -> dict[str, float]:
     """All the 2021 metrics from frame scores.
 
@@ -178,6 +179,11 @@ def evaluate_scores(
             are scored as psds_eval and sed_eval score them, in one warning
             (``tables.report_absent_classes``), and that class's scores are left out of the
             exact PSDS.
+        unscored_durations: table with filename and duration (seconds) of clips without
+            ground-truth events that were left out and not scored, whose durations still count
+            in the psds_eval-style PSDS (psds1, psds2), as 2023's psds_eval metadata counted
+            the dev-test clips its dataset had dropped (``data.drop_clips_without_events``);
+            the exact PSDS and the F1s leave them out, as 2023's sed_scores_eval and F1s did.
 
     Returns:
         {name: value} of ``metrics.METRICS``, in that order: psds1, psds2, psds1_exact,
@@ -222,7 +228,14 @@ def evaluate_scores(
     # the operating points go to the PSDS as arrays: 1.5 M events of 50 thresholds on DESED's
     # dev-test set, whose tables would take longer to build and check than the PSDS itself
     inputs = prepare_intersection_inputs(ground_truth, durations)
-    psds = psds_scenarios_from_detections(*_encoded(decoded, inputs, class_names), thresholds, inputs, PSDS_SCENARIOS)
+    psds_inputs = inputs
+    if unscored_durations is not None and len(unscored_durations):
+        with_unscored = pd.concat([durations, clean_durations(unscored_durations)], ignore_index=True)
+        with_unscored.attrs.update(durations.attrs)
+        psds_inputs = prepare_intersection_inputs(ground_truth, with_unscored)
+    psds = psds_scenarios_from_detections(
+        *_encoded(decoded, psds_inputs, class_names), thresholds, psds_inputs, PSDS_SCENARIOS
+    )
     metrics = _report_psds(psds, save_dir)
     # a class without ground truth has no PSDS of its own: its scores are left out (psds_eval
     # ignores its detections; sed_scores_eval refuses it)
