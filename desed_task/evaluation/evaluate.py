@@ -134,6 +134,17 @@ def evaluate_exact(
     return {name: result.value for name, result in results.items()}
 
 
+def with_unscored_clips(durations: pd.DataFrame, unscored_durations: pd.DataFrame | None) -> pd.DataFrame:
+    """The durations table of the psds_eval-style PSDS: the clips scored (``durations``) and
+    those left out without events (``unscored_durations``, see ``evaluate_scores``), after them."""
+    durations = clean_durations(durations)
+    if unscored_durations is None or not len(unscored_durations):
+        return durations
+    combined = pd.concat([durations, clean_durations(unscored_durations)], ignore_index=True)
+    combined.attrs.update(durations.attrs)
+    return clean_durations(combined.drop_duplicates("filename", keep="first").reset_index(drop=True))
+
+
 def evaluate_scores(
     scores: Mapping[str, np.ndarray],
     class_names: Sequence[str],
@@ -230,9 +241,7 @@ def evaluate_scores(
     inputs = prepare_intersection_inputs(ground_truth, durations)
     psds_inputs = inputs
     if unscored_durations is not None and len(unscored_durations):
-        with_unscored = pd.concat([durations, clean_durations(unscored_durations)], ignore_index=True)
-        with_unscored.attrs.update(durations.attrs)
-        psds_inputs = prepare_intersection_inputs(ground_truth, with_unscored)
+        psds_inputs = prepare_intersection_inputs(ground_truth, with_unscored_clips(durations, unscored_durations))
     psds = psds_scenarios_from_detections(
         *_encoded(decoded, psds_inputs, class_names), thresholds, psds_inputs, PSDS_SCENARIOS
     )

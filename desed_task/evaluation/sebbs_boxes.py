@@ -24,7 +24,11 @@ import numpy as np
 import pandas as pd
 
 from desed_task.evaluation.decode import FRAME_STEP
-from desed_task.evaluation.evaluate import evaluate_operating_points, evaluate_predictions
+from desed_task.evaluation.evaluate import (
+    evaluate_operating_points,
+    evaluate_predictions,
+    with_unscored_clips,
+)
 from desed_task.evaluation.exact_psds import audio_id, score_dataframes
 from desed_task.evaluation.metrics import PSDS_SCENARIOS, threshold_grid
 from desed_task.evaluation.postprocessing_file import (
@@ -128,10 +132,11 @@ def evaluate_sebbs(
     frame_step: float = FRAME_STEP,
     save_dir: Path | None = None,
     strict_classes: bool = False,
+    unscored_durations: pd.DataFrame | None = None,
 ) -> dict[str, float]:
     """The 2021 metrics of cSEBBs: PSDS from the boxes above 50 confidence thresholds and
     exact PSDS of the boxes; F1s of the boxes above each class's threshold. Boxes of a class
-    without ground-truth events: as in ``evaluate_scores``."""
+    without ground-truth events, and ``unscored_durations``: as in ``evaluate_scores``."""
     boxes = sebbs_boxes(scores, class_names, postprocessing.sebbs, frame_step)
     operating_points = {t: sebbs_detections(boxes, t, class_names) for t in threshold_grid(n_thresholds)}
     detections = sebbs_detections(boxes, postprocessing.threshold, class_names)
@@ -141,7 +146,9 @@ def evaluate_sebbs(
         consequence = (f"over the {n_thresholds} operating points they are {IN_PSDS}, and left out of the exact "
                        f"PSDS; the {len(detections[detections['event_label'].isin(counts)])} of the F1 output are {IN_F1}")
         report_absent_classes(counts, ground_truth, "cSEBBs of the scores", strict_classes, consequence)
-    metrics = evaluate_operating_points(operating_points, ground_truth, durations, save_dir)
+    metrics = evaluate_operating_points(
+        operating_points, ground_truth, with_unscored_clips(durations, unscored_durations), save_dir
+    )
     present = [name for name in class_names if name in set(events_only(ground_truth)["event_label"])]
     present_boxes = boxes[boxes["event_label"].isin(present)]
     for name, settings in PSDS_SCENARIOS.items():
