@@ -86,6 +86,9 @@ SCHEMA: dict[str, dict[str, tuple[Any, bool]]] = {
         "check_audio": (bool, False),
         "sort_unlabeled": (bool, False),  # false (2021): the unlabelled folder's listing order
         "resampler": (_OPT_STR, False),  # kaiser_best (2021) or soxr_hq
+        # false (2021): strongly labelled clips without any event (15 of DESED's dev-test) are
+        # kept, scored and written; true (2023's dropna): left out of their set
+        "drop_clips_without_events": (bool, False),
         **{
             f"{name}{suffix}": (_OPT_STR, False)
             for name in ("synth", "weak", "unlabeled", "synth_val", "test", "eval", "strong")
@@ -104,6 +107,9 @@ SCHEMA: dict[str, dict[str, tuple[Any, bool]]] = {
         "lr": (_NUM, True),
         # false (2021): the first optimizer step at Adam's initial 1e-3, the warm-up from step 2
         "warmup_first_step": (bool, False),
+        # false (2021): as above; true (2023): the first step at opt.lr (2023 built Adam with
+        # opt.lr, its scheduler set the warm-up rate only after that step)
+        "first_step_at_lr": (bool, False),
     },
     "feats": {
         "n_mels": (int, True),
@@ -294,6 +300,11 @@ def validate_config(config: dict, source: str = "<config>") -> dict:
         raise ConfigError(
             f"{source}: 'data.resampler' must be kaiser_best (2021) or soxr_hq, "
             f"got {data['resampler']!r}"
+        )
+    if config["opt"].get("warmup_first_step") and config["opt"].get("first_step_at_lr"):
+        raise ConfigError(
+            f"{source}: 'opt.warmup_first_step' and 'opt.first_step_at_lr' both set the first step's "
+            "learning rate: keep one (warm-up rate, or opt.lr as 2023)"
         )
     _check_embeddings(config, source)
     return config

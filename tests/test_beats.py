@@ -160,17 +160,25 @@ def test_fbank_equals_torchaudio_kaldi_fbank(torchaudio_kaldi, options):
 
 
 def test_fbank_matches_golden(shared_reference):
-    """The golden fbank is itself float32 arithmetic: against Kaldi computed exactly it is off by
-    2.0e-4 at one value (frame 49, lowest band, energy ~1e-10 of the frame's), ours by 1.5e-5;
-    every other value of ours is within 1e-4 of the golden one."""
+    """Ours is within 1e-4 of the golden fbank (the official code's: torchaudio's kaldi.fbank in
+    float32) at every value but one, 2.2e-4 off: clip 0, frame 49, the lowest mel band, whose
+    energy is 5.7e-11 of the frame's loudest band. There the golden itself is 2.0e-4 off Kaldi
+    computed in float64, ours 2.3e-5: the float32 rounding of the frame's linear steps (mean
+    removal, pre-emphasis, window, FFT: steps in torchaudio, one matrix here), set by the loud
+    bands, is 0.27 % of the energy of a band 102 dB below them (2.0e-4 x 2 std = 2.7e-3 in log
+    energy); run in float64, torchaudio's code is within 8e-6 of the exact values."""
     io = torch.load(shared_reference / "beats2023" / "beats_io.pt", weights_only=True)
     ours = _beats_fbank(io["audio"])
     for key in ("iter3_small_fbank", "finetuned_small_fbank"):
         diff = (ours - io[key]).abs()
-        assert diff.max() < 3e-4
-        assert int((diff > 1e-4).sum()) <= 1
+        assert 1e-4 < float(diff[0, 49, 0]) < 3e-4
+        diff[0, 49, 0] = 0.0
+        assert diff.max() < 1e-4
     exact = _normalised(torch.from_numpy(_kaldi_fbank_float64(io["audio"][0].double().numpy() * 2**15)))
     assert (ours[0].double() - exact).abs().max() < 5e-5
+    assert float((io["iter3_small_fbank"][0, 49, 0].double() - exact[49, 0]).abs()) > 1.5e-4  # the golden's rounding
+    energies = _kaldi_fbank_float64(io["audio"][0].double().numpy() * 2**15)[49]
+    assert energies[0] - energies.max() < np.log(1e-10)  # a band 100 dB below the frame's loudest
 
 
 # ----------------------------------------------------------------------------- model

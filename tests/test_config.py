@@ -123,4 +123,5 @@ def test_pretrained_yaml_holds_the_2023_values():
             "self_sup_loss", "weak_split", "seed", "mixup", "obj_metric_synth_type")
     assert all(c["training"][k] == sed["training"][k] for k in same)
     assert c["training"]["mixup_embeddings"] is False and c["training"]["strong_real"] is False
+    assert c["opt"].pop("first_step_at_lr") is True  # 2023 (tests/test_recipe_2023.py)
     assert (c["opt"], c["feats"], c["scaler"]) == (sed["opt"], sed["feats"], sed["scaler"])

@@ -91,6 +91,8 @@ class DESEDDataModule(L.LightningDataModule):
         self.synth_val_durations: pd.DataFrame | None = None
         self.test_events: pd.DataFrame | None = None
         self.test_durations: pd.DataFrame | None = None
+        # data.drop_clips_without_events: the dev-test clips left out, with their durations
+        self.test_dropped_durations: pd.DataFrame | None = None
         self._prepared = False
         self.uses_embeddings = bool(config.get("net", {}).get("use_embeddings"))
 
@@ -198,13 +200,18 @@ class DESEDDataModule(L.LightningDataModule):
         """The set, its events and its durations (None without a durations file), restricted
         to the clips that are used; events past their clip's end are dropped with a warning.
         With a durations file, the set's clips are also those listed there without any event
-        (the evaluated clips are the durations table's, as in psds_eval)."""
+        (the evaluated clips are the durations table's, as in psds_eval), unless
+        ``data.drop_clips_without_events`` (2023) leaves every clip without events out."""
         path = self.data[f"{name}_tsv"]
         events = read_strong_table(path, self.class_names)
         durations = read_durations(self.data[DURATION_KEYS[name]]) if name in DURATION_KEYS else None
         events = drop_events_past_end(events, path, name, float(self.data["audio_max_len"]), durations)
-        in_events = set(events["filename"])
-        clips_without_rows = [] if durations is None else [f for f in durations["filename"] if f not in in_events]
+        if self.data.get("drop_clips_without_events"):
+            events = self._drop_clips_without_events(name, events, durations)
+            clips_without_rows = []
+        else:
+            in_events = set(events["filename"])
+            clips_without_rows = [] if durations is None else [f for f in durations["filename"] if f not in in_events]
         dataset = StronglyLabeledSet(
             name, self._folder(name), events, self.encoder, extra_clips=clips_without_rows,
             shortest_seconds=shortest_audio_seconds(events, durations), **self._clip_kwargs(name),
@@ -222,6 +229,27 @@ class DESEDDataModule(L.LightningDataModule):
         if durations is not None:
             durations = durations[durations["filename"].isin(kept)].reset_index(drop=True)
         return dataset, events, durations
+
+    def _drop_clips_without_events(
+        self, name: str, events: pd.DataFrame, durations: pd.DataFrame | None
+    ) -> pd.DataFrame:
+        """``data.drop_clips_without_events`` (2023): the set's events without its empty-label
+        rows (2023's ``dropna``), so that a clip without any event is not in the set; for the
+        dev-test set, the durations of the clips left out are kept in ``test_dropped_durations``
+        (2023's psds_eval still counted them, see ``MeanTeacher.on_test_epoch_end``)."""
+        labelled = events[events["event_label"].notna()].reset_index(drop=True)
+        labelled.attrs.update(events.attrs)
+        with_events = set(labelled["filename"])
+        listed = list(dict.fromkeys([*events["filename"], *([] if durations is None else durations["filename"])]))
+        dropped = [f for f in listed if f not in with_events]
+        if dropped:
+            log.info(
+                "%s: %d clip(s) without any event left out (data.drop_clips_without_events, as 2023; first: %s)",
+                name, len(dropped), dropped[0],
+            )
+        if name == "test" and durations is not None:
+            self.test_dropped_durations = durations[durations["filename"].isin(dropped)].reset_index(drop=True)
+        return labelled
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_sets or self.test_set is not None:

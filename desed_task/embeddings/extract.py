@@ -257,13 +257,14 @@ def config_sets(config: dict, source: str) -> list[EmbeddingSet]:
 
 
 def prepare_folders(config: dict, sets: Iterable[EmbeddingSet]) -> None:
-    """Resample the sets' ``_44k`` twins into their 16 kHz folders, as training does first."""
+    """Resample the sets' ``_44k`` twins into their 16 kHz folders, as training does first
+    (with the config's ``data.resampler``: the embeddings describe the clips training reads)."""
     data = config["data"]
     for name, key in CONFIG_SETS:
         twin = data.get(f"{key}_folder_44k")
         folder = data.get(f"{key}_folder")
         if any(s.name == name for s in sets) and twin and Path(twin).is_dir():
-            report = resample_folder(twin, folder, SAMPLE_RATE)
+            report = resample_folder(twin, folder, SAMPLE_RATE, resampler=data.get("resampler"))
             if report.failed:
                 log.warning("%d file(s) of %s could not be resampled", len(report.failed), twin)
 

@@ -154,6 +154,17 @@ def evaluate_exact(
     return {name: result.value for name, result in results.items()}
 
 
+def with_unscored_clips(durations: pd.DataFrame, unscored_durations: pd.DataFrame | None) -> pd.DataFrame:
+    """The durations table of the psds_eval-style PSDS: the clips scored (``durations``) and
+    those left out without events (``unscored_durations``, see ``evaluate_scores``), after them."""
+    durations = clean_durations(durations)
+    if unscored_durations is None or not len(unscored_durations):
+        return durations
+    combined = pd.concat([durations, clean_durations(unscored_durations)], ignore_index=True)
+    combined.attrs.update(durations.attrs)
+    return clean_durations(combined.drop_duplicates("filename", keep="first").reset_index(drop=True))
+
+
 def evaluate_scores(
     scores: Mapping[str, np.ndarray],
     class_names: Sequence[str],
@@ -169,6 +180,7 @@ def evaluate_scores(
     max_event_time: float | None = None,
     strict_classes: bool = False,
     macro_left_out: dict[str, list[str]] | None = None,
+    unscored_durations: pd.DataFrame | None = None,
 ) -> dict[str, float]:
     """All the 2021 metrics from frame scores.
 
@@ -203,6 +215,11 @@ def evaluate_scores(
             (``tables.report_unscored_classes``).
         macro_left_out: filled with the classes each macro F1 leaves out
             (``evaluate_predictions``).
+        unscored_durations: table with filename and duration (seconds) of clips without
+            ground-truth events that were left out and not scored, whose durations still count
+            in the psds_eval-style PSDS (psds1, psds2), as 2023's psds_eval metadata counted
+            the dev-test clips its dataset had dropped (``data.drop_clips_without_events``);
+            the exact PSDS and the F1s leave them out, as 2023's sed_scores_eval and F1s did.
 
     Returns:
         {name: value} of ``metrics.METRICS``, in that order: psds1, psds2, psds1_exact,
@@ -248,7 +265,12 @@ def evaluate_scores(
     # the operating points go to the PSDS as arrays: 1.5 M events of 50 thresholds on DESED's
     # dev-test set, whose tables would take longer to build and check than the PSDS itself
     inputs = prepare_intersection_inputs(ground_truth, durations)
-    psds = psds_scenarios_from_detections(*_encoded(decoded, inputs, class_names), thresholds, inputs, PSDS_SCENARIOS)
+    psds_inputs = inputs
+    if unscored_durations is not None and len(unscored_durations):
+        psds_inputs = prepare_intersection_inputs(ground_truth, with_unscored_clips(durations, unscored_durations))
+    psds = psds_scenarios_from_detections(
+        *_encoded(decoded, psds_inputs, class_names), thresholds, psds_inputs, PSDS_SCENARIOS
+    )
     metrics = _report_psds(psds, save_dir)
     # a class without ground truth has no PSDS of its own: its scores are left out (psds_eval
     # ignores its detections; sed_scores_eval refuses it)

@@ -44,6 +44,7 @@ def evaluate_postprocessed(
         return evaluate_sebbs(
             scores, class_names, ground_truth, durations, postprocessing, n_thresholds, frame_step, save_dir,
             strict_classes=bool(options.get("strict_classes", False)), macro_left_out=options.get("macro_left_out"),
+            unscored_durations=options.get("unscored_durations"),
         )
     tuned_thresholds = any(t != DEFAULT_THRESHOLD for t in postprocessing.threshold)
     return evaluate_scores(

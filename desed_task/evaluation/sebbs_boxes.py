@@ -24,7 +24,11 @@ import numpy as np
 import pandas as pd
 
 from desed_task.evaluation.decode import FRAME_STEP
-from desed_task.evaluation.evaluate import evaluate_operating_points, evaluate_predictions
+from desed_task.evaluation.evaluate import (
+    evaluate_operating_points,
+    evaluate_predictions,
+    with_unscored_clips,
+)
 from desed_task.evaluation.exact_psds import audio_id, score_dataframes
 from desed_task.evaluation.metrics import PSDS_SCENARIOS, threshold_grid
 from desed_task.evaluation.postprocessing_file import (
@@ -130,11 +134,12 @@ def evaluate_sebbs(
     save_dir: Path | None = None,
     strict_classes: bool = False,
     macro_left_out: dict[str, list[str]] | None = None,
+    unscored_durations: pd.DataFrame | None = None,
 ) -> dict[str, float]:
     """The 2021 metrics of cSEBBs: PSDS from the boxes above 50 confidence thresholds and
     exact PSDS of the boxes; F1s of the boxes above each class's threshold. Boxes of a class
-    without ground-truth events, ground-truth classes without scores and ``macro_left_out``:
-    as in ``evaluate_scores``."""
+    without ground-truth events, ground-truth classes without scores, ``macro_left_out`` and
+    ``unscored_durations``: as in ``evaluate_scores``."""
     ground_truth = clean_event_table(ground_truth)
     unscored = report_unscored_classes(ground_truth, class_names, strict_classes)
     boxes = sebbs_boxes(scores, class_names, postprocessing.sebbs, frame_step)
@@ -145,7 +150,9 @@ def evaluate_sebbs(
         consequence = (f"over the {n_thresholds} operating points they are {IN_PSDS}, and left out of the exact "
                        f"PSDS; the {len(detections[detections['event_label'].isin(counts)])} of the F1 output are {IN_F1}")
         report_absent_classes(counts, ground_truth, "cSEBBs of the scores", strict_classes, consequence)
-    metrics = evaluate_operating_points(operating_points, ground_truth, durations, save_dir)
+    metrics = evaluate_operating_points(
+        operating_points, ground_truth, with_unscored_clips(durations, unscored_durations), save_dir
+    )
     present = [name for name in class_names if name in set(events_only(ground_truth)["event_label"])]
     present_boxes = boxes[boxes["event_label"].isin(present)]
     for name, settings in PSDS_SCENARIOS.items():  # a class without scores: no box, never detected

@@ -42,9 +42,9 @@ from desed_task.training.distributed import broadcast_from_zero, gather_by_name
 from desed_task.training.ema import update_ema
 from desed_task.training.mixup import mixup
 from desed_task.training.schedulers import (
-    FIRST_STEP_LR_2021,
     ExponentialWarmup,
     exponential_warmup_factor,
+    first_step_lr,
     warmup_length,
 )
 
@@ -275,8 +275,7 @@ class MeanTeacher(L.LightningModule):
         params = [p for p in self.sed_student.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(params, lr, betas=(0.9, 0.999))
         self._warmup_steps = self._count_warmup_steps()
-        first_step_lr = None if self.config["opt"].get("warmup_first_step") else FIRST_STEP_LR_2021
-        scheduler = ExponentialWarmup(optimizer, lr, self._warmup_steps, first_step_lr=first_step_lr)
+        scheduler = ExponentialWarmup(optimizer, lr, self._warmup_steps, first_step_lr=first_step_lr(self.config["opt"]))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # ------------------------------------------------------------------ buffers of clip outputs
@@ -441,6 +440,8 @@ class MeanTeacher(L.LightningModule):
                     "clip_to_durations": bool(training.get("clip_events_to_durations", False)),
                     "max_event_time": self.max_event_time,
                     "macro_left_out": left_out.setdefault(model, {}),
+                    # data.drop_clips_without_events: 2023's psds_eval still counted their durations
+                    "unscored_durations": self.trainer.datamodule.test_dropped_durations,
                 }
                 if self.postprocessing is None:
                     results[model] = evaluate_scores(

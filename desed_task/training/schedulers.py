@@ -28,6 +28,21 @@ FIRST_STEP_LR_2021 = 1e-3
 whatever ``opt.lr``, and its step-wise scheduler set the warm-up rate only after that step."""
 
 
+def first_step_lr(opt: dict) -> float | None:
+    """The learning rate of the first optimizer step set by the config's ``opt`` section
+    (``ExponentialWarmup``'s ``first_step_lr``; None: the warm-up's rate).
+
+    2021 (the default): `FIRST_STEP_LR_2021`. ``warmup_first_step``: the warm-up's rate.
+    ``first_step_at_lr`` (2023): ``opt.lr``, the rate its recipe built Adam with
+    (``train_pretrained.py``), before its scheduler had stepped.
+    """
+    if opt.get("warmup_first_step"):
+        return None
+    if opt.get("first_step_at_lr"):
+        return float(opt["lr"])
+    return FIRST_STEP_LR_2021
+
+
 class _WarmupFactor:
     """Picklable lr multiplier; LambdaLR saves a callable object's ``__dict__`` in its state."""
 
