@@ -162,7 +162,7 @@ def test_every_input_gets_its_own_outputs_and_a_findable_name(trained, tmp_path,
             str(folder), str(tmp_path / "a" / "rec.wav"), str(tmp_path / "b" / "rec.wav"), str(tmp_path / "other"),
             str(folder / "kitchen_mix.wav")]  # given twice: scored once
     code, out_text, _ = _exits(inference_main, args, capsys)
-    assert code == 0 and json.loads(out_text.strip().splitlines()[-1])["files"] == 7
+    assert code == 0 and json.loads(out_text.strip().splitlines()[-1])["scored"] == 7
     # PATH 1 is the folder, 2 and 3 the two rec.wav files, 4 the folder "other" (sub/rec.wav as 1)
     names = {"kitchen_mix.wav": 2.0, "kitchen_mix.mp3": 3.0, "kitchen_mix.ogg": 4.0, "1/sub/rec.wav": 1.5,
              "2/rec.wav": 2.5, "3/rec.wav": 3.5, "4/sub/rec.wav": 4.5}
