@@ -312,6 +312,10 @@ def test_sigterm_and_ctrl_c_keep_the_checkpoint_fail_and_say_how_to_go_on(tiny_d
     assert re.search(rf"resumed from {re.escape(str(last))}: best val/obj_metric so far \d\.\d{{4}}, from {re.escape(str(best))}", output), output[-3000:]
     for noise in NOISE:
         assert noise not in output, noise
+    # the resumed run tested in version_1: LOG_DIR/metrics_test names it (issue 26)
+    runs = tmp_path / "runs"
+    assert (runs / "version_1" / "metrics_test" / "summary.md").is_file()
+    assert (runs / "metrics_test").resolve() == (runs / "version_1" / "metrics_test").resolve()
 
 
 # ------------------------------------------------------------------ 8. small things
