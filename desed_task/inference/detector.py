@@ -434,7 +434,8 @@ class SoundEventDetector:
             waveform: (samples,) mono, (samples, channels) as ``soundfile.read`` returns it, or
                 (channels, samples) as ``torchaudio.load`` does; float audio in [-1, 1] or
                 integer PCM (scaled by its type's range). Channels are averaged, as in training.
-            sample_rate: its rate in Hz; resampled to the model's rate when different.
+            sample_rate: its rate in Hz; resampled to the model's rate when different (below
+                it, with one logged warning: see `upsampling_note`).
 
         Returns:
             (n_classes, n_frames) probabilities; frame i covers [i, i + 1) * frame_step s.
@@ -452,7 +453,8 @@ class SoundEventDetector:
     def score_file(
         self, path: str | Path, on_window: Callable[[int, np.ndarray], None] | None = None
     ) -> tuple[np.ndarray, AudioFile]:
-        """Frame scores of an audio file, read in blocks (memory bounded for hours of audio).
+        """Frame scores of an audio file, read in blocks (memory bounded for hours of audio); a
+        file below the model's rate is named in one logged warning (see `upsampling_note`).
 
         Returns:
             (n_classes, n_frames) probabilities and the opened file's facts (rate, duration).
