@@ -136,6 +136,16 @@ def test_install_refuses_a_distribution_python_with_one_line_and_installs_into_a
     _one_error_line(proc.stderr, "no 'no-such-python-here' command on the PATH", "python3 -m venv .venv")
 
 
+def test_install_refuses_this_machines_distribution_python_when_it_has_one():
+    system = Path("/usr/bin/python3")
+    probe = "import os, sysconfig; print(os.path.isfile(os.path.join(sysconfig.get_path('stdlib'), 'EXTERNALLY-MANAGED')))"
+    if not system.is_file() or subprocess.run([system, "-c", probe], capture_output=True, text=True).stdout.strip() != "True":
+        pytest.skip("no externally-managed /usr/bin/python3 here (Debian 12 and Ubuntu 24.04 have one)")
+    proc = _install(str(system))
+    assert proc.returncode == 2
+    _one_error_line(proc.stderr, "/usr/bin/python3", "PEP 668", "python3 -m venv .venv && . .venv/bin/activate")
+
+
 def test_the_quick_start_makes_a_venv_first_and_names_every_extra():
     block = re.search(r"## Quick start\n.*?```bash\n(.*?)```", README, re.S).group(1).strip().splitlines()
     assert block[0] == "python3 -m venv .venv && . .venv/bin/activate"
