@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import write_wav
-from pipeline import REPO, TINY_SIZES, run_cli, tiny_config, write_config
+from pipeline import REPO, TINY_SIZES, run_cli, tiny_config, tiny_detector_config, write_config
 
 from desed_task.data.resample import resample_folder
 from desed_task.data.tables import MetadataError, read_strong_table
@@ -79,6 +79,23 @@ def test_a_folder_resampled_for_training_names_its_files_below_16k(tmp_path, cap
     assert [p.name for p in report.upsampled] == ["a_8k.wav"] and report.resampled == 2
     notes = [r.getMessage() for r in caplog.records if "below the 16000 Hz" in r.getMessage()]
     assert len(notes) == 1 and "a_8k.wav: sampled at 8000 Hz" in notes[0]
+
+
+@pytest.mark.slow
+def test_train_sed_test_names_a_test_clip_below_16k(tiny_checkpoint, tmp_path, caplog):
+    """`train_sed.py --test_from_checkpoint` on a test set given by its `_44k` folder."""
+    write_wav(tmp_path / "test_44k" / "low.wav", seconds=10.0, fs=8000, seed=1)
+    write_wav(tmp_path / "test_44k" / "high.wav", seconds=10.0, fs=44100, seed=2)
+    (tmp_path / "test.tsv").write_text("filename\tonset\toffset\tevent_label\nlow.wav\t1\t3\tDog\nhigh.wav\t2\t5\tCat\n")
+    config = tiny_detector_config()
+    config["data"].update(test_folder=str(tmp_path / "test_16k"), test_folder_44k=str(tmp_path / "test_44k"),
+                          test_tsv=str(tmp_path / "test.tsv"), test_dur=str(tmp_path / "test_dur.tsv"), resampler="soxr_hq")
+    conf = write_config(config, tmp_path / "tiny.yaml")
+    with caplog.at_level(logging.WARNING):
+        run_cli(conf, "--test_from_checkpoint", str(tiny_checkpoint), "--log_dir", str(tmp_path / "log"))
+    notes = [r.getMessage() for r in caplog.records if "below the 16000 Hz the model was trained on" in r.getMessage()]
+    assert len(notes) == 1 and notes[0].startswith(f"{tmp_path / 'test_44k' / 'low.wav'}: sampled at 8000 Hz"), notes
+    assert (tmp_path / "log" / "metrics_test" / "summary.md").is_file()
 
 
 # ------------------------------------------------------------------ 6. install on today's distributions
