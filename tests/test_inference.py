@@ -93,7 +93,8 @@ def test_cli_scores_short_long_stereo_8k_48k_and_reports_a_bad_file(tiny_checkpo
     out = tmp_path / "out"
     code, summary, err = _cli(["--checkpoint", str(tiny_checkpoint), "--out_dir", str(out), "--gpus", "0", str(inputs)], capsys)
     assert code == 2
-    assert summary["files"] == 5 and summary["failed"] == 2
+    assert summary["inputs"] == 7 and summary["scored"] == 5 and summary["failed"] == 2
+    assert summary["upsampled"] == 1  # sub/rate8k.wav
     assert summary["audio_seconds"] == pytest.approx(0.4 + 75 + 10 + 6 + 3.7, abs=1e-3)
     assert "error:" in err and "broken.wav" in err and "empty.wav" in err
     seconds = {"short.wav": 0.4, "long.flac": 75, "stereo.wav": 10, "sub/rate8k.wav": 6, "sub/rate48k.ogg": 3.7}
@@ -115,7 +116,7 @@ def test_cli_per_class_values_and_plot(tiny_checkpoint, tmp_path, capsys):
     args = ["--checkpoint", str(tiny_checkpoint), "--out_dir", str(tmp_path / "out"), "--gpus", "0",
             "--thresholds", str(tmp_path / "th.yaml"), "--median_windows", str(tmp_path / "mw.tsv"), "--plot", str(clip)]
     code, summary, _ = _cli(args, capsys)
-    assert code == 0 and summary["files"] == 1 and summary["failed"] == 0
+    assert code == 0 and summary["scored"] == 1 and summary["failed"] == 0
     assert (tmp_path / "out" / "plots" / "clip.wav.png").stat().st_size > 10000
 
     # the same values from a post-processing file (python -m desed_task.postprocessing tune)

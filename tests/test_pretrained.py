@@ -279,7 +279,7 @@ def test_inference_computes_the_embeddings_as_the_test_read_them(fused, tiny_dat
     code, out, err = _cli(main, ["--checkpoint", str(fused.best), "--gpus", "0", "--out_dir", str(tmp_path / "out"),
                                  str(clip), str(tmp_path / "in")], capsys)
     assert code == 0, err
-    assert json.loads(out.strip().splitlines()[-1])["files"] == 3
+    assert json.loads(out.strip().splitlines()[-1])["scored"] == 3
     # a dev-test clip: BEATs on the fly gives the scores the test gave from the extracted file
     tested = _scores(fused.root / "exp" / "version_0" / "metrics_test" / "teacher" / "scores" / "raw" / "0.tsv")
     scored = _scores(tmp_path / "out" / "scores" / "0.wav.tsv")

@@ -185,7 +185,7 @@ def test_inference_cli_resamples_a_44k_recording_with_kaiser_best_unless_told(tm
         out = tmp_path / resampler
         with pytest.raises(SystemExit) as exit_info:
             main(["--checkpoint", str(tiny_checkpoint), "--out_dir", str(out), "--gpus", "0", *flag, str(tmp_path / "rec.wav")])
-        assert exit_info.value.code == 0 and json.loads(capsys.readouterr().out.strip().splitlines()[-1])["files"] == 1
+        assert exit_info.value.code == 0 and json.loads(capsys.readouterr().out.strip().splitlines()[-1])["scored"] == 1
         assert used == [(44100, 16000, resampler)]
         expected = detector.scores(resample_audio(audio, 44100, 16000, resampler), 16000)
         table = pd.read_csv(out / "scores" / "rec.wav.tsv", sep="\t")

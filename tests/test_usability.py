@@ -162,7 +162,7 @@ def test_every_input_gets_its_own_outputs_and_a_findable_name(trained, tmp_path,
             str(folder), str(tmp_path / "a" / "rec.wav"), str(tmp_path / "b" / "rec.wav"), str(tmp_path / "other"),
             str(folder / "kitchen_mix.wav")]  # given twice: scored once
     code, out_text, _ = _exits(inference_main, args, capsys)
-    assert code == 0 and json.loads(out_text.strip().splitlines()[-1])["files"] == 7
+    assert code == 0 and json.loads(out_text.strip().splitlines()[-1])["scored"] == 7
     # PATH 1 is the folder, 2 and 3 the two rec.wav files, 4 the folder "other" (sub/rec.wav as 1)
     names = {"kitchen_mix.wav": 2.0, "kitchen_mix.mp3": 3.0, "kitchen_mix.ogg": 4.0, "1/sub/rec.wav": 1.5,
              "2/rec.wav": 2.5, "3/rec.wav": 3.5, "4/sub/rec.wav": 4.5}
@@ -312,6 +312,10 @@ def test_sigterm_and_ctrl_c_keep_the_checkpoint_fail_and_say_how_to_go_on(tiny_d
     assert re.search(rf"resumed from {re.escape(str(last))}: best val/obj_metric so far \d\.\d{{4}}, from {re.escape(str(best))}", output), output[-3000:]
     for noise in NOISE:
         assert noise not in output, noise
+    # the resumed run tested in version_1: LOG_DIR/metrics_test names it (issue 26)
+    runs = tmp_path / "runs"
+    assert (runs / "version_1" / "metrics_test" / "summary.md").is_file()
+    assert (runs / "metrics_test").resolve() == (runs / "version_1" / "metrics_test").resolve()
 
 
 # ------------------------------------------------------------------ 8. small things

@@ -39,6 +39,26 @@ def check_resampler(name: str | None) -> str:
     return name
 
 
+def upsampling_note(source: str | Path, rate: int, model_rate: int) -> str | None:
+    """The one line logged for audio below the model's rate (None at or above it): upsampled
+    audio has an empty band above ``rate / 2`` Hz, where the model, trained on ``model_rate``
+    content, expects sound (an 8 kHz recording can be scored as a class whose energy lies there).
+
+    Args:
+        source: the file (or the array's name), for the message.
+        rate: the audio's sample rate, Hz.
+        model_rate: the model's (the training audio's) sample rate, Hz.
+    """
+    if int(rate) >= int(model_rate):
+        return None
+    return (
+        f"{source}: sampled at {int(rate)} Hz, below the {int(model_rate)} Hz the model was trained on: "
+        f"upsampled, it has nothing above {rate / 2000:g} kHz where the training audio had sound "
+        f"(up to {model_rate / 2000:g} kHz), which can change the detections; record at {int(model_rate)} Hz "
+        f"or more when you can"
+    )
+
+
 def resample_audio(
     audio: np.ndarray, orig_rate: int, target_rate: int, resampler: str | None = None
 ) -> np.ndarray:
@@ -95,6 +115,8 @@ class ResampleReport:
     resampled: int = 0
     already_done: int = 0
     failed: list[Path] = field(default_factory=list)
+    upsampled: list[Path] = field(default_factory=list)
+    """Source files below the target rate (see `upsampling_note`), each logged once."""
 
 
 def _is_complete(dst: Path, src_info, target_fs: int) -> bool:
@@ -164,26 +186,30 @@ def resample_folder(
         )
     elif made_with != resampler:
         _write_marker(dst, resampler)
-    def one_file(path: Path) -> str | Exception:
+    def one_file(path: Path) -> tuple[str | Exception, int | None]:
         out = dst / path.relative_to(src)
         try:
             info = audio_info(path)
             if not redo and out.exists() and _is_complete(out, info, target_fs):
-                return "done"
+                return "done", info.sample_rate
             resample_file(path, out, target_fs, resampler)
-            return "new"
+            return "new", info.sample_rate
         except (AudioError, RuntimeError, sf.LibsndfileError) as err:
-            return err
+            return err, None
 
     report = ResampleReport()
     # files in parallel threads: the kaiser_best loop and soxr release the GIL, each file's
     # numbers are those of a sequential run
     with ThreadPoolExecutor(max_workers=workers or available_cores()) as pool:
         outcomes = pool.map(one_file, files)
-        for path, outcome in tqdm(
+        for path, (outcome, rate) in tqdm(
             zip(files, outcomes), total=len(files), desc=f"resample {src.name} -> {target_fs} Hz",
             disable=not progress,
         ):
+            note = None if rate is None else upsampling_note(path, rate, target_fs)
+            if note is not None:
+                log.warning("%s", note)
+                report.upsampled.append(path)
             if outcome == "done":
                 report.already_done += 1
             elif outcome == "new":
@@ -194,8 +220,9 @@ def resample_folder(
     if redo:
         _write_marker(dst, resampler)
     log.info(
-        "resampled %s -> %s: %d new, %d already done, %d failed",
+        "resampled %s -> %s: %d new, %d already done, %d failed%s",
         src, dst, report.resampled, report.already_done, len(report.failed),
+        f", {len(report.upsampled)} below {target_fs} Hz (upsampled)" if report.upsampled else "",
     )
     return report
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -47,10 +48,40 @@ def read_table_file(
             _check_field_counts(path, separator, error)
         options = {"dtype": str, "keep_default_na": False} if text else {"keep_default_na": True}
         table = pd.read_csv(path, sep=separator, **options)
+        skipped = _skipped_lines(path, separator)
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
         raise error(f"{path}: not a readable table ({err})") from err
     table.columns = [str(column).strip() for column in table.columns]
+    table.attrs[READ_FROM] = str(path)
+    if skipped:
+        table.attrs[SKIPPED_LINES] = skipped
     return table
+
+
+READ_FROM = "read_from"
+"""``attrs`` key of a table read by `read_table_file`: the file (its rows are the file's lines)."""
+SKIPPED_LINES = "skipped_lines"
+"""``attrs`` key of a table read by `read_table_file`: the file's lines pandas skipped (blank)."""
+
+
+def _skipped_lines(path: Path, separator: str) -> tuple[int, ...]:
+    """1-based numbers of the lines after the header that pandas reads as no row: blank ones
+    (nothing but spaces, no separator)."""
+    lines = re.split(r"\r\n|\r|\n", path.read_text(encoding="utf-8"))
+    return tuple(
+        number for number, line in enumerate(lines[1:], start=2)
+        if not line.strip() and separator not in line and number < len(lines)  # not the final newline
+    )
+
+
+def file_line(table: pd.DataFrame, row: int) -> int:
+    """The 1-based line of the file, header counted (line 1), that holds row `row` (0-based, in
+    the order read) of a table of `read_table_file`: blank lines skipped by pandas counted."""
+    line = int(row) + 2
+    for skipped in table.attrs.get(SKIPPED_LINES, ()):
+        if skipped <= line:
+            line += 1
+    return line
 
 
 def _check_field_counts(path: Path, separator: str, error: type[Exception]) -> None:
@@ -83,8 +114,10 @@ def require_columns(
         )
 
 
-def _first_bad_row(mask: np.ndarray) -> int:
-    return int(np.flatnonzero(mask)[0]) + 2  # +1 for the header, +1 for 1-based lines
+def _first_bad_line(table: pd.DataFrame, mask: np.ndarray) -> tuple[int, int]:
+    """(row, file line) of the first row where `mask` holds (see `file_line`)."""
+    row = int(np.flatnonzero(mask)[0])
+    return row, file_line(table, row)
 
 
 def read_strong_table(path: str | Path, class_names: Sequence[str]) -> pd.DataFrame:
@@ -100,21 +133,21 @@ def read_strong_table(path: str | Path, class_names: Sequence[str]) -> pd.DataFr
         values = pd.to_numeric(df[col], errors="coerce")
         bad = values.isna().to_numpy() & df[col].notna().to_numpy()
         if bad.any():
-            line = _first_bad_row(bad)
-            raise MetadataError(f"{path}: line {line}: {col} {df[col].iloc[line - 2]!r} is not a number")
+            row, line = _first_bad_line(df, bad)
+            raise MetadataError(f"{path}: line {line}: {col} {df[col].iloc[row]!r} is not a number")
         df[col] = values.astype(float)
     has_event = df["event_label"].notna().to_numpy()
     times_missing = has_event & (df["onset"].isna() | df["offset"].isna()).to_numpy()
     if times_missing.any():
-        raise MetadataError(f"{path}: line {_first_bad_row(times_missing)}: event without onset/offset")
+        raise MetadataError(f"{path}: line {_first_bad_line(df, times_missing)[1]}: event without onset/offset")
     reversed_ = has_event & (df["offset"] < df["onset"]).to_numpy()
     if reversed_.any():
-        raise MetadataError(f"{path}: line {_first_bad_row(reversed_)}: offset before onset")
+        raise MetadataError(f"{path}: line {_first_bad_line(df, reversed_)[1]}: offset before onset")
     unknown = has_event & ~df["event_label"].isin(class_names).to_numpy()
     if unknown.any():
-        line = _first_bad_row(unknown)
+        row, line = _first_bad_line(df, unknown)
         raise MetadataError(
-            f"{path}: line {line}: unknown event label {df['event_label'].iloc[line - 2]!r} "
+            f"{path}: line {line}: unknown event label {df['event_label'].iloc[row]!r} "
             f"(known: {', '.join(class_names)})"
         )
     df["filename"] = df["filename"].astype(str)
@@ -130,10 +163,10 @@ def read_weak_table(path: str | Path, class_names: Sequence[str]) -> pd.DataFram
     df["filename"] = df["filename"].astype(str)
     labels = df["event_labels"].fillna("").astype(str).str.split(",")
     known = set(class_names)
-    for line, names in enumerate(labels, start=2):
+    for row, names in enumerate(labels):
         unknown = [n for n in names if n and n not in known]
         if unknown:
-            raise MetadataError(f"{path}: line {line}: unknown event label(s) {unknown}")
+            raise MetadataError(f"{path}: line {file_line(df, row)}: unknown event label(s) {unknown}")
     df["event_labels"] = labels.map(lambda names: [n for n in names if n])
     return df
 
@@ -145,7 +178,7 @@ def read_durations(path: str | Path) -> pd.DataFrame:
     require_columns(df, ("filename", "duration"), path)
     duration = pd.to_numeric(df["duration"], errors="coerce")
     if duration.isna().any():
-        raise MetadataError(f"{path}: line {_first_bad_row(duration.isna().to_numpy())}: bad duration")
+        raise MetadataError(f"{path}: line {_first_bad_line(df, duration.isna().to_numpy())[1]}: bad duration")
     return pd.DataFrame({"filename": df["filename"].astype(str), "duration": duration.astype(float)})
 
 
@@ -168,9 +201,9 @@ def events_past_end(
 
 def describe_event(path: str | Path, events: pd.DataFrame, position: int) -> str:
     """'PATH line N: FILE onset X s' of the event at `position` of a table read by
-    `read_strong_table` (its index is the row number in the file)."""
+    `read_strong_table` (its index is the row number in the file, see `file_line`)."""
     row = events.iloc[position]
-    return f"{path} line {int(events.index[position]) + 2}: {row['filename']} onset {row['onset']:g} s"
+    return f"{path} line {file_line(events, int(events.index[position]))}: {row['filename']} onset {row['onset']:g} s"
 
 
 def drop_events_past_end(

@@ -119,6 +119,17 @@ def _read_one(path: Path) -> np.ndarray:
     return values
 
 
+def check_score_folder(folder: str | Path) -> Path:
+    """The folder, or an EvaluationInputError saying it does not exist (or is a file)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise EvaluationInputError(
+            f"{folder}: {'is a file, not a folder' if folder.exists() else 'does not exist'} "
+            f"(give the folder of per-clip score TSVs, e.g. LOG_DIR/metrics_test/student/scores/raw)"
+        )
+    return folder
+
+
 def read_score_folder(
     folder: str | Path, known_filenames: set[str]
 ) -> tuple[dict[str, np.ndarray], list[str], float]:
@@ -137,7 +148,7 @@ def read_score_folder(
     Returns:
         ({filename: (n_classes, n_frames) scores}, class names, frame step in seconds).
     """
-    folder = Path(folder)
+    folder = check_score_folder(folder)
     if not any(folder.glob("*.tsv")) and (folder / RAW_FOLDER).is_dir():
         raise EvaluationInputError(
             f"{folder}: no .tsv score files; give {folder / RAW_FOLDER} (median-filtered by --median_window) or "

@@ -27,7 +27,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from desed_task.data.tables import drop_events_past_end, read_table_file, require_columns
+from desed_task.data.tables import (
+    READ_FROM,
+    drop_events_past_end,
+    file_line,
+    read_table_file,
+    require_columns,
+)
 from desed_task.evaluation.errors import EvaluationInputError
 
 log = logging.getLogger(__name__)
@@ -41,8 +47,14 @@ def source_of(table: pd.DataFrame, default: str) -> str:
     return str(table.attrs.get("source", default))
 
 
-def _as_seconds(values: pd.Series, column: str, source: str, allow_missing: np.ndarray) -> np.ndarray:
-    """Numeric seconds from a column; ``allow_missing`` marks rows that may be empty."""
+def _where(table: pd.DataFrame, row: int) -> str:
+    """Where row `row` (0-based) is: ``line N`` of the file the table was read from (1-based,
+    the header is line 1, as an editor numbers it), ``row N`` (0-based) of an in-memory table."""
+    return f"line {file_line(table, row)}" if READ_FROM in table.attrs else f"row {row}"
+
+
+def _as_seconds(values: pd.Series, column: str, source: str, allow_missing: np.ndarray, table: pd.DataFrame) -> np.ndarray:
+    """Numeric seconds from a column of `table`; ``allow_missing`` marks rows that may be empty."""
     if pd.api.types.is_numeric_dtype(values.dtype):
         seconds = values.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
@@ -55,7 +67,7 @@ def _as_seconds(values: pd.Series, column: str, source: str, allow_missing: np.n
         rows = np.flatnonzero(bad)
         raise EvaluationInputError(
             f"{source}: {rows.size} row(s) have a missing or non-numeric {column} "
-            f"(first: row {rows[0]}, value {values.iloc[rows[0]]!r})"
+            f"(first: {_where(table, rows[0])}, value {values.iloc[rows[0]]!r})"
         )
     return seconds
 
@@ -76,18 +88,19 @@ def clean_event_table(table: pd.DataFrame, source: str | None = None) -> pd.Data
     labels = table["event_label"].astype(object)
     labels = labels.where(labels.notna(), "").astype(str).str.strip()
     no_event = (labels == "").to_numpy()
-    onset = _as_seconds(table["onset"], "onset", source, no_event)
-    offset = _as_seconds(table["offset"], "offset", source, no_event)
+    onset = _as_seconds(table["onset"], "onset", source, no_event, table)
+    offset = _as_seconds(table["offset"], "offset", source, no_event, table)
     reversed_rows = np.flatnonzero(offset < onset)
     if reversed_rows.size:
         row = reversed_rows[0]
         raise EvaluationInputError(
             f"{source}: {reversed_rows.size} row(s) have offset < onset "
-            f"(first: row {row}, onset {onset[row]}, offset {offset[row]})"
+            f"(first: {_where(table, row)}, onset {onset[row]}, offset {offset[row]})"
         )
     filenames = table["filename"].astype(object).astype(str).str.strip()
     if (filenames == "").any():
-        raise EvaluationInputError(f"{source}: rows with an empty filename")
+        first = int(np.flatnonzero((filenames == "").to_numpy())[0])
+        raise EvaluationInputError(f"{source}: rows with an empty filename (first: {_where(table, first)})")
     cleaned = pd.DataFrame(
         {
             "filename": filenames.to_numpy(dtype=object),
@@ -107,9 +120,10 @@ def clean_durations(table: pd.DataFrame, source: str | None = None) -> pd.DataFr
         return table
     require_columns(table, DURATION_COLUMNS, source, EvaluationInputError)
     filenames = table["filename"].astype(object).astype(str).str.strip()
-    durations = _as_seconds(table["duration"], "duration", source, np.zeros(len(table), bool))
+    durations = _as_seconds(table["duration"], "duration", source, np.zeros(len(table), bool), table)
     if (durations < 0).any():
-        raise EvaluationInputError(f"{source}: negative durations")
+        first = int(np.flatnonzero(durations < 0)[0])
+        raise EvaluationInputError(f"{source}: negative durations (first: {_where(table, first)}, {durations[first]:g})")
     cleaned = pd.DataFrame({"filename": filenames.to_numpy(dtype=object), "duration": durations})
     cleaned = cleaned.drop_duplicates("filename", keep="first").reset_index(drop=True)
     cleaned.attrs.update(source=source, clean=True)

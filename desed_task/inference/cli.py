@@ -3,7 +3,9 @@
 Writes under --out_dir: ``events.tsv`` (filename, onset, offset, event_label), ``scores/<name>.tsv``
 (raw frame scores, sed_scores_eval layout) and with --plot ``plots/<name>.png``, where <name> is
 the file's path relative to its PATH argument, extension included (see ``outputs.input_names``). The last stdout
-line is one JSON object. Exit status 0 when every file was scored, 2 otherwise.
+line is one JSON object: files given (``inputs``), ``scored``, ``failed``, ``upsampled`` (files
+below the model's 16 kHz, each also named in one warning), events and time. Exit status 0 when
+every file was scored, 2 otherwise.
 
 A checkpoint of the 2023 CRNN fed BEATs embeddings takes --beats BEATS.pt (or its config's
 pretrained.checkpoint): each window's embeddings are computed on the fly.
@@ -100,7 +102,16 @@ class LogMelCollector:
         return image
 
 
+def check_thresholds(values: float | list[float], source: str) -> None:
+    """Decision thresholds must lie in (0, 1): scores are probabilities, so 0 would detect
+    everything and 1 nothing. Raises ValueError naming `source` and the value."""
+    for value in np.atleast_1d(values):
+        if not 0 < value < 1:
+            raise ValueError(f"{source}: threshold {value:g} is outside (0, 1); scores are probabilities: give e.g. 0.5")
+
+
 def run(args: argparse.Namespace) -> int:
+    check_thresholds(args.threshold, "--threshold")
     if not 0 < args.hop <= args.window:
         raise ValueError(f"--hop {args.hop:g} must be in (0, --window {args.window:g}] seconds, or some frames get no score")
     if args.postprocessing and (args.thresholds or args.median_windows or args.median_window is not None):
@@ -120,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
         detector.pipeline = OnnxPipeline(args.onnx, detector.pipeline)
     names = detector.class_names
     thresholds = read_class_values(args.thresholds, names, float, "threshold") if args.thresholds else args.threshold
+    if args.thresholds:
+        check_thresholds(thresholds, args.thresholds)
     windows = (
         read_class_values(args.median_windows, names, int, "median window") if args.median_windows
         else detector.median_window if args.median_window is None else args.median_window
@@ -131,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
     events_file = EventsFile(out_dir / "events.tsv")
     durations_file = DurationsFile(out_dir / "durations.tsv")
     failed: list[str] = []
+    upsampled = 0  # files below the model's rate (each named in a warning by score_file)
     audio_seconds = 0.0
     started = time.perf_counter()
     for path, name in tqdm(inputs, desc="detect", unit="file", file=sys.stderr):
@@ -142,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
             failed.append(str(path))
             continue
         audio_seconds += audio.duration
+        upsampled += audio.sample_rate < detector.sample_rate
         if postprocessing is not None and postprocessing.method == "sebbs":
             events = detect_events({name: scores}, names, postprocessing, detector.frame_step)
         else:
@@ -161,8 +176,10 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     log.info("%d file(s) scored, %d failed; outputs in %s", len(inputs) - len(failed), len(failed), out_dir)
     summary = {
-        "files": len(inputs) - len(failed),
+        "inputs": len(inputs),
+        "scored": len(inputs) - len(failed),
         "failed": len(failed),
+        "upsampled": upsampled,
         "events": events_file.count,
         "audio_seconds": round(audio_seconds, 3),
         "seconds": round(seconds, 3),

@@ -18,6 +18,7 @@ the checkpoint's ``pretrained.checkpoint``): each window, zero-padded to the tra
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import torch
 from torch import nn
 
 from desed_task.checkpoints import MODELS
-from desed_task.data.resample import check_resampler, resample_stream
+from desed_task.data.resample import check_resampler, resample_stream, upsampling_note
 from desed_task.evaluation.decode import decode_at_class_thresholds
 from desed_task.features.mel import MelSpectrogram
 from desed_task.features.network_input import mel_magnitudes, normalise
@@ -38,6 +39,8 @@ from desed_task.nnet import network_from_config, run_network
 from desed_task.nnet.beats import BEATs, load_beats
 from desed_task.nnet.ensemble import SeparatedEnsemble
 from desed_task.separation.folder import Separator
+
+log = logging.getLogger(__name__)
 
 MIN_SECONDS = 1.0  # shorter audio is zero-padded to this, its scores cut back
 
@@ -417,6 +420,12 @@ class SoundEventDetector:
             )
         return self.pipeline(audio.to(self.device))[0]
 
+    def _note_low_rate(self, source: str | Path, rate: int) -> None:
+        """Log one warning for audio below the model's rate (see `upsampling_note`)."""
+        note = upsampling_note(source, rate, self.sample_rate)
+        if note is not None:
+            log.warning("%s", note)
+
     # ------------------------------------------------------------------ scores
     def scores(self, waveform: np.ndarray | torch.Tensor, sample_rate: int) -> np.ndarray:
         """Frame scores of one recording held in memory.
@@ -425,7 +434,8 @@ class SoundEventDetector:
             waveform: (samples,) mono, (samples, channels) as ``soundfile.read`` returns it, or
                 (channels, samples) as ``torchaudio.load`` does; float audio in [-1, 1] or
                 integer PCM (scaled by its type's range). Channels are averaged, as in training.
-            sample_rate: its rate in Hz; resampled to the model's rate when different.
+            sample_rate: its rate in Hz; resampled to the model's rate when different (below
+                it, with one logged warning: see `upsampling_note`).
 
         Returns:
             (n_classes, n_frames) probabilities; frame i covers [i, i + 1) * frame_step s.
@@ -436,13 +446,15 @@ class SoundEventDetector:
         mono = mono_waveform(waveform)
         if int(sample_rate) <= 0:
             raise ValueError(f"sample_rate must be a positive number of Hz, got {sample_rate}")
+        self._note_low_rate("the waveform", int(sample_rate))
         chunks = resample_stream([mono], int(sample_rate), self.sample_rate, self.resampler)
         return self.scorer.score_windows(self.scorer.windows(chunks))
 
     def score_file(
         self, path: str | Path, on_window: Callable[[int, np.ndarray], None] | None = None
     ) -> tuple[np.ndarray, AudioFile]:
-        """Frame scores of an audio file, read in blocks (memory bounded for hours of audio).
+        """Frame scores of an audio file, read in blocks (memory bounded for hours of audio); a
+        file below the model's rate is named in one logged warning (see `upsampling_note`).
 
         Returns:
             (n_classes, n_frames) probabilities and the opened file's facts (rate, duration).
@@ -451,6 +463,7 @@ class SoundEventDetector:
             AudioError: unreadable or empty file.
         """
         audio = AudioFile(path, self.sample_rate, self.resampler)
+        self._note_low_rate(audio.path, audio.sample_rate)
         return self.scorer.score_windows(self.scorer.windows(audio.chunks()), on_window), audio
 
     # ------------------------------------------------------------------ events

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 FREQUENCY_TICKS_HZ = (0, 125, 250, 500, 1000, 2000, 4000, 8000, 16000)
-TICK_STEPS = (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)  # seconds between ticks
+TICK_STEPS = (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)  # seconds between ticks (at most 12 ticks; a clip under 1 s gets 0.05 s steps)
 
 
 def _time_formatter(duration: float):

@@ -25,7 +25,7 @@ from desed_task.evaluation.postprocessing_file import (
     PostProcessing,
     write_postprocessing,
 )
-from desed_task.evaluation.score_files import read_score_folder
+from desed_task.evaluation.score_files import check_score_folder, read_score_folder
 from desed_task.evaluation.tables import (
     clean_durations,
     clean_event_table,
@@ -73,9 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _score_folder(path: str) -> Path:
-    folder = Path(path)
-    if not folder.is_dir():
-        raise EvaluationInputError(f"{folder}: no such folder (give the folder of per-clip score TSVs)")
+    folder = check_score_folder(path)
     if not any(folder.glob("*.tsv")) and any((folder / "raw").glob("*.tsv")):
         log.info("reading the raw scores of %s", folder / "raw")
         return folder / "raw"

@@ -17,6 +17,10 @@ lets the GPU memory grow instead of taking all of it, so the process can share a
 from __future__ import annotations
 
 import logging
+import os
+import re
+import sys
+import tempfile
 from pathlib import Path
 from types import TracebackType
 
@@ -44,21 +48,74 @@ class TensorFlowMissing(ImportError):
     """TensorFlow (the `separation` extra) is not installed; the message says how to get it."""
 
 
-def import_tensorflow():
-    """`tensorflow.compat.v1`, or a `TensorFlowMissing` that says how to install it."""
+TF_LOG_LEVEL = "2"
+"""TF_CPP_MIN_LOG_LEVEL set before TensorFlow is imported, unless the environment sets it: its
+C++ information and warning lines are dropped, its errors kept."""
+TF_STARTUP_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IW]\d{4} [\d:.]+\s+\d+ \S+:\d+\] .*"  # absl's information and warning lines
+    r"|To enable the following instructions: .*"  # the second line of cpu_feature_guard's
+    r"|\s*)$"
+)
+"""What TensorFlow writes to stderr while it loads, before its log level applies (absl logs
+its oneDNN and CPU-feature lines then, whatever TF_CPP_MIN_LOG_LEVEL says)."""
+
+
+def _import_quietly():
+    """``import tensorflow`` with the C++ stderr of the import captured, and only the lines that
+    are not `TF_STARTUP_NOISE` written back (an error stays visible)."""
+    sys.stderr.flush()
     try:
+        saved = os.dup(2)
+    except OSError:  # no file descriptor 2 (an embedded interpreter): import as it is
         import tensorflow as tf
+
+        return tf
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().decode(errors="replace").splitlines()
+                    if not TF_STARTUP_NOISE.match(line)]
+            if kept:
+                print("\n".join(kept), file=sys.stderr, flush=True)
+    return tf
+
+
+def import_tensorflow():
+    """`tensorflow.compat.v1`, or a `TensorFlowMissing` that says how to install it.
+
+    TensorFlow's start-up lines are silenced: TF_CPP_MIN_LOG_LEVEL (`TF_LOG_LEVEL` unless set)
+    and absl's Python log level (errors) are set before it is imported, and what its C++ code
+    writes to stderr while it loads is dropped when it is `TF_STARTUP_NOISE`. Every command
+    that runs TensorFlow imports it here."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_LOG_LEVEL)
+    try:
+        from absl import logging as absl_logging  # TensorFlow's Python logger
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    except ImportError:  # absl comes with TensorFlow: without it the import below fails
+        pass
+    try:
+        tf = _import_quietly()
     except ImportError as err:
         raise TensorFlowMissing(
             f"separation needs TensorFlow, an optional extra ({err}): pip install -e "
             f'".[separation]" (or pip install tensorflow-cpu / "tensorflow[and-cuda]")'
         ) from err
+    tf.get_logger().setLevel(logging.ERROR)
     return tf.compat.v1
 
 
 def enable_gpu_memory_growth() -> None:
     """Let TensorFlow allocate GPU memory as needed on every visible GPU (must run before
     TensorFlow initialises the GPUs; a no-op without GPU)."""
+    import_tensorflow()  # quietly, the first time
     import tensorflow as tf
 
     for gpu in tf.config.list_physical_devices("GPU"):

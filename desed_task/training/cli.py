@@ -190,8 +190,23 @@ def run(
         raise Interrupted(signum, how_to_go_on(args, trainer, stage, signum)) from None
     output_dir = module.output_dir  # a collective under DDP: every process asks
     if trainer.is_global_zero:
+        if not args.fast_dev_run:
+            link_latest(output_dir, log_dir)
         print(f"results written to {output_dir}", flush=True)
     return module.test_results
+
+
+def link_latest(output_dir: Path, log_dir: Path) -> None:
+    """Link ``LOG_DIR/metrics_test`` (or ``metrics_eval``) to this run's
+    ``LOG_DIR/version_N/metrics_test``: a path that names the latest test whatever N is (a
+    resumed run, or a second test, writes a new version_N). Relative, as ``best.ckpt``; a real
+    folder of that name (written by an older version) is left alone, with a warning."""
+    link = log_dir / output_dir.name
+    if link.exists() and not link.is_symlink():
+        log.warning("%s is a folder, not a link: left as it is; this run's results are in %s", link, output_dir)
+        return
+    link.unlink(missing_ok=True)
+    link.symlink_to(os.path.relpath(output_dir.resolve(), link.parent.resolve()), target_is_directory=True)
 
 
 def command_line(args: argparse.Namespace, **checkpoint: str) -> str:

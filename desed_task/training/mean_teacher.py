@@ -50,6 +50,12 @@ from desed_task.training.schedulers import (
 
 log = logging.getLogger(__name__)
 
+WIRING_CHECK = (
+    "**Wiring check (--fast_dev_run): one batch of training, validation and test; "
+    "these figures are not results.**"
+)
+"""First line of the test table (printed and in summary.md) of a --fast_dev_run."""
+
 
 class MeanTeacher(L.LightningModule):
     """Student + EMA teacher, trained on mixed [synthetic, weak, unlabelled] batches.
@@ -472,6 +478,8 @@ class MeanTeacher(L.LightningModule):
         self.log_dict(flat)
         if self.trainer.is_global_zero:
             table = summary_table(results, self.postprocessing_description, left_out)
+            if self.trainer.fast_dev_run:
+                table = f"{WIRING_CHECK}\n\n{table}"
             print("\n" + table + "\n", flush=True)
             (output_dir / "summary.md").write_text(table + "\n")
             self._log_figures(table, output_dir)

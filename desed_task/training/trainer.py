@@ -265,7 +265,9 @@ def build_trainer(
         logger=logger,
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
-        default_root_dir=str(log_dir),
+        # --fast_dev_run: Lightning swaps the logger for a dummy one and writes under
+        # default_root_dir: the next version_N folder, as a real run's
+        default_root_dir=logger.log_dir if fast_dev_run else str(log_dir),
         fast_dev_run=fast_dev_run,
         use_distributed_sampler=False,
         enable_model_summary=False,  # ParameterSummary, among the callbacks, prints it
