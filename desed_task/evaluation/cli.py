@@ -156,8 +156,8 @@ def run(args: argparse.Namespace, save_dir: Path | None = None) -> tuple[dict[st
         raise EvaluationInputError("--reference applies to the exact PSDS: give --scores")
     if args.postprocessing and not args.scores:
         raise EvaluationInputError("--postprocessing applies to frame scores: give --scores too")
-    durations = read_durations(args.durations)
     ground_truth = read_event_table(args.ground_truth)
+    durations = read_durations(args.durations)
     check_ground_truth(ground_truth, durations)
     scores, operating_points, predictions = _inputs(args, durations)
     input_clips = {
