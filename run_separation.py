@@ -33,7 +33,7 @@ from pathlib import Path
 from desed_task.config import ConfigError, load_config
 from desed_task.devices import DeviceError, torch_device
 from desed_task.separation import format_reports
-from desed_task.separation.model import TensorFlowMissing  # plain Python: no TensorFlow yet
+from desed_task.separation.backend import MODEL_ERRORS
 from desed_task.separation.sets import separate_sets
 
 log = logging.getLogger("run_separation")
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # before TensorFlow is imported
     try:
         return separate(args)
-    except (ConfigError, FileNotFoundError, TensorFlowMissing, DeviceError) as err:
+    except (ConfigError, DeviceError, *MODEL_ERRORS) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

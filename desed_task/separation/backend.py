@@ -6,8 +6,8 @@ Backends (``separation.backend``):
 * ``pytorch`` (the default): the TDCN++ of ``desed_task.nnet.tdcnpp`` with the weights of the
   converted file ``training.sep_model`` (``python -m desed_task.separation convert``). When that
   key is unset or its file absent and ``training.sep_graph`` / ``sep_checkpoint`` name the
-  TensorFlow model, it is converted in memory on the fly (TensorFlow needed for that only; the
-  log says how to convert it once). Clips of one length are separated in batches on the device
+  TensorFlow model, its checkpoint is converted in memory on the fly (read without TensorFlow;
+  the log says how to convert it once). Clips of one length are separated in batches on the device
   of ``--gpus`` (``separation.batch_size``; unset: 16 on a GPU, 1 on the CPU).
 * ``tensorflow``: the reference, the 2021 path: the TF1 meta graph ``training.sep_graph`` and
   checkpoint ``training.sep_checkpoint`` in a ``tf.compat.v1`` session, one clip at a time
@@ -27,12 +27,19 @@ import torch
 from torch import nn
 
 from desed_task.config import ConfigError
+from desed_task.separation.convert import ConversionError
 from desed_task.separation.folder import Separator
+from desed_task.separation.model import TensorFlowMissing  # plain Python: no TensorFlow yet
+from desed_task.separation.separator_file import SeparatorFileError
+from desed_task.separation.tf_checkpoint import CheckpointFormatError
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("pytorch", "tensorflow")
 DEFAULT_BACKEND = "pytorch"
+MODEL_ERRORS = (FileNotFoundError, TensorFlowMissing, SeparatorFileError, ConversionError, CheckpointFormatError)
+"""What opening a separation model raises for a user's mistake (absent or wrong files, no
+TensorFlow for its backend): each message names the file and the fix."""
 GPU_BATCH_SIZE = 16
 """Clips per forward pass on a GPU when ``separation.batch_size`` is unset (1 on the CPU)."""
 CONVERT_HINT = (
@@ -115,47 +122,37 @@ def default_batch_size(device: torch.device, batch_size: int | None) -> int:
     return GPU_BATCH_SIZE if torch.device(device).type == "cuda" else 1
 
 
-def _is_standin(path: Path) -> bool:
-    """Whether a converted file records that it is a stand-in (its ``source`` says so)."""
-    try:
-        saved = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - load_separator reports unreadable files itself
-        return False
-    source = saved.get("source") if isinstance(saved, dict) else None
-    return bool(isinstance(source, dict) and source.get("standin"))
-
-
 def open_torch_file(path: str | Path, device: str | torch.device = "cpu", batch_size: int = 1) -> TorchSeparator:
     """A converted separation file (``separation.pt``) on `device`.
 
     Raises:
         FileNotFoundError: the file is absent (the message says how to make it).
+        SeparatorFileError: not a converted separation model.
     """
     from desed_task.separation import load_separator
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: converted separation model not found; {CONVERT_HINT}")
-    standin = _is_standin(path)
+    model = load_separator(path)
+    standin = bool(getattr(model, "source", {}).get("standin"))
     if standin:
         log.warning("%s is a STAND-IN separation model (random weights): its sources are not a separation", path)
-    return TorchSeparator(load_separator(path), device, batch_size, str(path), is_standin=standin)
+    return TorchSeparator(model, device, batch_size, str(path), is_standin=standin)
 
 
-def convert_in_memory(graph: Path, prefix: Path) -> nn.Module:
-    """The TDCN++ holding the weights of a TensorFlow checkpoint (TensorFlow needed).
+def convert_in_memory(prefix: Path) -> nn.Module:
+    """The TDCN++ holding the weights of Google's TensorFlow checkpoint (read without
+    TensorFlow; `desed_task.separation.convert`).
 
     Raises:
-        TensorFlowMissing: TensorFlow is not installed.
-        FileNotFoundError: the graph or checkpoint is absent.
+        ConversionError: the checkpoint is not the TDCN++ (the variables are named).
+        FileNotFoundError: the checkpoint is absent.
     """
-    from desed_task.separation.convert import convert_tf_model
-    from desed_task.separation.model import check_model_files, import_tensorflow
+    from desed_task.separation.convert import convert_checkpoint
 
-    check_model_files(graph, prefix)
-    import_tensorflow()  # a clear TensorFlowMissing before any work
-    log.warning("converting the TensorFlow separation model %s on the fly; %s", prefix, CONVERT_HINT)
-    return convert_tf_model(graph.parent, checkpoint=prefix)
+    log.warning("converting the TensorFlow separation checkpoint %s on the fly; %s", prefix, CONVERT_HINT)
+    return convert_checkpoint(prefix)
 
 
 def check_separation_keys(training: dict, backend: str, source: str = "config") -> None:
@@ -202,7 +199,8 @@ def open_separator(
     Raises:
         ConfigError: unknown backend, or no model named (the message names the keys).
         FileNotFoundError: the files named are absent.
-        TensorFlowMissing: the tensorflow backend, or a conversion on the fly, without TensorFlow.
+        SeparatorFileError, ConversionError (ValueErrors): a file that is not the model.
+        TensorFlowMissing: the tensorflow backend without TensorFlow.
     """
     if isinstance(given, Separator):
         return given
@@ -233,7 +231,7 @@ def open_separator(
     if graph and prefix:
         graph, prefix = Path(graph), Path(prefix)
         check_model_files(graph, prefix)
-        return TorchSeparator(convert_in_memory(graph, prefix), device, batch, str(prefix))
+        return TorchSeparator(convert_in_memory(prefix), device, batch, str(prefix))
     raise ConfigError(
         f"{source}: no separation model: set training.sep_model (the converted separation.pt) or "
         f"training.sep_graph and sep_checkpoint (the TensorFlow model); {CONVERT_HINT}"

@@ -30,10 +30,11 @@ STANDIN_HPARAMS = {
 of 8 and a network ~80x narrower and shallower, so that the demo separates in seconds on a CPU."""
 
 
-def write_standin_separator(path: str | Path, seed: int = 0) -> Path:
+def write_standin_separator(path: str | Path, seed: int = 0, num_sources: int | None = None) -> Path:
     """Write the STAND-IN separation model (small TDCN++, seeded random weights) at `path`.
 
-    Same seed, same weights: the file's tensors are identical from run to run.
+    Same seed, same weights: the file's tensors are identical from run to run. `num_sources`
+    overrides the 4 sources of `STANDIN_HPARAMS` (tests).
     """
     from desed_task.nnet.tdcnpp import TDCNpp
     from desed_task.separation import save_separator
@@ -43,7 +44,7 @@ def write_standin_separator(path: str | Path, seed: int = 0) -> Path:
     state = torch.random.get_rng_state()
     try:
         torch.manual_seed(seed)
-        model = TDCNpp(**STANDIN_HPARAMS)
+        model = TDCNpp(**{**STANDIN_HPARAMS, **({"num_sources": num_sources} if num_sources else {})})
     finally:
         torch.random.set_rng_state(state)  # the caller's random draws are not moved
     save_separator(model, path, {"standin": True, "seed": int(seed),

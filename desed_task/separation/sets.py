@@ -10,7 +10,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from desed_task.separation.backend import check_separation_keys, open_config_separator, separation_settings
+from desed_task.separation.backend import (
+    check_separation_keys,
+    open_config_separator,
+    separation_settings,
+)
 from desed_task.separation.demo import ensure_standin_separator
 from desed_task.separation.folder import Separator, list_clips, output_path, separate_folder
 from desed_task.separation.jobs import SeparationJob, prepare_16k, separation_jobs

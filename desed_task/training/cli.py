@@ -126,11 +126,11 @@ def ensure_separated_sets(config: dict, source: str, mode: str, gpus: str | None
         separation_jobs(data, names=names)
     except ConfigError:
         return  # an absent audio folder: the data module names it
-    from desed_task.separation.model import TensorFlowMissing
+    from desed_task.separation.backend import MODEL_ERRORS
 
     try:
         run = separate_sets(config, source, names=names, only_missing=True, device=torch_device(gpus))
-    except (FileNotFoundError, TensorFlowMissing) as err:
+    except MODEL_ERRORS as err:
         raise ConfigError(f"{source}: the separation model: {err}") from None
     if run.failed:
         raise ConfigError(f"{source}: {run.failed} clip(s) could not be separated (named above); "
