@@ -258,3 +258,23 @@ def test_both_backends_write_the_same_sources_of_the_golden_model(golden, tmp_pa
         np.testing.assert_allclose(tf_sources, io[f"output_{i}"][0], rtol=0, atol=1e-6)
         assert np.abs(torch_sources - tf_sources).max() < 1e-4
         assert np.abs(tf_sources).max() > 1e-2  # sources worth comparing
+
+
+def test_demo_writes_the_standin_once_where_the_config_points(tmp_path, caplog):
+    from desed_task.config import ConfigError
+    from desed_task.separation.demo import ensure_standin_separator
+
+    path = tmp_path / "model" / "separation.pt"
+    config = {"demo": {"root": "x", "seed": 5, "separation_standin": True}, "training": {"sep_model": str(path)}}
+    with caplog.at_level("WARNING"):
+        assert ensure_standin_separator(config) is True
+    assert "STAND-IN separation model" in caplog.text
+    separator = load_separator(path)
+    assert separator.source["standin"] and separator.hparams["num_sources"] == 4
+    mtime = path.stat().st_mtime_ns
+    assert ensure_standin_separator(config) is False and path.stat().st_mtime_ns == mtime
+    again = load_separator(write_standin_separator(tmp_path / "again.pt", seed=5))
+    assert all(torch.equal(a, b) for a, b in zip(separator.state_dict().values(), again.state_dict().values()))
+    assert ensure_standin_separator({"demo": {"root": "x"}, "training": {}}) is False  # not asked for
+    with pytest.raises(ConfigError, match="demo.separation_standin needs training.sep_model"):
+        ensure_standin_separator({"demo": {"root": "x", "separation_standin": True}, "training": {}})

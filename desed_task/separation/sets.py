@@ -80,8 +80,12 @@ def separate_sets(
         ConfigError, FileNotFoundError, TensorFlowMissing: as `separation_jobs` and
             `open_separator`.
     """
-    if separator is None:
-        check_separation_keys(config.get("training") or {}, separation_settings(config)[0], source)
+    def check_keys() -> None:  # before any work: a config without a model is refused first
+        if separator is None:
+            check_separation_keys(config.get("training") or {}, separation_settings(config)[0], source)
+
+    if not only_missing:
+        check_keys()
     data = config["data"]
     fs = int(data.get("fs", 16000))
     jobs = separation_jobs(data, test_only=test_only, names=names)
@@ -93,6 +97,7 @@ def separate_sets(
         jobs = [job for job in jobs if outputs_missing(job)]
         if not jobs:
             return run
+        check_keys()
         log.info("separating the clips missing from %s", ", ".join(str(job.separated) for job in jobs))
     owned = separator is None
     if owned:
