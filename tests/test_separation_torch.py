@@ -252,6 +252,11 @@ def test_both_backends_write_the_same_sources_of_the_golden_model(golden, tmp_pa
         assert run_separation.main(["--conf_file", str(conf), "--test_only", "--gpus", "0"]) == 0
         written[backend] = [sf.read(str(tmp_path / backend / f"clip{i}.wav"), dtype="float32")[0].T for i in (0, 1)]
     capsys.readouterr()
+    with capsys.disabled():  # the figures of the README (pytest -s)
+        for i in (0, 1):
+            print(f"\ngolden input {i} ({len(io[f'input_{i}'][0, 0])} samples): largest |pytorch - tensorflow| "
+                  f"{np.abs(written['pytorch'][i] - written['tensorflow'][i]).max():.2g}, largest |tensorflow - "
+                  f"io.npz| {np.abs(written['tensorflow'][i] - io[f'output_{i}'][0]).max():.2g}")
     for i in (0, 1):
         tf_sources, torch_sources = written["tensorflow"][i], written["pytorch"][i]
         assert tf_sources.shape == torch_sources.shape == io[f"output_{i}"][0].shape
@@ -278,3 +283,31 @@ def test_demo_writes_the_standin_once_where_the_config_points(tmp_path, caplog):
     assert ensure_standin_separator({"demo": {"root": "x"}, "training": {}}) is False  # not asked for
     with pytest.raises(ConfigError, match="demo.separation_standin needs training.sep_model"):
         ensure_standin_separator({"demo": {"root": "x", "separation_standin": True}, "training": {}})
+
+
+@pytest.mark.slow
+def test_a_long_recording_is_separated_window_by_window_as_10_s_clips(tmp_path, standin):
+    """Inference of an SSEP + SED checkpoint: the separation model only ever sees windows of at
+    most 10 s (the 2021 clip length), a batch of them at a time (memory bounded by the batch,
+    not the recording), and batching them changes no score."""
+    from conftest import write_wav
+    from test_network_kinds import checkpoint_of, tiny
+
+    from desed_task.config import load_config
+    from desed_task.inference import SoundEventDetector
+
+    config = tiny(load_config(REPO / "confs" / "demo_sep+sed.yaml"))
+    config["training"]["sep_model"] = str(standin)
+    path = checkpoint_of(config, tmp_path / "ssep.ckpt")
+    wav = write_wav(tmp_path / "long.wav", seconds=27.0)
+    scores = {}
+    for batch_size in (1, 3):
+        detector = SoundEventDetector.from_checkpoint(path, batch_size=batch_size)
+        seen = []
+        separate = detector.separator.separate_tensor
+        detector.separator.separate_tensor = lambda audio, f=separate, s=seen: s.append(tuple(audio.shape)) or f(audio)
+        scores[batch_size], _ = detector.score_file(wav)
+        assert max(n for _, n in seen) == 10 * FS and all(b <= batch_size for b, _ in seen), seen
+        assert sum(b for b, _ in seen) == 5  # windows at 0, 5, 10, 15 s (10 s long), then 20 s to the end
+    assert scores[1].shape == (10, (1 + 27 * FS // 256) // 4)
+    np.testing.assert_allclose(scores[3], scores[1], rtol=0, atol=1e-5)

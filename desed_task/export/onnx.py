@@ -208,7 +208,7 @@ class ExportPipeline(nn.Module):
         return run_network(self.network, features, embeddings)
 
 
-EXAMPLE_SOURCES = 4  # sources of the tracing input of an SSEP + SED export (the real model's; the axis is dynamic)
+EXAMPLE_SOURCES = 4  # sources of the tracing input of an SSEP + SED graph fed its sources (the axis is dynamic)
 AUDIO_INPUT = "audio: float32 (batch, samples), mono at sample_rate Hz, at least n_fft / 2 + 1 samples"
 CLIP_INPUT = (
     "audio: float32 (batch, {samples}), mono at sample_rate Hz: windows of exactly the training clip length "
