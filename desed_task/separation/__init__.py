@@ -14,6 +14,10 @@ import it, and only when a model is loaded or built; the other modules are plain
 PyTorch) so that the SED code never pulls TensorFlow in.
 
 Modules:
+    backend: which model a command runs (``separation.backend``: the converted PyTorch file by
+        default, the TensorFlow session as reference), `TorchSeparator` (batches on a device).
+    sets: `separate_sets`, resample and separate a config's sets (run_separation.py, fine-tuning).
+    demo: the SSEP demo's STAND-IN separation model (a small random PyTorch TDCN++).
     model: `TFSeparationModel`, loads the meta graph + checkpoint and separates one waveform.
     standin: `build_standin_model`, a small STAND-IN graph with the real model's tensor names.
     separator_file: `save_separator` / `load_separator`, the converted PyTorch model's file.
