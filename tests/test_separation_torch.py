@@ -311,3 +311,43 @@ def test_a_long_recording_is_separated_window_by_window_as_10_s_clips(tmp_path, 
         assert sum(b for b, _ in seen) == 5  # windows at 0, 5, 10, 15 s (10 s long), then 20 s to the end
     assert scores[1].shape == (10, (1 + 27 * FS // 256) // 4)
     np.testing.assert_allclose(scores[3], scores[1], rtol=0, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_ssep_sed_export_with_the_golden_tdcnpp_inside_gives_the_pytorch_scores(tmp_path, capsys):
+    """The export CLI of an SSEP + SED checkpoint with the converted golden TDCN++ (the real
+    architecture, 8 sources) inside: under ONNX Runtime, its scores are PyTorch's to
+    1e-4 on the golden's 10 s input and on a 7 s window (no TensorFlow needed)."""
+    ort = pytest.importorskip("onnxruntime")
+    from test_network_kinds import checkpoint_of, tiny
+
+    from desed_task.config import load_config
+    from desed_task.export.cli import main as export_main
+    from desed_task.inference import SoundEventDetector
+    from desed_task.separation.__main__ import main as convert_main
+
+    golden = REPO.parent / "shared" / "reference" / "tdcnpp2021"
+    if not (golden / "io.npz").is_file():
+        pytest.skip("../shared/reference/tdcnpp2021 is absent (reference data is only beside the repo in CI)")
+    converted = tmp_path / "separation.pt"
+    assert convert_main(["convert", "--tf_model", str(golden), "--out", str(converted)]) == 0
+    config = tiny(load_config(REPO / "confs" / "demo_sep+sed.yaml"))
+    config["training"]["sep_model"] = str(converted)
+    path = checkpoint_of(config, tmp_path / "ssep.ckpt")
+    export_main(["--checkpoint", str(path), "--onnx", str(tmp_path / "ssep.onnx")])
+    capsys.readouterr()
+    session = ort.InferenceSession(str(tmp_path / "ssep.onnx"), providers=["CPUExecutionProvider"])
+    assert session.get_modelmeta().custom_metadata_map["separation_sources"] == "8"
+    detector = SoundEventDetector.from_checkpoint(path)
+    ten_seconds = np.load(golden / "io.npz")["input_0"][0]  # (1, 160000)
+    for audio in (ten_seconds, ten_seconds[:, 16000:128000]):
+        with torch.inference_mode():
+            mixture = torch.from_numpy(np.ascontiguousarray(audio))
+            sources = detector.separator.separate_tensor(mixture)
+            strong, weak = detector.pipeline(torch.cat([mixture[:, None], sources], 1))
+        onnx_strong, onnx_weak = session.run(["strong", "weak"], {"audio": audio})
+        with capsys.disabled():  # the figure of the closing note (pytest -s)
+            print(f"\nSSEP + SED ONNX with the golden TDCN++, {audio.shape[1]} samples: largest |onnx - pytorch| "
+                  f"strong {np.abs(onnx_strong - strong.numpy()).max():.2g}, weak {np.abs(onnx_weak - weak.numpy()).max():.2g}")
+        assert np.abs(onnx_strong - strong.numpy()).max() < 1e-4 and np.abs(onnx_weak - weak.numpy()).max() < 1e-4
+        assert strong.std() > 1e-3  # scores that vary
