@@ -192,8 +192,9 @@ def open_separator(
         backend: "pytorch" or "tensorflow" (``separation.backend``).
         device: the PyTorch backend's device (TensorFlow places its graph itself).
         batch_size: clips per pass (None: `default_batch_size`).
-        given: overrides the config: a loaded separator, a converted ``.pt`` file, or a
-            TensorFlow model's folder (``inference.meta`` and ``model.ckpt-*``).
+        given: overrides the config: a loaded separator, a converted ``.pt`` file (run on
+            PyTorch whatever the backend), or a TensorFlow model's folder (``inference.meta``
+            and ``model.ckpt-*``).
         source: the config or checkpoint, for messages.
 
     Raises:
@@ -204,38 +205,25 @@ def open_separator(
     """
     if isinstance(given, Separator):
         return given
-    if backend not in BACKENDS:
-        raise ConfigError(f"{source}: separation.backend must be pytorch or tensorflow, got {backend!r}")
     device = torch.device(device)
     batch = default_batch_size(device, batch_size)
     from desed_task.separation.model import check_model_files, model_files_in
 
     torch_file, graph, prefix = training.get("sep_model"), training.get("sep_graph"), training.get("sep_checkpoint")
+    if given is not None and not Path(given).is_dir():
+        return open_torch_file(given, device, batch)  # a converted file runs on PyTorch, whatever the backend
     if given is not None:
-        given = Path(given)
-        if given.is_dir():
-            torch_file, (graph, prefix) = None, model_files_in(given)
-        else:
-            torch_file = given
+        torch_file, (graph, prefix) = None, model_files_in(given)
+    check_separation_keys({"sep_model": torch_file, "sep_graph": graph, "sep_checkpoint": prefix}, backend, source)
     if backend == "tensorflow":
-        if not graph or not prefix:
-            raise ConfigError(
-                f"{source}: separation.backend tensorflow runs the TensorFlow model: set "
-                f"training.sep_graph and training.sep_checkpoint (or give its folder)"
-            )
         from desed_task.separation.model import TFSeparationModel  # imports TensorFlow
 
         return TFSeparationModel(graph, prefix)
     if torch_file and (Path(torch_file).is_file() or not (graph and prefix)):
         return open_torch_file(torch_file, device, batch)
-    if graph and prefix:
-        graph, prefix = Path(graph), Path(prefix)
-        check_model_files(graph, prefix)
-        return TorchSeparator(convert_in_memory(prefix), device, batch, str(prefix))
-    raise ConfigError(
-        f"{source}: no separation model: set training.sep_model (the converted separation.pt) or "
-        f"training.sep_graph and sep_checkpoint (the TensorFlow model); {CONVERT_HINT}"
-    )
+    graph, prefix = Path(graph), Path(prefix)
+    check_model_files(graph, prefix)
+    return TorchSeparator(convert_in_memory(prefix), device, batch, str(prefix))
 
 
 def open_config_separator(
