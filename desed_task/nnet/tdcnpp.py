@@ -57,13 +57,21 @@ def num_frames(samples: int, window: int, hop: int) -> int:
     return max(1, 1 - (-(samples - window) // hop))
 
 
+def exporting() -> bool:
+    """Whether the module is being traced or exported (then `forward` uses only plain ops)."""
+    return torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or torch.compiler.is_compiling()
+
+
 class TDCNBlock(nn.Module):
-    """One block of the improved TDCN, on (batch, bottleneck, frames) activations.
+    """One block of the improved TDCN, on time-major (frames, batch, bottleneck) activations.
+
+    Parameters keep TensorFlow's layouts: dense kernels (in, out), the depthwise kernel
+    (kernel_size, channels), scalar scales and PReLU slopes, (1,) norm gamma and beta.
 
     Args:
         bottleneck: channels in and out.
         conv_channels: channels of the depthwise convolution.
-        kernel_size: taps of the depthwise convolution.
+        kernel_size: taps of the depthwise convolution (odd).
         dilation: its dilation (frames).
         scale: initial value of the learned output scale (0.9 ** block in the official model).
         prelu_init: initial PReLU slope.
@@ -80,40 +88,130 @@ class TDCNBlock(nn.Module):
     ) -> None:
         super().__init__()
         self.dilation = dilation
-        self.padding = dilation * (kernel_size - 1) // 2
-        self.dense1 = nn.Parameter(torch.empty(conv_channels, bottleneck))
+        self.dense1 = nn.Parameter(torch.empty(bottleneck, conv_channels))
         self.dense1_scale = nn.Parameter(torch.tensor(1.0))
-        self.prelu1 = nn.Parameter(torch.full((1,), prelu_init))
+        self.prelu1 = nn.Parameter(torch.tensor(float(prelu_init)))
         self.norm1_gamma = nn.Parameter(torch.ones(1))
         self.norm1_beta = nn.Parameter(torch.zeros(1))
-        self.conv_weight = nn.Parameter(torch.empty(conv_channels, 1, kernel_size))
+        self.conv_weight = nn.Parameter(torch.empty(kernel_size, conv_channels))
         self.conv_bias = nn.Parameter(torch.zeros(conv_channels))
-        self.prelu2 = nn.Parameter(torch.full((1,), prelu_init))
+        self.prelu2 = nn.Parameter(torch.tensor(float(prelu_init)))
         self.norm2_gamma = nn.Parameter(torch.ones(1))
         self.norm2_beta = nn.Parameter(torch.zeros(1))
-        self.dense2 = nn.Parameter(torch.empty(bottleneck, conv_channels))
+        self.dense2 = nn.Parameter(torch.empty(conv_channels, bottleneck))
         self.dense2_scale = nn.Parameter(torch.tensor(float(scale)))
         for weight in (self.dense1, self.dense2):
             nn.init.xavier_uniform_(weight)
-        # Keras DepthwiseConv2D: glorot uniform over fan_in = fan_out = kernel_size
-        nn.init.xavier_uniform_(self.conv_weight.view(conv_channels, kernel_size, 1))
+        # Keras DepthwiseConv2D: glorot uniform with fan_in = fan_out = kernel_size
+        bound = (6.0 / (2 * kernel_size)) ** 0.5
+        nn.init.uniform_(self.conv_weight, -bound, bound)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """(batch, bottleneck, frames) -> the same shape."""
-        y = torch.matmul(self.dense1, x) * self.dense1_scale
-        y = instance_norm(F.prelu(y, self.prelu1), self.norm1_gamma, self.norm1_beta)
-        z = F.conv1d(
-            y, self.conv_weight, self.conv_bias, padding=self.padding, dilation=self.dilation,
-            groups=y.shape[1],
+    def forward(self, x: Tensor, fast: bool = True) -> Tensor:
+        """(frames, batch, bottleneck) -> the same shape.
+
+        `fast`: fused instance norm and in-place convolution taps (same results up to float
+        rounding); False uses plain ops only (tracing, export).
+        """
+        # the learned scalar scales are folded into the dense kernels
+        y = dense(x, self.dense1 * self.dense1_scale, fast=fast)
+        y = instance_norm(F.prelu(y, self.prelu1.reshape(1)), self.norm1_gamma, self.norm1_beta, fast)
+        z = depthwise_conv(y, self.conv_weight, self.conv_bias, self.dilation, fast)
+        z = instance_norm(F.prelu(z, self.prelu2.reshape(1)), self.norm2_gamma, self.norm2_beta, fast)
+        return dense(z, self.dense2 * self.dense2_scale, residual=x, fast=fast)
+
+
+def onednn_usable(x: Tensor) -> bool:
+    """Whether `dense` may call oneDNN's linear (CPU float32 inference; it has no gradient)."""
+    return (
+        x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled()
+        and torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    )
+
+
+def dense(x: Tensor, kernel: Tensor, residual: Tensor | None = None, fast: bool = True) -> Tensor:
+    """``x @ kernel (+ residual)`` on the last axis.
+
+    Args:
+        x: (..., in).
+        kernel: (in, out), TensorFlow's layout.
+        residual: None or (..., out), added to the product.
+        fast: on the CPU without gradient, oneDNN's matrix product (PyTorch's CPU matmul is
+            MKL, measurably slower on AMD processors; same results up to float rounding).
+
+    Returns:
+        (..., out).
+    """
+    if fast and onednn_usable(x):
+        flat = x.reshape(-1, x.shape[-1])
+        weight = kernel.t().contiguous()
+        if residual is None:
+            out = torch.ops.mkldnn._linear_pointwise(flat, weight, None, "none", [], "")
+        else:
+            out = torch.ops.mkldnn._linear_pointwise.binary(
+                flat, residual.reshape(-1, residual.shape[-1]), weight, None, "add"
+            )
+        return out.reshape(*x.shape[:-1], kernel.shape[1])
+    out = torch.matmul(x, kernel)
+    return out if residual is None else residual + out
+
+
+def instance_norm(x: Tensor, gamma: Tensor, beta: Tensor, fast: bool = True) -> Tensor:
+    """Normalise time-major (frames, batch, channels) over frames, per batch item and channel,
+    then ``* gamma + beta`` (both (1,)): biased variance, epsilon `NORM_EPSILON`, as the official
+    ``LayerNormalizationScalarParams`` over the time axis (``tf.nn.moments`` +
+    ``tf.nn.batch_normalization``).
+
+    `fast`: PyTorch's fused batch norm on the (frames, batch * channels) view; False: the
+    TensorFlow formula in plain ops, ``x * inv + (beta - mean * inv)``,
+    ``inv = gamma / sqrt(var + eps)``.
+    """
+    if fast:
+        frames, batch, channels = x.shape
+        # (contiguous weights: the expanded scalars make the fused kernel ~2x slower)
+        out = torch.batch_norm(
+            x.reshape(frames, batch * channels), gamma.expand(batch * channels).contiguous(),
+            beta.expand(batch * channels).contiguous(), None, None, True, 0.0, NORM_EPSILON, False,
         )
-        z = instance_norm(F.prelu(z, self.prelu2), self.norm2_gamma, self.norm2_beta)
-        return x + torch.matmul(self.dense2, z) * self.dense2_scale
+        return out.reshape(x.shape)
+    mean = x.mean(dim=0, keepdim=True)
+    var = torch.square(x - mean).mean(dim=0, keepdim=True)
+    inv = torch.rsqrt(var + NORM_EPSILON) * gamma
+    return x * inv + (beta - mean * inv)
 
 
-def instance_norm(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
-    """Normalise (batch, channels, frames) over frames, per channel, then ``* gamma + beta``
-    (scalars, shape (1,)), epsilon `NORM_EPSILON`, biased variance (``tf.nn.moments``)."""
-    return F.instance_norm(x, eps=NORM_EPSILON) * gamma + beta
+def depthwise_conv(x: Tensor, weight: Tensor, bias: Tensor, dilation: int, fast: bool = True) -> Tensor:
+    """Depthwise convolution over frames with zero 'same' padding (Keras ``DepthwiseConv2D``,
+    ``padding='SAME'``).
+
+    Args:
+        x: (frames, batch, channels).
+        weight: (kernel_size, channels), kernel_size odd; tap k multiplies frame
+            ``t + (k - kernel_size // 2) * dilation``.
+        bias: (channels,).
+        dilation: frames between taps.
+        fast: add the outer taps in place into slices; False: on a zero-padded copy (plain
+            ops; the same sums in the same order).
+
+    Returns:
+        (frames, batch, channels): ``bias + sum_k weight[k] * x[t + shift_k]``, the centre tap
+        first, then the others in order.
+    """
+    frames, centre = x.shape[0], weight.shape[0] // 2
+    out = torch.addcmul(bias, x, weight[centre])
+    if not fast:
+        half = centre * dilation
+        padded = F.pad(x, (0, 0, 0, 0, half, half))
+    for k in range(weight.shape[0]):
+        shift = (k - centre) * dilation
+        if k == centre or abs(shift) >= frames:
+            continue
+        if not fast:
+            out = torch.addcmul(out, padded[k * dilation:k * dilation + frames], weight[k])
+        elif shift < 0:  # out[t] += w_k * x[t + shift], t >= -shift
+            out[-shift:].addcmul_(x[:frames + shift], weight[k])
+        else:
+            out[:frames - shift].addcmul_(x[shift:], weight[k])
+    return out
 
 
 class TDCNpp(nn.Module):
@@ -156,6 +254,8 @@ class TDCNpp(nn.Module):
         super().__init__()
         if kernel_size % 2 != 1:
             raise ValueError(f"kernel_size must be odd ('same' padding), got {kernel_size}")
+        if window % hop:
+            raise ValueError(f"window ({window}) must be a multiple of hop ({hop})")
         self.hparams = dict(
             num_sources=num_sources, window=window, hop=hop, num_coeffs=num_coeffs,
             bottleneck=bottleneck, conv_channels=conv_channels, kernel_size=kernel_size,
@@ -165,8 +265,9 @@ class TDCNpp(nn.Module):
         self.n_sources = num_sources
         self.source: dict = {}
         self.window, self.hop, self.num_coeffs = window, hop, num_coeffs
-        self.encoder = nn.Parameter(torch.empty(num_coeffs, window))
-        self.initial_dense = nn.Parameter(torch.empty(bottleneck, num_coeffs))
+        # dense kernels in TensorFlow's (in, out) layout
+        self.encoder = nn.Parameter(torch.empty(window, num_coeffs))
+        self.initial_dense = nn.Parameter(torch.empty(num_coeffs, bottleneck))
         self.initial_bias = nn.Parameter(torch.zeros(bottleneck))
         self.initial_scale = nn.Parameter(torch.tensor(1.0))
         n_blocks = num_dilations * num_repeats
@@ -175,9 +276,9 @@ class TDCNpp(nn.Module):
                       scale_base**b, prelu_init)
             for b in range(n_blocks)
         )
-        self.mask_dense = nn.Parameter(torch.empty(num_sources * num_coeffs, bottleneck))
+        self.mask_dense = nn.Parameter(torch.empty(bottleneck, num_sources * num_coeffs))
         self.decoder = nn.Parameter(torch.empty(num_coeffs, window))
-        self.mix_weights_dense = nn.Parameter(torch.empty(num_sources, bottleneck))
+        self.mix_weights_dense = nn.Parameter(torch.empty(bottleneck, num_sources))
         for weight in (self.encoder, self.initial_dense, self.mask_dense, self.decoder,
                        self.mix_weights_dense):
             nn.init.xavier_uniform_(weight)
@@ -189,36 +290,52 @@ class TDCNpp(nn.Module):
             waveform: (batch, samples).
 
         Returns:
-            (batch, num_coeffs, frames), non-negative.
+            (frames, batch, num_coeffs), non-negative.
         """
-        samples = waveform.shape[-1]
-        frames = num_frames(samples, self.window, self.hop)
-        padded = F.pad(waveform, (0, (frames - 1) * self.hop + self.window - samples))
-        # frame f covers samples [f * hop, f * hop + window): a strided convolution
-        coeffs = F.conv1d(padded[:, None], self.encoder[:, None], stride=self.hop)
-        return torch.relu(coeffs)
+        frames = num_frames(waveform.shape[-1], self.window, self.hop)
+        # frame f: samples [f * hop, f * hop + window), zero beyond the end: a strided
+        # convolution over the mixture padded by a whole window, cut to `frames`
+        padded = F.pad(waveform, (0, self.window))
+        coeffs = F.conv1d(padded[:, None], self.encoder.t()[:, None], stride=self.hop)[..., :frames]
+        return torch.relu(coeffs).permute(2, 0, 1)
 
-    def tdcn(self, coeffs: Tensor) -> Tensor:
-        """The improved TDCN: (batch, num_coeffs, frames) -> (batch, bottleneck, frames)."""
-        x = (torch.matmul(self.initial_dense, coeffs) + self.initial_bias[:, None]) * self.initial_scale
+    def tdcn(self, coeffs: Tensor, fast: bool = True) -> Tensor:
+        """The improved TDCN: (frames, batch, num_coeffs) -> (frames, batch, bottleneck)."""
+        scale = self.initial_scale
+        x = dense(coeffs, self.initial_dense * scale, fast=fast) + self.initial_bias * scale
         for block in self.blocks:
-            x = block(x)
+            x = block(x, fast)
         return x
 
     def decode(self, coeffs: Tensor, samples: int) -> Tensor:
-        """Waveforms of masked coefficients: (batch, sources, num_coeffs, frames) ->
-        (batch, sources, samples), overlap-added and cut to `samples`."""
-        batch, sources, n_coeffs, frames = coeffs.shape
-        flat = coeffs.reshape(batch * sources, n_coeffs, frames)
-        # transposed strided convolution = dense num_coeffs -> window, then overlap-add
-        waveforms = F.conv_transpose1d(flat, self.decoder[:, None], stride=self.hop)
-        return waveforms[..., :samples].reshape(batch, sources, samples)
+        """Waveforms of masked coefficients.
 
-    def intermediates(self, waveform: Tensor) -> dict[str, Tensor]:
+        Args:
+            coeffs: (frames, batch, sources, num_coeffs).
+            samples: the output length (at most ``(frames - 1) * hop + window``).
+
+        Returns:
+            (batch, sources, samples): each frame's ``coeffs @ decoder`` overlap-added.
+        """
+        frames, batch, sources, _ = coeffs.shape
+        per_frame = self.window // self.hop
+        pieces = torch.matmul(coeffs, self.decoder).unflatten(-1, (per_frame, self.hop))
+        # pieces (frames, batch, sources, per_frame, hop): piece j of frame f lands at hop f + j
+        hops = frames - 1 + per_frame
+        out = pieces[:, :, :, 0]
+        if per_frame > 1:
+            out = F.pad(out, (0, 0, 0, 0, 0, 0, 0, per_frame - 1))
+            for j in range(1, per_frame):
+                out = out + F.pad(pieces[:, :, :, j], (0, 0, 0, 0, 0, 0, j, per_frame - 1 - j))
+        # (hops, batch, sources, hop) -> (batch, sources, hops * hop)
+        return out.permute(1, 2, 0, 3).reshape(batch, sources, hops * self.hop)[..., :samples]
+
+    def intermediates(self, waveform: Tensor, fast: bool | None = None) -> dict[str, Tensor]:
         """Every stage of `forward`, for tests against the TensorFlow graph.
 
         Args:
             waveform: (batch, samples) float32 mixture.
+            fast: as in `forward`.
 
         Returns:
             ``encoder_coeffs`` (batch, frames, num_coeffs); ``tdcn_output``
@@ -226,38 +343,42 @@ class TDCNpp(nn.Module):
             ``separated_before_consistency`` (batch, sources, samples); ``separated``
             (batch, sources, samples), what `forward` returns.
         """
-        if waveform.dim() != 2 or waveform.shape[-1] == 0:
-            raise ValueError(f"expected a (batch, samples) waveform, got {tuple(waveform.shape)}")
-        samples = waveform.shape[-1]
-        coeffs = self.encode(waveform)
-        tdcn = self.tdcn(coeffs)
-        batch, _, frames = tdcn.shape
-        logits = torch.matmul(self.mask_dense, tdcn).view(batch, self.n_sources, self.num_coeffs, frames)
-        masked = torch.sigmoid(logits) * coeffs[:, None]
-        separated = self.decode(masked, samples)
-        mix_weights = torch.softmax(torch.matmul(tdcn.mean(dim=-1), self.mix_weights_dense.T), dim=-1)
-        residual = waveform - separated.sum(dim=1)
-        consistent = separated + mix_weights[..., None] * residual[:, None]
+        fast = not exporting() if fast is None else fast
+        coeffs, tdcn, mix_weights, separated, consistent = self._run(waveform, fast)
         return {
-            "encoder_coeffs": coeffs.transpose(1, 2),
-            "tdcn_output": tdcn.transpose(1, 2),
+            "encoder_coeffs": coeffs.transpose(0, 1),
+            "tdcn_output": tdcn.transpose(0, 1),
             "mix_weights": mix_weights,
             "separated_before_consistency": separated,
             "separated": consistent,
         }
 
-    def forward(self, waveform: Tensor) -> Tensor:
+    def _run(self, waveform: Tensor, fast: bool) -> tuple[Tensor, ...]:
+        """(coeffs, tdcn, mix_weights, separated, consistent) of `intermediates`, time-major."""
+        if waveform.dim() != 2 or waveform.shape[-1] == 0:
+            raise ValueError(f"expected a (batch, samples) waveform, got {tuple(waveform.shape)}")
+        samples = waveform.shape[-1]
+        coeffs = self.encode(waveform)
+        tdcn = self.tdcn(coeffs, fast)
+        logits = dense(tdcn, self.mask_dense, fast=fast).unflatten(-1, (self.n_sources, self.num_coeffs))
+        separated = self.decode(torch.sigmoid(logits) * coeffs[:, :, None], samples)
+        mix_weights = torch.softmax(torch.matmul(tdcn.mean(dim=0), self.mix_weights_dense), dim=-1)
+        residual = waveform - separated.sum(dim=1)
+        consistent = separated + mix_weights[..., None] * residual[:, None]
+        return coeffs, tdcn, mix_weights, separated, consistent
+
+    def forward(self, waveform: Tensor, fast: bool | None = None) -> Tensor:
         """Separate mixtures.
 
         Args:
             waveform: (batch, samples) float32 mixtures at the model's rate (16 kHz), any
                 length >= 1.
+            fast: fused ops (default, except while tracing or exporting); False: plain ops only.
 
         Returns:
             (batch, num_sources, samples) float32 sources that sum to the mixture.
         """
-        return self.intermediates(waveform)["separated"]
-
+        return self._run(waveform, fast=not exporting() if fast is None else fast)[-1]
     @torch.no_grad()
     def separate(self, waveform: np.ndarray) -> np.ndarray:
         """One clip, as the folder separator calls it: (samples,) -> (sources, samples) numpy

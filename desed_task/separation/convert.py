@@ -46,32 +46,28 @@ class ConversionError(ValueError):
 Transform = Callable[[np.ndarray], np.ndarray]
 
 
-def _transposed(value: np.ndarray) -> np.ndarray:
-    return value.T
-
-
 def _same(value: np.ndarray) -> np.ndarray:
     return value
 
 
 def _depthwise(value: np.ndarray) -> np.ndarray:
-    """Keras DepthwiseConv2D kernel (taps, 1, channels, 1) -> conv1d (channels, 1, taps)."""
-    return value[:, 0, :, 0].T[:, None, :]
+    """Keras DepthwiseConv2D kernel (taps, 1, channels, 1) -> (taps, channels)."""
+    return value[:, 0, :, 0]
 
 
 def _block_names(block: int) -> dict[str, tuple[str, Transform]]:
     tf = f"improved_tdcn/conv_block_{block}/tdcn_block"
     pt = f"blocks.{block}"
     names = {
-        f"{tf}/dense1/dense/kernel": (f"{pt}.dense1", _transposed),
+        f"{tf}/dense1/dense/kernel": (f"{pt}.dense1", _same),
         f"{tf}/dense1/dense_scale/scale_layer": (f"{pt}.dense1_scale", _same),
         f"{tf}/timeconv/separable_conv/depthwise_kernel": (f"{pt}.conv_weight", _depthwise),
         f"{tf}/timeconv/separable_conv/bias": (f"{pt}.conv_bias", _same),
-        f"{tf}/dense2/dense/kernel": (f"{pt}.dense2", _transposed),
+        f"{tf}/dense2/dense/kernel": (f"{pt}.dense2", _same),
         f"{tf}/dense2/dense_scale/scale_layer": (f"{pt}.dense2_scale", _same),
     }
     for i in (1, 2):
-        names[f"{tf}/normact{i}/prelu/prelu"] = (f"{pt}.prelu{i}", np.atleast_1d)
+        names[f"{tf}/normact{i}/prelu/prelu"] = (f"{pt}.prelu{i}", _same)
         names[f"{tf}/normact{i}/instance_norm/gamma"] = (f"{pt}.norm{i}_gamma", _same)
         names[f"{tf}/normact{i}/instance_norm/beta"] = (f"{pt}.norm{i}_beta", _same)
     return names
@@ -84,13 +80,13 @@ def tf_to_torch_names(model: TDCNpp) -> dict[str, tuple[str, Transform]]:
     ``conv_decoder/dense_1/kernel`` (the golden's names; see `canonical_name`).
     """
     names = {
-        "conv_encoder/dense/kernel": ("encoder", _transposed),
-        "initial_dense/dense/kernel": ("initial_dense", _transposed),
+        "conv_encoder/dense/kernel": ("encoder", _same),
+        "initial_dense/dense/kernel": ("initial_dense", _same),
         "initial_dense/dense/bias": ("initial_bias", _same),
         "initial_dense/dense_scale/scale_layer": ("initial_scale", _same),
-        "dense/kernel": ("mask_dense", _transposed),
+        "dense/kernel": ("mask_dense", _same),
         "conv_decoder/dense_1/kernel": ("decoder", _same),
-        "mix_weights/dense/kernel": ("mix_weights_dense", _transposed),
+        "mix_weights/dense/kernel": ("mix_weights_dense", _same),
     }
     for block in range(len(model.blocks)):
         names.update(_block_names(block))
