@@ -158,11 +158,11 @@ class ExportTDCNpp(TDCNpp):
         return copy_.eval()
 
     def encode(self, waveform: torch.Tensor) -> torch.Tensor:
-        """(batch, samples) -> (batch, num_coeffs, frames), as `TDCNpp.encode`."""
+        """(batch, samples) -> (frames, batch, num_coeffs), as `TDCNpp.encode`."""
         frames = (waveform.shape[-1] - self.window + self.hop - 1) // self.hop + 1
         padded = nn.functional.pad(waveform, (0, self.window))
-        coeffs = nn.functional.conv1d(padded[:, None], self.encoder[:, None], stride=self.hop)
-        return torch.relu(coeffs[..., :frames])
+        coeffs = nn.functional.conv1d(padded[:, None], self.encoder.t()[:, None], stride=self.hop)
+        return torch.relu(coeffs[..., :frames]).permute(2, 0, 1)
 
 
 class ExportPipeline(nn.Module):
@@ -278,6 +278,30 @@ def export_torchscript(
     return path
 
 
+def materialize_initializer_copies(graph) -> None:
+    """Replace each ``Identity`` node that copies an initializer by an initializer of its own.
+
+    The exporter stores parameters of equal values (e.g. the TDCN++'s instance-norm gains, all
+    1 before training, as in the demo's stand-in) once, the others as ``Identity`` copies of
+    it; ONNX Runtime's graph optimizer then refuses the graph ("... is not a graph input,
+    initializer, or output of a previous node"). The copies are small (scalars, in practice)."""
+    import onnx
+
+    initializers = {tensor.name: tensor for tensor in graph.initializer}
+    kept = []
+    for node in graph.node:
+        if node.op_type == "Identity" and node.input[0] in initializers:
+            copy_ = onnx.TensorProto()
+            copy_.CopyFrom(initializers[node.input[0]])
+            copy_.name = node.output[0]
+            graph.initializer.append(copy_)
+        else:
+            kept.append(node)
+    if len(kept) != len(graph.node):
+        del graph.node[:]
+        graph.node.extend(kept)
+
+
 def export_onnx(
     pipeline: nn.Module,
     path: str | Path,
@@ -329,6 +353,7 @@ def export_onnx(
             dynamo=False,
         )
     model = onnx.load(str(path))
+    materialize_initializer_copies(model.graph)
     onnx.helper.set_model_props(model, model_metadata(class_names, sample_rate, hop_length, net_pooling, extra_metadata))
     onnx.save(model, str(path))
     return path
