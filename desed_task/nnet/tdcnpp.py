@@ -303,9 +303,14 @@ class TDCNpp(nn.Module):
             waveform: (batch, samples).
 
         Returns:
-            (frames, batch, num_coeffs), non-negative.
+            (frames, batch, num_coeffs), non-negative; ``num_frames(samples)`` frames.
         """
-        frames = num_frames(waveform.shape[-1], self.window, self.hop)
+        samples = waveform.shape[-1]
+        # 1 + ceil((samples - window) / hop), written with shape arithmetic a tracer records
+        # (exported graphs take any length >= hop + 1); at least 1 frame otherwise
+        frames = 1 + (samples - self.window + self.hop - 1) // self.hop
+        if not exporting():
+            frames = max(1, frames)
         # frame f: samples [f * hop, f * hop + window), zero beyond the end: a strided
         # convolution over the mixture padded by a whole window, cut to `frames`
         padded = F.pad(waveform, (0, self.window))
