@@ -5,7 +5,8 @@ audio nor on the weights) with the same threads (--threads: TensorFlow's intra- 
 threads, torch's intra-op threads). The runs are interleaved, round after round (TensorFlow,
 then PyTorch at each batch size), so that a machine shared with other work slows every backend
 alike; the table gives each backend's median over the rounds. PyTorch runs at each of
---batch_size (clips of one length stacked into one forward pass); the best is marked.
+--batch_size (clips of one length stacked into one forward pass) and, with several threads on
+the CPU, as --workers clips at a time with one thread each; the best is marked.
 
 Then the peak memory of one 10 s clip, each backend in a fresh child process: the peak resident
 memory while it separates the clip, and how much that is above the process's resident memory
@@ -33,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -88,6 +90,25 @@ def run_torch(model: TDCNpp, clips: np.ndarray, batch: int, device: torch.device
             outputs.append(model(torch.from_numpy(clips[i:i + batch]).to(device)).cpu())
     sync(device)
     return time.perf_counter() - start, torch.cat(outputs).numpy()
+
+
+def run_torch_workers(model: TDCNpp, clips: np.ndarray, workers: int) -> tuple[float, np.ndarray]:
+    """(seconds, sources) of separating `clips` one by one in `workers` Python threads with one
+    torch thread each (clip-level parallelism: no OpenMP barrier between the cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+
+    def separate(clip: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model(torch.from_numpy(clip[None]))[0].numpy()
+
+    try:
+        start = time.perf_counter()
+        with ThreadPoolExecutor(workers) as pool:
+            outputs = list(pool.map(separate, clips))
+        return time.perf_counter() - start, np.stack(outputs)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def run_tf(model, clips: np.ndarray) -> tuple[float, np.ndarray]:
@@ -163,6 +184,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="PyTorch's device: cpu or cuda[:N] (TensorFlow runs on the CPU only, so it is left out on a GPU)")
     parser.add_argument("--tf_model", type=Path, default=GOLDEN if GOLDEN.is_dir() else None)
     parser.add_argument("--model", type=Path, default=None, help="PyTorch separation.pt (default: --tf_model's checkpoint converted)")
+    parser.add_argument("--workers", type=int, default=None, help="also PyTorch with this many clips at a time, one thread each (default: --threads when above 1, on the CPU)")
     parser.add_argument("--no_memory", action="store_true", help="skip the peak-memory runs")
     parser.add_argument("--_memory", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -178,7 +200,9 @@ def main() -> None:
     use_tf = device.type == "cpu" and args.tf_model is not None
     tf = tf_model(args) if use_tf else None
 
+    workers = args.workers if args.workers is not None else (args.threads if device.type == "cpu" and args.threads > 1 else 0)
     names = (["tensorflow b=1"] if use_tf else []) + [f"pytorch b={b}" for b in batches]
+    names += [f"pytorch {workers}x1 thr"] if workers else []
     times: dict[str, list[float]] = {name: [] for name in names}
     outputs = {}
     # warm-up (graph optimisation, oneDNN kernels, CUDA context) on one short clip each
@@ -193,6 +217,9 @@ def main() -> None:
         for b in batches:
             seconds, outputs[b] = run_torch(model, clips, b, device)
             times[f"pytorch b={b}"].append(seconds)
+        if workers:
+            seconds, outputs["workers"] = run_torch_workers(model, clips, workers)
+            times[f"pytorch {workers}x1 thr"].append(seconds)
 
     print(f"\n{args.clips} clips of {args.seconds:g} s, {args.threads} threads, PyTorch on {device}, "
           f"median of {args.rounds} interleaved rounds (torch {torch.__version__})")
@@ -202,14 +229,15 @@ def main() -> None:
     for name in names:
         rate = rates[name]
         hours = DESED_CLIPS * (10.0 / args.seconds) / rate / 3600
-        mark = "  (best PyTorch)" if name == best_torch and len(batches) > 1 else ""
+        mark = "  (best PyTorch)" if name == best_torch and sum(n.startswith("pytorch") for n in names) > 1 else ""
         print(f"{name:<16} {rate:>9.3f} {1 / rate:>8.3f} {rate * args.seconds:>12.1f} {hours:>12.2f}{mark}")
     if use_tf:
         print(f"PyTorch / TensorFlow speed: {rates[best_torch] / rates['tensorflow b=1']:.2f} (best batch), "
               f"{rates['pytorch b=1'] / rates['tensorflow b=1']:.2f} (batch 1)"
               if "pytorch b=1" in rates else "")
         if args.model is None:
-            diff = max(float(np.abs(outputs[b] - outputs["tensorflow"]).max()) for b in batches)
+            diff = max(float(np.abs(outputs[key] - outputs["tensorflow"]).max())
+                       for key in [*batches, *(["workers"] if workers else [])])
             print(f"largest |PyTorch - TensorFlow| over the sources: {diff:.2e}")
     if not args.no_memory:
         print("\npeak memory of one 10 s clip (fresh process, batch 1)")
