@@ -115,8 +115,9 @@ class TDCNBlock(nn.Module):
         self.dense2_scale = nn.Parameter(torch.tensor(float(scale)))
         for weight in (self.dense1, self.dense2):
             nn.init.xavier_uniform_(weight)
-        # Keras DepthwiseConv2D: glorot uniform with fan_in = fan_out = kernel_size
-        bound = (6.0 / (2 * kernel_size)) ** 0.5
+        # Keras DepthwiseConv2D's glorot uniform on its (taps, 1, channels, 1) kernel:
+        # fan_in = taps * channels, fan_out = taps (the golden's std 0.036 for 3 x 512)
+        bound = (6.0 / (kernel_size * conv_channels + kernel_size)) ** 0.5
         nn.init.uniform_(self.conv_weight, -bound, bound)
 
     def forward(self, x: Tensor, fast: bool = True) -> Tensor:
