@@ -247,3 +247,27 @@ def test_the_checkpoint_reader_reads_what_tensorflow_reads(golden_tensors) -> No
     assert set(shapes) == set(golden_tensors)
     for name, value in golden_tensors.items():
         assert np.array_equal(reader.get_tensor(name), value), name
+
+
+def test_exports_to_onnx_for_any_batch_and_length(tmp_path: Path) -> None:
+    """Tracing takes the plain-ops path; the graph keeps the frame count symbolic."""
+    ort = pytest.importorskip("onnxruntime", reason="the export check needs ONNX Runtime (the export extra)")
+    pytest.importorskip("onnx", reason="the export check needs onnx (the export extra)")
+    torch.manual_seed(0)
+    small = TDCNpp(num_sources=3, num_coeffs=16, bottleneck=8, conv_channels=12, num_dilations=3,
+                   num_repeats=2).eval()
+    with torch.no_grad():
+        for param in small.parameters():  # away from the constant initial values
+            param.add_(0.01 * torch.randn_like(param))
+    path = tmp_path / "tdcnpp.onnx"
+    torch.onnx.export(small, (torch.randn(2, 1000),), str(path), input_names=["audio"],
+                      output_names=["sources"], opset_version=17, dynamo=False,
+                      dynamic_axes={"audio": {0: "batch", 1: "samples"}, "sources": {0: "batch", 2: "samples"}})
+    session = ort.InferenceSession(str(path))
+    for batch, samples in ((1, 48123), (3, 1000), (2, 41), (1, 21)):
+        mixture = torch.randn(batch, samples)
+        with torch.no_grad():
+            expected = small(mixture).numpy()
+        sources = session.run(None, {"audio": mixture.numpy()})[0]
+        assert sources.shape == expected.shape
+        assert float(np.abs(sources - expected).max()) <= TOLERANCE

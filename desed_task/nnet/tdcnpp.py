@@ -4,7 +4,8 @@ A re-implementation of Google's model, built to give the same numbers as its Ten
 (google-research/sound-separation, ``models/neurips2020_mixit/model.py`` with
 ``models/train/network.py``, ``network_config.improved_tdcn()`` and ``consistency.py``; the
 YFCC100M MixIT checkpoint uses the defaults below at 16 kHz). Its checkpoint is converted by
-``python -m desed_task.separation convert`` (variable names: `desed_task.separation.tf_names`).
+``python -m desed_task.separation convert`` (variable names:
+`desed_task.separation.convert.tf_to_torch_names`).
 
 Signal flow, for a mixture (batch, samples) at 16 kHz:
 
@@ -30,8 +31,19 @@ Signal flow, for a mixture (batch, samples) at 16 kHz:
    W (bottleneck, sources); every source gets ``w_source * (mixture - sum of sources)``.
 
 Differences from the TensorFlow graph: any batch size (the published graph fixes batch 1); a
-clip shorter than ``hop + 1`` samples gets one frame (the graph computes zero frames for it and
-cannot separate it).
+clip shorter than ``hop + 1`` samples gets one frame (the graph computes zero frames for it).
+Equal to the graph within float32 rounding: on the golden of ../shared/reference/tdcnpp2021
+(tests/test_tdcnpp.py) the sources differ by at most ~1e-6 and the TDCN output (values up to 9.3)
+by ~2e-5.
+
+Implementation, for speed on the CPU (a 10 s clip is 7,999 frames of 512 channels through 32
+blocks): activations are time-major (frames, batch, channels), so that every dense layer is one
+matrix product, the instance norm is PyTorch's fused batch norm over a (frames, batch *
+channels) view and the dilated depthwise convolution is three multiply-adds on shifted slices;
+the learned scalar scales are folded into the dense kernels and the residual is added inside
+the last product of a block. On the CPU without gradient the products are oneDNN's (MKL's, used
+by ``torch.matmul``, is slower on AMD processors). ``fast=False`` (and tracing or export) uses
+plain operations only, with the same results up to float rounding.
 """
 
 from __future__ import annotations
@@ -59,7 +71,8 @@ def num_frames(samples: int, window: int, hop: int) -> int:
 
 def exporting() -> bool:
     """Whether the module is being traced or exported (then `forward` uses only plain ops)."""
-    return torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or torch.compiler.is_compiling()
+    compiling = getattr(torch.compiler, "is_compiling", lambda: False)()  # torch >= 2.3
+    return torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or compiling
 
 
 class TDCNBlock(nn.Module):
@@ -102,8 +115,9 @@ class TDCNBlock(nn.Module):
         self.dense2_scale = nn.Parameter(torch.tensor(float(scale)))
         for weight in (self.dense1, self.dense2):
             nn.init.xavier_uniform_(weight)
-        # Keras DepthwiseConv2D: glorot uniform with fan_in = fan_out = kernel_size
-        bound = (6.0 / (2 * kernel_size)) ** 0.5
+        # Keras DepthwiseConv2D's glorot uniform on its (taps, 1, channels, 1) kernel:
+        # fan_in = taps * channels, fan_out = taps (the golden's std 0.036 for 3 x 512)
+        bound = (6.0 / (kernel_size * conv_channels + kernel_size)) ** 0.5
         nn.init.uniform_(self.conv_weight, -bound, bound)
 
     def forward(self, x: Tensor, fast: bool = True) -> Tensor:
@@ -290,9 +304,14 @@ class TDCNpp(nn.Module):
             waveform: (batch, samples).
 
         Returns:
-            (frames, batch, num_coeffs), non-negative.
+            (frames, batch, num_coeffs), non-negative; ``num_frames(samples)`` frames.
         """
-        frames = num_frames(waveform.shape[-1], self.window, self.hop)
+        samples = waveform.shape[-1]
+        # 1 + ceil((samples - window) / hop), written with shape arithmetic a tracer records
+        # (exported graphs take any length >= hop + 1); at least 1 frame otherwise
+        frames = 1 + (samples - self.window + self.hop - 1) // self.hop
+        if not exporting():
+            frames = max(1, frames)
         # frame f: samples [f * hop, f * hop + window), zero beyond the end: a strided
         # convolution over the mixture padded by a whole window, cut to `frames`
         padded = F.pad(waveform, (0, self.window))
@@ -361,7 +380,11 @@ class TDCNpp(nn.Module):
         coeffs = self.encode(waveform)
         tdcn = self.tdcn(coeffs, fast)
         logits = dense(tdcn, self.mask_dense, fast=fast).unflatten(-1, (self.n_sources, self.num_coeffs))
-        separated = self.decode(torch.sigmoid(logits) * coeffs[:, :, None], samples)
+        if fast and not torch.is_grad_enabled():  # in place: 2 fewer copies of the largest tensor
+            masked = logits.sigmoid_().mul_(coeffs[:, :, None])
+        else:
+            masked = torch.sigmoid(logits) * coeffs[:, :, None]
+        separated = self.decode(masked, samples)
         mix_weights = torch.softmax(torch.matmul(tdcn.mean(dim=0), self.mix_weights_dense), dim=-1)
         residual = waveform - separated.sum(dim=1)
         consistent = separated + mix_weights[..., None] * residual[:, None]

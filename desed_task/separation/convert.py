@@ -125,8 +125,14 @@ def convert_checkpoint(prefix: str | Path, model: TDCNpp | None = None) -> TDCNp
     model = TDCNpp() if model is None else model
     expected = tf_to_torch_names(model)
     entries, num_shards = read_index(prefix)
-    found = {canonical_name(name): name for name in entries if not IGNORED.match(name)}
-    unknown = sorted(found[name] for name in set(found) - set(expected))
+    found: dict[str, str] = {}
+    duplicates = []  # e.g. both conv_decoder/dense and conv_decoder/dense_1
+    for name in sorted(entries):
+        if not IGNORED.match(name):
+            if canonical_name(name) in found:
+                duplicates.append(name)
+            found.setdefault(canonical_name(name), name)
+    unknown = sorted(duplicates + [found[name] for name in set(found) - set(expected)])
     missing = sorted(set(expected) - set(found))
     params = dict(model.named_parameters())
     wrong = []
