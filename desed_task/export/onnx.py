@@ -42,7 +42,6 @@ from torch import nn
 from desed_task.features.mel import MelSpectrogram
 from desed_task.features.network_input import mel_magnitudes, normalise
 from desed_task.nnet import run_network
-from desed_task.nnet.tdcnpp import TDCNpp
 
 OPSET = 17
 
@@ -143,28 +142,6 @@ class ExportMelSpectrogram(nn.Module):
         return torch.matmul(self.filterbank_t, magnitude.transpose(1, 2))
 
 
-class ExportTDCNpp(TDCNpp):
-    """`TDCNpp` whose encoder framing is written with shape arithmetic the tracer records, so
-    that the exported graph takes any length: the mixture is zero-padded by a whole window and
-    the strided convolution's frames are cut to ``1 + ceil((samples - window) / hop)``, the
-    frames `TDCNpp.encode` makes (its ``max(1, ...)`` would be frozen by tracing). The same
-    numbers for inputs of at least ``window`` samples (the graph's inputs are >= 1 s)."""
-
-    @classmethod
-    def of(cls, model: TDCNpp) -> ExportTDCNpp:
-        """A copy of `model` (same hyper-parameters and weights), in eval mode."""
-        copy_ = cls(**model.hparams)
-        copy_.load_state_dict(model.state_dict())
-        return copy_.eval()
-
-    def encode(self, waveform: torch.Tensor) -> torch.Tensor:
-        """(batch, samples) -> (frames, batch, num_coeffs), as `TDCNpp.encode`."""
-        frames = (waveform.shape[-1] - self.window + self.hop - 1) // self.hop + 1
-        padded = nn.functional.pad(waveform, (0, self.window))
-        coeffs = nn.functional.conv1d(padded[:, None], self.encoder.t()[:, None], stride=self.hop)
-        return torch.relu(coeffs[..., :frames]).permute(2, 0, 1)
-
-
 class ExportPipeline(nn.Module):
     """Audio -> (strong, weak) of a :class:`desed_task.inference.SEDPipeline`, exportable: the
     same network input (`desed_task.features.network_input`) with the mel spectrogram written
@@ -185,9 +162,7 @@ class ExportPipeline(nn.Module):
 
     def __init__(self, pipeline: nn.Module, clip_samples: int | None = None, separator: nn.Module | None = None) -> None:
         super().__init__()
-        self.separator = None
-        if separator is not None and getattr(pipeline, "takes_sources", False):
-            self.separator = ExportTDCNpp.of(separator) if isinstance(separator, TDCNpp) else separator
+        self.separator = separator if getattr(pipeline, "takes_sources", False) else None
         self.mel = ExportMelSpectrogram(pipeline.mel)
         self.scaler = pipeline.scaler
         self.network = pipeline.network
