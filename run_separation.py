@@ -1,19 +1,25 @@
 """Separate the DESED folders with the pre-trained separation model (2021 SSEP + SED, step 1).
 
-    python run_separation.py [--conf_file confs/sep+sed.yaml] [--test_only]
+    python run_separation.py [--conf_file confs/sep+sed.yaml] [--test_only] [--gpus 0] [--batch_size N]
 
 For each set of the config (synthetic train, synthetic validation, weak, unlabelled, dev-test;
 dev-test only with --test_only): resample ``<set>_folder_44k`` into ``<set>_folder_16k`` when
 the former is set, then write into ``<set>_folder_sep`` one wav per clip with one channel per
-separated source, mirroring the folder layout. Resumable: start it again after a crash and it
-only does what is missing. The model is the TF1 graph ``training.sep_graph`` with checkpoint
-``training.sep_checkpoint`` (TensorFlow is needed here only: pip install -e ".[separation]").
+separated source, mirroring the folder layout. Resumable: start it again after a crash (even a
+SIGKILL) and it only does what is missing.
+
+The model (`desed_task.separation.backend`): by default the PyTorch TDCN++ of the converted file
+``training.sep_model`` (python -m desed_task.separation convert), batches of clips on the GPU of
+--gpus when there is one; without that file, the TensorFlow model ``training.sep_graph`` /
+``sep_checkpoint`` converted on the fly (TensorFlow needed). ``separation.backend: tensorflow``
+runs 2021's TensorFlow session instead (the reference; pip install -e ".[separation]").
 
 With a demo config (a `demo:` section, e.g. confs/demo_sep+sed.yaml) the demo dataset and the
-STAND-IN separation model are built first when absent (it separates nothing meaningful).
+STAND-IN separation model (a small random PyTorch TDCN++) are written first when absent; it
+separates nothing meaningful.
 
 Exit status 0 when every clip is separated, 1 when some failed (listed; running again retries
-only them), 2 on a config or model-file error or without TensorFlow.
+only them), 2 on a config, device or model-file error, or without TensorFlow where it is needed.
 """
 
 from __future__ import annotations
@@ -24,10 +30,10 @@ import sys
 from pathlib import Path
 
 from desed_task.config import ConfigError, load_config
-from desed_task.separation import format_reports, separate_folder
-from desed_task.separation.demo import ensure_standin_model
-from desed_task.separation.jobs import prepare_16k, separation_jobs
-from desed_task.separation.model import TensorFlowMissing  # plain Python: no TensorFlow yet
+from desed_task.devices import DeviceError, torch_device
+from desed_task.separation import format_reports
+from desed_task.separation.backend import MODEL_ERRORS
+from desed_task.separation.sets import separate_sets
 
 log = logging.getLogger("run_separation")
 
@@ -39,6 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--conf_file", type=Path, default=Path("confs/sep+sed.yaml"))
     parser.add_argument("--test_only", action="store_true", help="separate dev-test only")
+    parser.add_argument("--gpus", default=None, help='"0": CPU; "N" or "i,j": the first GPU named; default: a GPU when CUDA is available (PyTorch backend)')
+    parser.add_argument("--batch_size", type=int, default=None, help="clips of one length per forward pass (default: separation.batch_size, else 16 on a GPU and 1 on the CPU)")
     return parser.parse_args(argv)
 
 
@@ -47,43 +55,25 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return separate(args)
-    except (ConfigError, FileNotFoundError, TensorFlowMissing) as err:
+    except (ConfigError, DeviceError, *MODEL_ERRORS) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
 
 def separate(args: argparse.Namespace) -> int:
     """Resample and separate every set of the config; the exit status of `main`."""
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ConfigError(f"--batch_size {args.batch_size}: give 1 or more clips")
     config = load_config(args.conf_file)
-    data, training = config["data"], config["training"]
-    if not training.get("sep_graph") or not training.get("sep_checkpoint"):
-        raise ConfigError(f"{args.conf_file}: set training.sep_graph and training.sep_checkpoint")
+    device = torch_device(args.gpus)
     if "demo" in config:
         from desed_task.data_generation.demo import ensure_demo_dataset  # scaper: the demo extra
 
         ensure_demo_dataset(config["demo"])
-        ensure_standin_model(training["sep_graph"], training["sep_checkpoint"])
-    jobs = separation_jobs(data, test_only=args.test_only)
-
-    resample_failures = 0
-    for job in jobs:
-        resampled = prepare_16k(job, data.get("fs", 16000), data.get("resampler"))
-        resample_failures += len(resampled.failed) if resampled else 0
-
-    from desed_task.separation.model import TFSeparationModel  # imports TensorFlow
-
-    with TFSeparationModel(training["sep_graph"], training["sep_checkpoint"]) as model:
-        reports = {
-            job.name: separate_folder(
-                model, job.audio_16k, job.separated, expected_sample_rate=data.get("fs", 16000)
-            )
-            for job in jobs
-        }
-
-    print(format_reports(reports))
-    n_failed = sum(len(r.failed) for r in reports.values()) + resample_failures
-    if n_failed:
-        log.error("%d clip(s) failed (listed above); run again to retry them", n_failed)
+    run = separate_sets(config, str(args.conf_file), test_only=args.test_only, device=device, batch_size=args.batch_size)
+    print(format_reports(run.reports))
+    if run.failed:
+        log.error("%d clip(s) failed (listed above); run again to retry them", run.failed)
         return 1
     return 0
 

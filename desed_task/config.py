@@ -58,6 +58,9 @@ SCHEMA: dict[str, dict[str, tuple[Any, bool]]] = {
         "sed_yaml": (_OPT_STR, False),
         "sed_checkpoint": (_OPT_STR, False),
         "sed_model": (_OPT_STR, False),
+        # the separation model: the converted PyTorch file (python -m desed_task.separation
+        # convert), and/or the TensorFlow meta graph and checkpoint prefix of 2021
+        "sep_model": (_OPT_STR, False),
         "sep_checkpoint": (_OPT_STR, False),
         "sep_graph": (_OPT_STR, False),
         "ensemble_mixture_input": (_OPT_STR, False),  # sum_of_sources (2021) or mixture
@@ -159,8 +162,17 @@ SCHEMA: dict[str, dict[str, tuple[Any, bool]]] = {
         # write a random BEATs in the official format at pretrained.checkpoint when absent
         # (desed_task.embeddings.standin); the embeddings of the demo are then extracted with it
         "beats_standin": (bool, False),
+        # write a small random PyTorch TDCN++ at training.sep_model when absent (the SSEP demo)
+        "separation_standin": (bool, False),
+    },
+    # how the separation model runs (desed_task.separation.backend); not in 2021
+    "separation": {
+        "backend": (_OPT_STR, False),  # pytorch (default) or tensorflow (2021's session, the reference)
+        "batch_size": ((int, type(None)), False),  # clips per pass; unset: 16 on a GPU, 1 on the CPU
     },
 }
+SEPARATION_BACKENDS = (None, "pytorch", "tensorflow")
+"""Values of ``separation.backend`` (None: pytorch)."""
 OBJ_METRIC_SYNTH_TYPES = (None, "intersection", "event")
 """Values of ``training.obj_metric_synth_type`` (None: intersection), as 2021 accepted."""
 ENSEMBLE_MIXTURE_INPUTS = (None, "sum_of_sources", "mixture")
@@ -199,6 +211,7 @@ RANGES: dict[str, tuple[Any, Any]] = {
     "training.weak_split": _FRACTION,
     "training.max_steps_per_epoch": _POSITIVE,
     "training.num_nodes": _POSITIVE,
+    "separation.batch_size": _POSITIVE,
     "data.audio_max_len": (1e-3, None),
     "data.fs": _POSITIVE,
     "data.net_subsample": _POSITIVE,
@@ -306,6 +319,10 @@ def validate_config(config: dict, source: str = "<config>") -> dict:
             f"{source}: 'opt.warmup_first_step' and 'opt.first_step_at_lr' both set the first step's "
             "learning rate: keep one (warm-up rate, or opt.lr as 2023)"
         )
+    if (config.get("separation") or {}).get("backend") not in SEPARATION_BACKENDS:
+        raise ConfigError(
+            f"{source}: 'separation.backend' must be pytorch or tensorflow, got {config['separation']['backend']!r}"
+        )
     _check_embeddings(config, source)
     return config
 
@@ -350,6 +367,8 @@ def load_config(path: str | Path) -> dict:
 TEST_TIME_KEYS = ("postprocessing", "clip_events_to_durations", "clamp_events_to_audio_max_len")
 # where a tested checkpoint's embeddings and BEATs file are: paths, as the data paths
 PRETRAINED_PATH_KEYS = ("extracted_embeddings_dir", "checkpoint")
+# where the separation model is and how it runs: from the current config when it sets them
+SEPARATION_PATH_KEYS = ("sep_model", "sep_graph", "sep_checkpoint")
 
 
 def merge_for_test(checkpoint_config: dict, current: dict) -> dict:
@@ -358,7 +377,9 @@ def merge_for_test(checkpoint_config: dict, current: dict) -> dict:
     ``training`` keys (``TEST_TIME_KEYS``: post-processing, clipping and clamping of the
     decoded events) from the current config too, unset there meaning their default; so are
     the paths of the ``pretrained:`` section (``PRETRAINED_PATH_KEYS``: the embeddings folder
-    and the BEATs file) when the current config has that section."""
+    and the BEATs file) when the current config has that section, and the separation model's
+    files (``SEPARATION_PATH_KEYS``) and ``separation:`` section when the current config sets
+    them."""
     merged = copy.deepcopy(checkpoint_config)
     merged["data"] = copy.deepcopy(current["data"])
     training = merged.setdefault("training", {})
@@ -368,6 +389,13 @@ def merge_for_test(checkpoint_config: dict, current: dict) -> dict:
             training[key] = current["training"][key]
     if "demo" in current:
         merged["demo"] = copy.deepcopy(current["demo"])
+    separation_files = {k: v for k, v in current.get("training", {}).items() if k in SEPARATION_PATH_KEYS and v}
+    if separation_files:
+        for key in SEPARATION_PATH_KEYS:
+            training.pop(key, None)
+        training.update(separation_files)
+    if current.get("separation"):
+        merged["separation"] = copy.deepcopy(current["separation"])
     if current.get("pretrained") and merged.get("pretrained"):
         for key in PRETRAINED_PATH_KEYS:
             merged["pretrained"].pop(key, None)

@@ -171,6 +171,7 @@ def test_run_separation_without_tensorflow_says_how_to_install_it(tmp_path, caps
     (model_dir / "model.ckpt-3547330.index").write_bytes(b"")
     config = yaml.safe_load((REPO / "confs" / "sep+sed.yaml").read_text())
     config["training"].update(sep_graph=str(model_dir / "inference.meta"), sep_checkpoint=str(model_dir / "model.ckpt-3547330"))
+    config["separation"] = {"backend": "tensorflow"}  # the reference backend needs TensorFlow
     config["data"] = {"audio_max_len": 10, "fs": 16000, "net_subsample": 4,
                       "test_folder_16k": str(tmp_path / "test"), "test_folder_sep": str(tmp_path / "sep")}
     conf = tmp_path / "sep.yaml"
@@ -180,6 +181,14 @@ def test_run_separation_without_tensorflow_says_how_to_install_it(tmp_path, caps
     assert status == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: separation needs TensorFlow") and 'pip install -e ".[separation]"' in err
+
+    # the default backend reads the checkpoint without TensorFlow: a broken one is named
+    del config["separation"]
+    config["training"]["sep_model"] = str(tmp_path / "absent.pt")
+    conf.write_text(yaml.safe_dump(config))
+    assert load_script("run_separation.py").main(["--conf_file", str(conf), "--test_only"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "model.ckpt-3547330" in err[0], err
 
 
 def test_both_demo_builders_refuse_an_unknown_size_alike(tmp_path, capsys):

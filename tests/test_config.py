@@ -110,6 +110,30 @@ def test_testing_a_2023_checkpoint_takes_the_embeddings_and_beats_paths_of_the_c
     assert merge_for_test(trained, _sed())["pretrained"] == trained["pretrained"]
 
 
+def test_testing_an_ssep_checkpoint_takes_the_separation_model_of_the_current_config():
+    trained = load_config(REPO / "confs" / "sep+sed.yaml")
+    current = load_config(REPO / "confs" / "sep+sed.yaml")
+    current["training"].update(sep_model="/models/separation.pt", sep_graph=None, sep_checkpoint=None)
+    current["separation"] = {"backend": "tensorflow", "batch_size": 4}
+    merged = merge_for_test(trained, current)
+    assert merged["training"]["sep_model"] == "/models/separation.pt"
+    assert "sep_graph" not in merged["training"] and "sep_checkpoint" not in merged["training"]
+    assert merged["separation"] == {"backend": "tensorflow", "batch_size": 4}
+    # a config naming no separation model (e.g. confs/sed.yaml) leaves the checkpoint's
+    merged = merge_for_test(trained, _sed())
+    assert merged["training"]["sep_model"] == trained["training"]["sep_model"] == "./separation.pt"
+    assert merged["separation"] == trained["separation"]
+
+
+def test_separation_backend_and_batch_size_are_checked():
+    c = load_config(REPO / "confs" / "sep+sed.yaml")
+    assert c["separation"] == {"backend": "pytorch", "batch_size": None}
+    with pytest.raises(ConfigError, match="'separation.backend' must be pytorch or tensorflow"):
+        validate_config({**copy.deepcopy(c), "separation": {"backend": "onnx"}}, "x.yaml")
+    with pytest.raises(ConfigError, match="'separation.batch_size' must be >= 1"):
+        validate_config({**copy.deepcopy(c), "separation": {"batch_size": 0}}, "x.yaml")
+
+
 def test_pretrained_yaml_holds_the_2023_values():
     c = load_config(REPO / "confs" / "pretrained.yaml")
     sed = load_config(REPO / "confs" / "sed.yaml")

@@ -57,12 +57,10 @@ def checkpoint_of(config: dict, path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def standin(tmp_path_factory) -> Path:
-    """The folder of the stand-in separation model (TensorFlow)."""
-    pytest.importorskip("tensorflow")
-    from desed_task.separation.standin import build_standin_model
+    """The stand-in separation model (a small random PyTorch TDCN++, the SSEP demo's)."""
+    from desed_task.separation.demo import write_standin_separator
 
-    graph, _ = build_standin_model(tmp_path_factory.mktemp("standin"), n_sources=N_SOURCES)
-    return graph.parent
+    return write_standin_separator(tmp_path_factory.mktemp("standin") / "separation.pt", num_sources=N_SOURCES)
 
 
 def recording() -> np.ndarray:
@@ -78,7 +76,7 @@ def test_each_configured_network_builds_exports_and_scores_13_s(name, tmp_path, 
     assert isinstance(network, SeparatedEnsemble if separated else CRNN)
     if separated:
         standin = request.getfixturevalue("standin")
-        config["training"].update(sep_graph=str(standin / "inference.meta"), sep_checkpoint=str(standin / "model.ckpt-3547330"))
+        config["training"].update(sep_model=str(standin))
     path = checkpoint_of(config, tmp_path / f"{name}.ckpt")
 
     # scores through the inference API: one pass over 13 s (SSEP + SED: the mixture separated,
@@ -89,7 +87,7 @@ def test_each_configured_network_builds_exports_and_scores_13_s(name, tmp_path, 
     assert scores.shape == (10, FRAMES_13_S) and ((0 <= scores) & (scores <= 1)).all()
     network_input = torch.from_numpy(audio)[None]
     if separated:
-        assert one_pass.separator.is_standin  # from the checkpoint's training.sep_graph
+        assert one_pass.separator.is_standin  # from the checkpoint's training.sep_model
         sources = torch.from_numpy(one_pass.separator.separate(audio))[None]
         assert sources.shape == (1, N_SOURCES, len(audio))
         network_input = torch.cat([network_input[:, None], sources], 1)
@@ -99,15 +97,16 @@ def test_each_configured_network_builds_exports_and_scores_13_s(name, tmp_path, 
     windowed = SoundEventDetector.from_checkpoint(path, separation_model=one_pass.separator if separated else None)
     assert windowed.scores(audio, 16000).shape == (10, FRAMES_13_S)
 
-    # ONNX: the graph gives the PyTorch pipeline's scores (SSEP + SED: on the mixture and its sources)
+    # ONNX: the graph gives the PyTorch pipeline's scores (SSEP + SED: one graph that separates
+    # the mixture, then scores it and its sources)
     ort = pytest.importorskip("onnxruntime")
     onnx_path = tmp_path / f"{name}.onnx"
     export_main(["--checkpoint", str(path), "--onnx", str(onnx_path)])
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["onnx"] == str(onnx_path)
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     metadata = session.get_modelmeta().custom_metadata_map
-    assert ("1 + sources" in metadata["input"]) == separated
-    strong, weak = session.run(["strong", "weak"], {"audio": network_input.numpy()})
+    assert (metadata.get("separation") == "inside") == separated and "1 + sources" not in metadata["input"]
+    strong, weak = session.run(["strong", "weak"], {"audio": audio[None]})
     with torch.no_grad():
         expected_strong, expected_weak = one_pass.pipeline(network_input)
     assert strong.shape == (1, 10, FRAMES_13_S)
@@ -117,7 +116,7 @@ def test_each_configured_network_builds_exports_and_scores_13_s(name, tmp_path, 
 
 def test_ssep_sed_checkpoint_without_its_separation_model_is_refused_then_scored_with_the_flag(tmp_path, capsys, standin):
     config = tiny(load_config(REPO / "confs" / "demo_sep+sed.yaml"))
-    config["training"].update(sep_graph=str(tmp_path / "absent" / "inference.meta"), sep_checkpoint=str(tmp_path / "absent" / "model.ckpt-3547330"))
+    config["training"].update(sep_model=str(tmp_path / "absent" / "separation.pt"))
     path = checkpoint_of(config, tmp_path / "ssep.ckpt")
     wav = write_wav(tmp_path / "in" / "clip.wav", seconds=SECONDS)
     argv = ["--checkpoint", str(path), "--gpus", "0", "--out_dir", str(tmp_path / "out"), str(wav)]
@@ -125,7 +124,7 @@ def test_ssep_sed_checkpoint_without_its_separation_model_is_refused_then_scored
         inference_main(argv)
     assert exit_info.value.code == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "ssep.ckpt: an SSEP + SED checkpoint" in errors[0] and "--separation_model DIR" in errors[0]
+    assert len(errors) == 1 and "ssep.ckpt: an SSEP + SED checkpoint" in errors[0] and "--separation_model FILE" in errors[0]
     assert not (tmp_path / "out").exists()
 
     with pytest.raises(SystemExit) as exit_info:
@@ -133,6 +132,18 @@ def test_ssep_sed_checkpoint_without_its_separation_model_is_refused_then_scored
     assert exit_info.value.code == 0
     table = np.loadtxt(tmp_path / "out" / "scores" / "clip.wav.tsv", skiprows=1)
     assert table.shape == (FRAMES_13_S, 12)
+
+    # one ONNX graph with the separation inside, run by the inference CLI without a separation
+    # model: the PyTorch scores (10 s windows, hop 5 s: each window separated on its own)
+    pytest.importorskip("onnxruntime")
+    export_main(["--checkpoint", str(path), "--separation_model", str(standin), "--onnx", str(tmp_path / "ssep.onnx")])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        inference_main([*argv[:-3], "--out_dir", str(tmp_path / "onnx_out"), "--onnx", str(tmp_path / "ssep.onnx"), str(wav)])
+    assert exit_info.value.code == 0, capsys.readouterr().err
+    onnx_table = np.loadtxt(tmp_path / "onnx_out" / "scores" / "clip.wav.tsv", skiprows=1)
+    assert onnx_table.shape == table.shape and np.abs(onnx_table[:, 2:] - table[:, 2:]).max() < 1e-4
+    assert np.abs(table[:, 2:] - table[::-1, 2:]).max() > 1e-3  # scores that vary: the check can fail
 
 
 def test_the_fused_crnn_is_built_and_inference_and_export_ask_for_its_beats(tmp_path, capsys):

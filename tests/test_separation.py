@@ -1,5 +1,6 @@
-"""The TensorFlow path for real, on the STAND-IN model: build, load, separate folders, resume
-after a SIGKILL, and run_separation.py end to end."""
+"""The TensorFlow path (``separation.backend: tensorflow``, the reference) for real, on the
+TensorFlow STAND-IN graph: build, load, separate folders, resume after a SIGKILL, and
+run_separation.py end to end. Skipped without TensorFlow (the separation extra)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import pytest
 import soundfile as sf
 import yaml
 
-pytest.importorskip("tensorflow")
+pytest.importorskip("tensorflow", reason="the TensorFlow backend needs TensorFlow (the separation extra)")
 
 from desed_task.data.resample import MARKER, resample_audio  # noqa: E402
 from desed_task.separation import folder, separate_folder  # noqa: E402
@@ -169,6 +170,7 @@ def test_run_separation_resamples_separates_and_reports(tmp_path: Path, standin,
     (data / "validation" / "broken.wav").write_bytes(b"not audio")
     config = yaml.safe_load((REPO / "confs" / "sep+sed.yaml").read_text())
     config["training"].update(sep_graph=str(standin[0]), sep_checkpoint=str(standin[1]))
+    config["separation"] = {"backend": "tensorflow"}  # the TF stand-in is no TDCN++: the reference backend
     config["data"] = {
         "audio_max_len": 10,
         "fs": FS,
@@ -200,23 +202,6 @@ def test_run_separation_resamples_separates_and_reports(tmp_path: Path, standin,
 def report_row(printed: str, name: str) -> list[str]:
     """separated, already done, failed of one folder in the final table."""
     return next(line.split()[1:] for line in printed.splitlines() if line.startswith(name + " "))
-
-
-def test_demo_builds_the_standin_once_where_the_config_points(tmp_path: Path, caplog) -> None:
-    from desed_task.config import ConfigError
-    from desed_task.separation.demo import ensure_standin_model
-
-    model_dir = tmp_path / "demo_separation_model"
-    graph, prefix = model_dir / "inference.meta", model_dir / "model.ckpt-3547330"
-    with caplog.at_level("WARNING"):
-        assert ensure_standin_model(graph, prefix) is True
-    assert "STAND-IN separation model" in caplog.text
-    with TFSeparationModel(graph, prefix) as built:
-        assert built.is_standin and built.n_sources == 4
-    mtime = graph.stat().st_mtime_ns
-    assert ensure_standin_model(graph, prefix) is False and graph.stat().st_mtime_ns == mtime
-    with pytest.raises(ConfigError, match="cannot be built as the stand-in"):
-        ensure_standin_model(tmp_path / "other" / "model.meta", tmp_path / "other" / "model.ckpt")
 
 
 def _finished(folder_path: Path) -> list[Path]:
@@ -257,6 +242,7 @@ def test_run_separation_killed_at_a_random_point_resumes_to_the_same_files(tmp_p
         write_clips(data / "validation", [f"y{i:02d}.wav" for i in range(n_clips)], samples=44100, fs=44100)
         config = yaml.safe_load((REPO / "confs" / "sep+sed.yaml").read_text())
         config["training"].update(sep_graph=str(standin[0]), sep_checkpoint=str(standin[1]))
+        config["separation"] = {"backend": "tensorflow"}  # the TF stand-in is no TDCN++: the reference backend
         config["data"] = {
             "audio_max_len": 10, "fs": FS, "net_subsample": 4,
             "test_folder_44k": str(data / "validation"), "test_folder_16k": str(data / "validation_16k"),

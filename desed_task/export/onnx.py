@@ -15,10 +15,12 @@ resampling, ``aggregation_type: interpolate``) is exported as the same fixed mat
 (``CRNN.fix_token_pooling``): the exporter cannot write adaptive pooling of sizes that do not
 divide, nor nearest-exact resampling.
 
-An SSEP + SED checkpoint (finetune_on_separated.py) exports its ensemble with the features:
-``audio`` is then (batch, 1 + sources, samples), the mixture then its separated sources (a
-dynamic axis). The separation model is a TensorFlow graph and stays outside: a deployment
-separates the audio itself, as ``python -m desed_task.inference --onnx`` does.
+An SSEP + SED checkpoint (finetune_on_separated.py) exports ONE graph with the separation model
+inside (the PyTorch TDCN++ of its converted ``separation.pt``): ``audio`` (batch, samples) in,
+the mixture separated, then the ensemble with the features on the mixture and its sources,
+scores out (metadata ``separation: inside``). The graph separates each window it is given as
+2021 separated its 10 s clips, so a deployment feeds it windows of 10 s (or less), as
+``python -m desed_task.inference --onnx`` does.
 
 The TorchScript-based exporter is used: the dynamo exporter fails on the GRU (torch 2.13). The
 STFT is written as frame gathering and two matrix products (``FactoredDFTMagnitude``), which
@@ -147,12 +149,20 @@ class ExportPipeline(nn.Module):
     same audio, and a copy of its CRNN mapping the tokens of ``clip_samples`` samples to its
     frames by a fixed matrix (`CRNN.fix_token_pooling`).
 
+    Args:
+        pipeline: the detector's :class:`SEDPipeline`.
+        clip_samples: the 2023 CRNN's clip length (its graph's fixed input length).
+        separator: for a pipeline that `takes_sources` (SSEP + SED): the separation network,
+            (batch, samples) -> (batch, sources, samples), put in the graph before the features;
+            the graph then takes (batch, samples). None: it takes (batch, 1 + sources, samples).
+
     Raises:
         ValueError: a pipeline that takes embeddings but has no BEATs.
     """
 
-    def __init__(self, pipeline: nn.Module, clip_samples: int | None = None) -> None:
+    def __init__(self, pipeline: nn.Module, clip_samples: int | None = None, separator: nn.Module | None = None) -> None:
         super().__init__()
+        self.separator = separator if getattr(pipeline, "takes_sources", False) else None
         self.mel = ExportMelSpectrogram(pipeline.mel)
         self.scaler = pipeline.scaler
         self.network = pipeline.network
@@ -166,17 +176,24 @@ class ExportPipeline(nn.Module):
             self.network = copy.deepcopy(self.network).fix_token_pooling(self.beats.n_tokens(clip_samples), n_frames)
 
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.separator is not None:  # (batch, samples) -> (batch, 1 + sources, samples)
+            audio = torch.cat([audio[:, None], self.separator(audio)], 1)
         features = normalise(self.scaler, mel_magnitudes(self.mel, audio, self.mixture_input))
         embeddings = None if self.beats is None else self.beats.embeddings(audio)[self.embedding_type]
         return run_network(self.network, features, embeddings)
 
 
-EXAMPLE_SOURCES = 4  # sources of the tracing input of an SSEP + SED export (the real model's; the axis is dynamic)
+EXAMPLE_SOURCES = 4  # sources of the tracing input of an SSEP + SED graph fed its sources (the axis is dynamic)
 AUDIO_INPUT = "audio: float32 (batch, samples), mono at sample_rate Hz, at least n_fft / 2 + 1 samples"
 CLIP_INPUT = (
     "audio: float32 (batch, {samples}), mono at sample_rate Hz: windows of exactly the training clip length "
     "({seconds:g} s), a shorter one zero-padded at its end (the BEATs embeddings were extracted from clips "
     "padded so); scores of the padding are to be cut off"
+)
+SEPARATING_INPUT = (
+    "audio: float32 (batch, samples), mono mixtures at sample_rate Hz, at least n_fft / 2 + 1 samples: the "
+    "separation model inside the graph separates each row as 2021 separated its 10 s clips (feed windows "
+    "of at most 10 s); the ensemble then scores the mixture and its sources"
 )
 SEPARATED_INPUT = (
     "audio: float32 (batch, 1 + sources, samples) at sample_rate Hz, at least n_fft / 2 + 1 samples: "
@@ -202,17 +219,24 @@ def model_metadata(
     }
 
 
-def example_input(pipeline: nn.Module, sample_rate: int, clip_samples: int | None = None) -> torch.Tensor:
-    """10 s (or ``clip_samples``) of silence in the pipeline's input layout: (1, samples), or
-    (1, 1 + sources, samples) for a pipeline that takes separated sources."""
+def example_input(
+    pipeline: nn.Module, sample_rate: int, clip_samples: int | None = None, separates: bool = False
+) -> torch.Tensor:
+    """10 s (or ``clip_samples``) of audio in the pipeline's input layout: (1, samples), or
+    (1, 1 + sources, samples) for a pipeline that takes separated sources and does not separate
+    them itself (`separates`). Silence, but noise for a graph that separates (its instance norm
+    would divide zeros by zero)."""
     samples = clip_samples or 10 * int(sample_rate)
+    if separates:
+        return 0.1 * torch.randn(1, samples, generator=torch.Generator().manual_seed(0))
     if getattr(pipeline, "takes_sources", False):
         return torch.zeros(1, 1 + EXAMPLE_SOURCES, samples)
     return torch.zeros(1, samples)
 
 
 def export_torchscript(
-    pipeline: nn.Module, path: str | Path, metadata: dict[str, str], clip_samples: int | None = None
+    pipeline: nn.Module, path: str | Path, metadata: dict[str, str], clip_samples: int | None = None,
+    separator: nn.Module | None = None,
 ) -> Path:
     """Write a traced TorchScript module of ``pipeline`` (same input and outputs as the ONNX
     graph; dynamic batch and length, the length fixed to ``clip_samples`` for the 2023 CRNN);
@@ -220,12 +244,37 @@ def export_torchscript(
     (``torch.jit.load(path, _extra_files={"metadata.json": ""})``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    example = example_input(pipeline, int(metadata["sample_rate"]), clip_samples)
+    module = ExportPipeline(pipeline, clip_samples, separator).eval()
+    example = example_input(pipeline, int(metadata["sample_rate"]), clip_samples, module.separator is not None)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(ExportPipeline(pipeline, clip_samples).eval(), example, check_trace=False)
+        traced = torch.jit.trace(module, example, check_trace=False)
         torch.jit.save(traced, str(path), _extra_files={"metadata.json": json.dumps(metadata)})
     return path
+
+
+def materialize_initializer_copies(graph) -> None:
+    """Replace each ``Identity`` node that copies an initializer by an initializer of its own.
+
+    The exporter stores parameters of equal values (e.g. the TDCN++'s instance-norm gains, all
+    1 before training, as in the demo's stand-in) once, the others as ``Identity`` copies of
+    it; ONNX Runtime's graph optimizer then refuses the graph ("... is not a graph input,
+    initializer, or output of a previous node"). The copies are small (scalars, in practice)."""
+    import onnx
+
+    initializers = {tensor.name: tensor for tensor in graph.initializer}
+    kept = []
+    for node in graph.node:
+        if node.op_type == "Identity" and node.input[0] in initializers:
+            copy_ = onnx.TensorProto()
+            copy_.CopyFrom(initializers[node.input[0]])
+            copy_.name = node.output[0]
+            graph.initializer.append(copy_)
+        else:
+            kept.append(node)
+    if len(kept) != len(graph.node):
+        del graph.node[:]
+        graph.node.extend(kept)
 
 
 def export_onnx(
@@ -237,6 +286,7 @@ def export_onnx(
     net_pooling: int,
     extra_metadata: dict[str, str] | None = None,
     clip_samples: int | None = None,
+    separator: nn.Module | None = None,
 ) -> Path:
     """Write the ONNX model of ``pipeline`` (a SEDPipeline) with its metadata.
 
@@ -250,6 +300,8 @@ def export_onnx(
         extra_metadata: more key/value strings (the checkpoint, the model).
         clip_samples: for a pipeline that `takes_embeddings` (the 2023 CRNN): the training clip
             length in samples, the graph's fixed input length.
+        separator: for a pipeline that `takes_sources`: the separation network to put inside
+            the graph (see :class:`ExportPipeline`).
 
     Returns:
         the path written.
@@ -258,8 +310,8 @@ def export_onnx(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    module = ExportPipeline(pipeline, clip_samples).eval()
-    example = example_input(pipeline, sample_rate, clip_samples)
+    module = ExportPipeline(pipeline, clip_samples, separator).eval()
+    example = example_input(pipeline, sample_rate, clip_samples, module.separator is not None)
     audio_axes = {0: "batch", 1: "sources", 2: "samples"} if example.dim() == 3 else {0: "batch", 1: "samples"}
     if module.beats is not None:  # BEATs embedded clips of one length: so does the graph
         audio_axes = {0: "batch"}
@@ -276,6 +328,7 @@ def export_onnx(
             dynamo=False,
         )
     model = onnx.load(str(path))
+    materialize_initializer_copies(model.graph)
     onnx.helper.set_model_props(model, model_metadata(class_names, sample_rate, hop_length, net_pooling, extra_metadata))
     onnx.save(model, str(path))
     return path

@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resampler", choices=RESAMPLERS, default=None, help="for recordings not at the model's rate: kaiser_best (2021's resampler) or soxr_hq (default: the checkpoint's data.resampler, kaiser_best when unset)")
     parser.add_argument("--onnx", metavar="FILE", help="run the network with ONNX Runtime from this export of the checkpoint (python -m desed_task.export); CPU only")
     parser.add_argument("--beats", metavar="BEATS.pt", help="for a checkpoint of the 2023 CRNN fed BEATs embeddings (net.use_embeddings): the BEATs checkpoint its embeddings were extracted with, e.g. BEATs_iter3_plus_AS2M.pt; default: the checkpoint's pretrained.checkpoint. Not needed with --onnx (BEATs is in the graph)")
-    parser.add_argument("--separation_model", metavar="DIR", help="for an SSEP + SED checkpoint (finetune_on_separated.py): the separation model's folder (inference.meta and model.ckpt-*, e.g. yfcc100m_mixit_model_checkpoint/; needs the separation extra); default: the checkpoint's training.sep_graph / sep_checkpoint")
+    parser.add_argument("--separation_model", metavar="FILE", help="for an SSEP + SED checkpoint (finetune_on_separated.py): the converted separation model (separation.pt of python -m desed_task.separation convert), or the TensorFlow model's folder (inference.meta and model.ckpt-*, converted on the fly: TensorFlow needed); default: the checkpoint's training.sep_model (or sep_graph / sep_checkpoint). Not needed with --onnx of an SSEP + SED export (the separation is in the graph)")
     return parser
 
 
@@ -118,17 +118,22 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--postprocessing replaces --thresholds and --median_window(s): give one or the other")
     device = torch.device("cpu") if args.onnx else torch_device(args.gpus)
     inputs = input_names(args.paths)
+    onnx = None
+    if args.onnx:
+        from desed_task.inference.onnx_runtime import OnnxPipeline
+
+        onnx = OnnxPipeline(args.onnx)
     detector = SoundEventDetector.from_checkpoint(
         args.checkpoint, model=args.model, window=args.window, hop=args.hop, batch_size=args.batch_size, device=device,
         resampler=args.resampler, separation_model=args.separation_model,
+        separate=not (onnx is not None and onnx.separates),  # an SSEP + SED export separates inside
         beats=False if args.onnx else args.beats,  # an export holds its BEATs
     )
     mel = detector.pipeline.mel
     band_edges = (float(mel.f_min), float(mel.f_max))  # the plot's frequency axis
-    if args.onnx:
-        from desed_task.inference.onnx_runtime import OnnxPipeline
-
-        detector.pipeline = OnnxPipeline(args.onnx, detector.pipeline)
+    if onnx is not None:
+        onnx.takes_sources = detector.pipeline.takes_sources and not onnx.separates
+        detector.pipeline = onnx
     names = detector.class_names
     thresholds = read_class_values(args.thresholds, names, float, "threshold") if args.thresholds else args.threshold
     if args.thresholds:

@@ -8,8 +8,9 @@
 Features, scaler and network come from the checkpoint's config, so they are the ones the model
 was trained with. Every checkpoint the project trains is taken: train_sed.py's CRNN, the official
 2021 one, and finetune_on_separated.py's SSEP + SED ensemble, which needs the separation model
-(``separation_model=DIR``, else the checkpoint's ``training.sep_graph`` / ``sep_checkpoint``):
-each window is separated, then the ensemble scores the mixture and its sources. The 2023 CRNN
+(``separation_model=FILE``, else the checkpoint's ``training.sep_model``, the converted PyTorch
+TDCN++, or its TensorFlow ``sep_graph`` / ``sep_checkpoint``): each window is separated as 2021
+separated its 10 s clips, then the ensemble scores the mixture and its sources. The 2023 CRNN
 fed BEATs embeddings (``net.use_embeddings``) needs the BEATs checkpoint (``beats=PATH``, else
 the checkpoint's ``pretrained.checkpoint``): each window, zero-padded to the training clip length
 (10 s) as extraction padded clips, goes through BEATs and the CRNN.
@@ -148,49 +149,59 @@ def beats_model_of(config: dict, given: str | Path | BEATs | None, source: str) 
     return model.eval()
 
 
-def separation_model_of(config: dict, given: str | Path | Separator | None, source: str) -> Separator:
-    """The separation model of an SSEP + SED checkpoint.
+def separation_model_of(
+    config: dict, given: str | Path | Separator | None, source: str, device: str | torch.device = "cpu"
+) -> Separator:
+    """The separation model of an SSEP + SED checkpoint (`desed_task.separation.backend`: the
+    converted PyTorch file by default, on `device`; ``separation.backend: tensorflow``: the
+    TensorFlow session).
 
     Args:
-        config: the checkpoint's config (``training.sep_graph`` / ``sep_checkpoint``).
-        given: a model (anything with ``separate``), its folder (``inference.meta`` and one
-            ``model.ckpt-*``), or None: the config's files when they exist.
+        config: the checkpoint's config (``training.sep_model``, or ``sep_graph`` /
+            ``sep_checkpoint``; ``separation.backend``).
+        given: a model (anything with ``separate``), a converted ``.pt`` file, a TensorFlow
+            model's folder (``inference.meta`` and one ``model.ckpt-*``), or None: the config's
+            files when they exist.
         source: the checkpoint, for messages.
+        device: where the PyTorch model runs.
 
     Raises:
         SeparationModelMissing: none given and the config's files are absent.
-        FileNotFoundError: the folder given lacks the model's files.
-        TensorFlowMissing: TensorFlow (the ``separation`` extra) is not installed.
+        FileNotFoundError: the file or folder given lacks the model.
+        TensorFlowMissing: TensorFlow is needed (its backend, or a conversion on the fly) and absent.
     """
-    if isinstance(given, Separator):
-        return given
-    from desed_task.separation.model import check_model_files, model_files_in
+    from desed_task.config import ConfigError
+    from desed_task.separation.backend import open_config_separator
 
-    if given is not None:
-        graph, prefix = model_files_in(given)
-    else:
+    if given is None:
         training = config["training"]
-        graph, prefix = training.get("sep_graph"), training.get("sep_checkpoint")
-        try:
-            check_model_files(Path(graph or ""), Path(prefix or ""))
-        except FileNotFoundError:
+        named = [training.get(key) for key in ("sep_model", "sep_graph", "sep_checkpoint")]
+        tf_files = named[1] and named[2] and Path(named[1]).is_file() and \
+            Path(named[2]).with_name(Path(named[2]).name + ".index").is_file()
+        if not (named[0] and Path(named[0]).is_file()) and not tf_files:
             raise SeparationModelMissing(
                 f"{source}: an SSEP + SED checkpoint (finetune_on_separated.py): each window is "
-                f"separated before its ensemble scores it; give the separation model's folder with "
-                f"--separation_model DIR (Python: separation_model=DIR; DIR holds inference.meta "
-                f"and model.ckpt-*, e.g. yfcc100m_mixit_model_checkpoint/) - the checkpoint's "
-                f"training.sep_graph ({graph}) and sep_checkpoint ({prefix}) are not there"
-            ) from None
-    from desed_task.separation.model import TFSeparationModel  # imports TensorFlow
-
-    return TFSeparationModel(graph, prefix)
+                f"separated before its ensemble scores it; give the separation model with "
+                f"--separation_model FILE (Python: separation_model=FILE; the converted separation.pt "
+                f"of python -m desed_task.separation convert, or the TensorFlow model's folder) - the "
+                f"checkpoint's training.sep_model ({named[0]}) and sep_graph / sep_checkpoint "
+                f"({named[1]}, {named[2]}) are not there"
+            )
+    try:
+        return open_config_separator(config, device, given=given, source=source)
+    except ConfigError as err:
+        raise SeparationModelMissing(str(err)) from None
 
 
 def with_separated_sources(audio: torch.Tensor, separator: Separator) -> torch.Tensor:
     """(batch, samples) mixtures -> (batch, 1 + sources, samples): each mixture, then its
-    sources by `separator` (one waveform at a time, as run_separation.py separates clips)."""
-    rows = [torch.from_numpy(separator.separate(mixture.cpu().numpy())) for mixture in audio]
-    return torch.cat([audio[:, None], torch.stack(rows).to(audio)], 1)
+    sources by `separator`: the whole batch in one pass for a PyTorch model (on its device), one
+    waveform at a time otherwise (as run_separation.py separates clips)."""
+    if hasattr(separator, "separate_tensor"):
+        sources = separator.separate_tensor(audio).to(audio)
+    else:
+        sources = torch.stack([torch.from_numpy(separator.separate(mixture.cpu().numpy())) for mixture in audio]).to(audio)
+    return torch.cat([audio[:, None], sources], 1)
 
 
 MAX_CHANNELS = 32  # an axis this short is channels; a recording has far more samples
@@ -306,9 +317,10 @@ class SoundEventDetector:
         Args:
             path: the ``.ckpt`` file.
             model: "teacher" or "student".
-            separation_model: SSEP + SED checkpoints only: the separation model's folder
-                (``inference.meta`` and ``model.ckpt-*``) or a loaded model (anything with
-                ``separate``); None: the checkpoint's ``training.sep_graph`` / ``sep_checkpoint``.
+            separation_model: SSEP + SED checkpoints only: the converted separation file
+                (``separation.pt``), a TensorFlow model's folder (``inference.meta`` and
+                ``model.ckpt-*``) or a loaded model (anything with ``separate``); None: the
+                checkpoint's ``training.sep_model`` (or ``sep_graph`` / ``sep_checkpoint``).
             separate: False: load no separation model; the pipeline of an SSEP + SED checkpoint
                 then takes the mixture and its sources, and `scores` is refused (for export).
             beats: checkpoints of the 2023 CRNN only (``net.use_embeddings``): the BEATs file
@@ -390,8 +402,8 @@ class SoundEventDetector:
         )
         separator = None
         if pipeline.takes_sources and separate:
-            separator = separation_model_of(config, separation_model, source)
-        return cls(
+            separator = separation_model_of(config, separation_model, source, kwargs.get("device", "cpu"))
+        detector = cls(
             pipeline,
             list(encoder.labels),
             sample_rate=int(config["feats"]["sample_rate"]),
@@ -404,6 +416,8 @@ class SoundEventDetector:
                 "resampler": kwargs.get("resampler") or config.get("data", {}).get("resampler"),
             },
         )
+        detector.config = config  # what it was built from (export reads its separation keys)
+        return detector
 
     @property
     def frame_step(self) -> float:
@@ -411,14 +425,15 @@ class SoundEventDetector:
         return self.hop_length * self.net_pooling / self.sample_rate
 
     def _strong(self, audio: torch.Tensor) -> torch.Tensor:
+        audio = audio.to(self.device)
         if self.separator is not None:
             audio = with_separated_sources(audio, self.separator)
         elif getattr(self.pipeline, "takes_sources", False):
             raise SeparationModelMissing(
                 "this SSEP + SED detector was built without its separation model (separate=False): "
-                "it cannot score recordings; build it with separation_model=DIR"
+                "it cannot score recordings; build it with separation_model=FILE"
             )
-        return self.pipeline(audio.to(self.device))[0]
+        return self.pipeline(audio)[0]
 
     def _note_low_rate(self, source: str | Path, rate: int) -> None:
         """Log one warning for audio below the model's rate (see `upsampling_note`)."""

@@ -11,6 +11,11 @@ The kinds of network a config describes:
   finetune_on_separated.py. Its options are the config's ``training.ensemble_mixture_dropout``
   and ``training.ensemble_q_clamp``.
 
+* ``tdcnpp``: the separation network of the SSEP + SED baseline (`desed_task.nnet.tdcnpp.TDCNpp`,
+  Google's TDCN++), built from its hyper-parameters (`build_separation_network`); not described
+  by a config's ``net:`` section, it is loaded from its converted file
+  (`desed_task.separation.load_separator`).
+
 Training scripts say which kind they train (train_sed.py the CRNN, finetune_on_separated.py the
 ensemble); inference and export read it from the checkpoint's config (`network_kind`).
 """
@@ -23,10 +28,12 @@ from torch import nn
 from desed_task.config import ConfigError
 from desed_task.nnet.CRNN import CRNN
 from desed_task.nnet.ensemble import SeparatedEnsemble
+from desed_task.nnet.tdcnpp import TDCNpp
 
 CRNN_KIND = "crnn"
 SSEP_SED_KIND = "ssep_sed"
-NETWORK_KINDS = (CRNN_KIND, SSEP_SED_KIND)
+SEPARATION_KIND = "tdcnpp"
+NETWORK_KINDS = (CRNN_KIND, SSEP_SED_KIND, SEPARATION_KIND)
 
 
 def network_kind(config: dict) -> str:
@@ -77,6 +84,18 @@ def build_network(net: dict, *, ensemble: dict | None = None, net_subsample: int
         mixture_dropout=bool(ensemble.get("ensemble_mixture_dropout", True)),
         q_clamp=bool(ensemble.get("ensemble_q_clamp", False)),
     )
+
+
+def build_separation_network(hparams: dict | None = None) -> TDCNpp:
+    """The separation network (kind ``tdcnpp``), untrained.
+
+    Args:
+        hparams: `TDCNpp` keyword arguments (None: the published YFCC100M model's).
+
+    Raises:
+        TypeError: an unknown hyper-parameter.
+    """
+    return TDCNpp(**(hparams or {}))
 
 
 def network_from_config(config: dict) -> nn.Module:

@@ -1,8 +1,13 @@
-"""What `run_separation.py` prepares for a demo config (one with a `demo:` section) besides the
-demo dataset (`desed_task.data_generation.demo.ensure_demo_dataset`): the STAND-IN separation
-model when its files are absent.
+"""What the SSEP demo (confs/demo_sep+sed.yaml: a `demo:` section with ``separation_standin:
+true``) prepares besides the demo dataset: a STAND-IN separation model at
+``training.sep_model`` when that file is absent.
 
-Plain Python until a model is built: TensorFlow is imported by `standin` only then.
+The stand-in is the PyTorch TDCN++ of `desed_task.nnet.tdcnpp` (the real model's architecture:
+learned basis, improved TDCN, masks, mixture consistency), made small and given seeded random
+weights, saved as a converted file is (`save_separator`). It runs without TensorFlow. It does
+NOT separate sounds: its sources add up to the mixture (mixture consistency), each is some
+random filtering of it. The demo shows the plumbing of SSEP + SED (separate, fine-tune, test,
+infer, export), not what separation brings.
 """
 
 from __future__ import annotations
@@ -10,49 +15,64 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import torch
+
 from desed_task.config import ConfigError
-from desed_task.separation.standin import CHECKPOINT_NAME, CHECKPOINT_STEP, GRAPH_NAME
 
 log = logging.getLogger(__name__)
 
 STANDIN_BANNER = "=" * 78
+STANDIN_HPARAMS = {
+    "num_sources": 4, "window": 40, "hop": 20, "num_coeffs": 32, "bottleneck": 32, "conv_channels": 64,
+    "kernel_size": 3, "num_dilations": 4, "num_repeats": 1, "scale_base": 0.9, "prelu_init": 0.1,
+}
+"""The stand-in's size: the real model's framing (40-sample windows, hop 20), 4 sources instead
+of 8 and a network ~80x narrower and shallower, so that the demo separates in seconds on a CPU."""
 
 
-def standin_model_missing(graph_path: Path, checkpoint_prefix: Path) -> bool:
-    """Whether the separation model's graph or checkpoint index is absent."""
-    index = checkpoint_prefix.with_name(checkpoint_prefix.name + ".index")
-    return not graph_path.is_file() or not index.is_file()
+def write_standin_separator(path: str | Path, seed: int = 0, num_sources: int | None = None) -> Path:
+    """Write the STAND-IN separation model (small TDCN++, seeded random weights) at `path`.
+
+    Same seed, same weights: the file's tensors are identical from run to run. `num_sources`
+    overrides the 4 sources of `STANDIN_HPARAMS` (tests).
+    """
+    from desed_task.nnet.tdcnpp import TDCNpp
+    from desed_task.separation import save_separator
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        model = TDCNpp(**{**STANDIN_HPARAMS, **({"num_sources": num_sources} if num_sources else {})})
+    finally:
+        torch.random.set_rng_state(state)  # the caller's random draws are not moved
+    save_separator(model, path, {"standin": True, "seed": int(seed),
+                                 "note": "STAND-IN: random weights, not a separation model"})
+    return path
 
 
-def ensure_standin_model(graph_path: str | Path, checkpoint_prefix: str | Path) -> bool:
-    """Build the STAND-IN separation model at the configured paths when its files are absent.
-
-    The paths must name the stand-in's files in one folder (``DIR/inference.meta`` and
-    ``DIR/model.ckpt-3547330``), as the real model's do. Returns True when it was built.
+def ensure_standin_separator(config: dict, source: str = "config") -> bool:
+    """Write the stand-in at ``training.sep_model`` when ``demo.separation_standin`` asks for it
+    and the file is absent. Returns True when it was written.
 
     Raises:
-        ConfigError: the paths do not fit the stand-in's file names.
+        ConfigError: ``demo.separation_standin`` without ``training.sep_model``.
     """
-    graph_path, checkpoint_prefix = Path(graph_path), Path(checkpoint_prefix)
-    if not standin_model_missing(graph_path, checkpoint_prefix):
+    demo = config.get("demo") or {}
+    if not demo.get("separation_standin"):
         return False
-    expected_prefix = f"{CHECKPOINT_NAME}-{CHECKPOINT_STEP}"
-    if graph_path.name != GRAPH_NAME or checkpoint_prefix.name != expected_prefix or (
-        graph_path.parent != checkpoint_prefix.parent
-    ):
-        raise ConfigError(
-            f"training.sep_graph / sep_checkpoint ({graph_path}, {checkpoint_prefix}) are absent "
-            f"and cannot be built as the stand-in: name DIR/{GRAPH_NAME} and DIR/{expected_prefix}"
-        )
-    from desed_task.separation.standin import build_standin_model  # imports TensorFlow
-
+    path = (config.get("training") or {}).get("sep_model")
+    if not path:
+        raise ConfigError(f"{source}: demo.separation_standin needs training.sep_model (where to write it)")
+    if Path(path).is_file():
+        return False
     log.warning(
-        "\n%s\nSTAND-IN separation model: building it in %s because the demo config points "
-        "there and it is absent.\nIt does NOT separate sounds (random filters whose outputs add "
-        "up to the mixture): the demo exercises the SSEP + SED pipeline, not its results.\n%s",
-        STANDIN_BANNER,
-        graph_path.parent,
-        STANDIN_BANNER,
+        "\n%s\nSTAND-IN separation model: writing it to %s because the demo config asks for it "
+        "(demo.separation_standin) and it is absent.\nIt does NOT separate sounds (a small TDCN++ "
+        "with random weights whose sources add up to the mixture): the demo exercises the SSEP + SED "
+        "pipeline, not its results.\n%s",
+        STANDIN_BANNER, path, STANDIN_BANNER,
     )
-    build_standin_model(graph_path.parent)
+    write_standin_separator(path, seed=int(demo.get("seed", 0)))
     return True

@@ -91,14 +91,12 @@ def read_mono(clip: Path, expected_sample_rate: int | None) -> tuple[np.ndarray,
     return data.mean(axis=1), fs
 
 
-def separate_clip(separator: Separator, clip: Path, out: Path, expected_sample_rate: int | None):
-    """Separate one clip and write (samples, sources) float wav at `out`, atomically."""
-    mono, fs = read_mono(clip, expected_sample_rate)
-    sources = np.asarray(separator.separate(mono), dtype=np.float32)
-    if sources.ndim != 2 or sources.shape[1] != mono.shape[0]:
-        raise ValueError(
-            f"separator returned shape {sources.shape}, expected (sources, {mono.shape[0]})"
-        )
+def write_sources(out: Path, sources: np.ndarray, fs: int, n_samples: int) -> None:
+    """Write (sources, samples) as a (samples, sources) float wav at `out`, atomically (a
+    temporary name in the same folder, renamed when whole)."""
+    sources = np.asarray(sources, dtype=np.float32)
+    if sources.ndim != 2 or sources.shape[1] != n_samples:
+        raise ValueError(f"separator returned shape {sources.shape}, expected (sources, {n_samples})")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_path(out)
     try:
@@ -106,6 +104,12 @@ def separate_clip(separator: Separator, clip: Path, out: Path, expected_sample_r
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def separate_clip(separator: Separator, clip: Path, out: Path, expected_sample_rate: int | None):
+    """Separate one clip and write (samples, sources) float wav at `out`, atomically."""
+    mono, fs = read_mono(clip, expected_sample_rate)
+    write_sources(out, separator.separate(mono), fs, mono.shape[0])
 
 
 def short_reason(err: BaseException, limit: int = 300) -> str:
@@ -130,17 +134,22 @@ def separate_folder(
     *,
     expected_sample_rate: int | None = 16000,
     progress: bool = True,
+    batch_size: int | None = None,
 ) -> SeparationReport:
     """Separate every clip below `src_dir` into the same layout below `dst_dir`.
 
     Args:
         separator: has `separate((samples,)) -> (sources, samples)`; its `n_sources`
-            attribute, when present, is used to check existing outputs.
+            attribute, when present, is used to check existing outputs; with
+            `separate_batch((batch, samples)) -> (batch, sources, samples)` consecutive clips of
+            one length are separated together.
         src_dir: folder of mono (or multi-channel, averaged) clips at `expected_sample_rate`.
         dst_dir: created if needed; gets one float32 wav per clip, one channel per source, same
             sample rate and length as the clip.
         expected_sample_rate: a clip at another rate fails (None: accept any rate).
         progress: show a tqdm progress bar.
+        batch_size: clips per `separate_batch` call (None: the separator's `batch_size`, else 1).
+            Each clip's output is still written on its own, atomically.
 
     Returns:
         The counts; a clip that fails is logged by name, counted in `failed` and skipped.
@@ -150,22 +159,57 @@ def separate_folder(
         raise FileNotFoundError(f"{src_dir}: folder to separate does not exist")
     remove_stale_temporaries(dst_dir)
     n_sources = getattr(separator, "n_sources", None)
+    batch_size = max(1, int(batch_size or getattr(separator, "batch_size", 1) or 1))
+    batched = batch_size > 1 and hasattr(separator, "separate_batch")
     report = SeparationReport()
     clips = list_clips(src_dir)
     bar = tqdm(clips, desc=f"separate {src_dir.name}", unit="clip", disable=not progress)
+    pending: list[tuple[Path, Path, np.ndarray, int]] = []  # clip, output, mono, Hz
+
+    def fail(clip: Path, err: BaseException) -> None:
+        reason = short_reason(err)
+        log.warning("separation: skipping %s (%s)", clip, reason)
+        report.failed[clip] = reason
+        bar.set_postfix(failed=len(report.failed))
+
+    def flush() -> None:
+        if not pending:
+            return
+        try:
+            separated = separator.separate_batch(np.stack([mono for _, _, mono, _ in pending]))
+        except Exception as err:  # noqa: BLE001 - the batch's clips fail, the run goes on
+            for clip, *_ in pending:
+                fail(clip, err)
+            pending.clear()
+            return
+        for (clip, out, mono, fs), sources in zip(pending, separated):
+            try:
+                write_sources(out, sources, fs, mono.shape[0])
+                report.separated += 1
+            except Exception as err:  # noqa: BLE001
+                fail(clip, err)
+        pending.clear()
+
     for clip in bar:
         out = output_path(src_dir, dst_dir, clip)
         try:
             if is_complete(clip, out, n_sources):
                 report.already_done += 1
                 continue
-            separate_clip(separator, clip, out, expected_sample_rate)
-            report.separated += 1
+            if not batched:
+                separate_clip(separator, clip, out, expected_sample_rate)
+                report.separated += 1
+                continue
+            mono, fs = read_mono(clip, expected_sample_rate)
         except Exception as err:  # noqa: BLE001 - one bad clip must not stop the run
-            reason = short_reason(err)
-            log.warning("separation: skipping %s (%s)", clip, reason)
-            report.failed[clip] = reason
-            bar.set_postfix(failed=len(report.failed))
+            fail(clip, err)
+            continue
+        if pending and (mono.shape[0] != pending[0][2].shape[0]):
+            flush()
+        pending.append((clip, out, mono, fs))
+        if len(pending) >= batch_size:
+            flush()
+    flush()
     log.info(
         "separated %s -> %s: %d new, %d already done, %d failed",
         src_dir,

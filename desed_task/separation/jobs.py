@@ -54,15 +54,18 @@ def _folder(data: dict, key: str) -> Path | None:
     return Path(value) if value else None
 
 
-def separation_jobs(data: dict, *, test_only: bool = False) -> list[SeparationJob]:
-    """Read the folders of each set from a config's ``data`` section.
+def separation_jobs(
+    data: dict, *, test_only: bool = False, names: tuple[str, ...] | None = None
+) -> list[SeparationJob]:
+    """Read the folders of each set from a config's ``data`` section (only the sets `names`
+    when given, e.g. those a fine-tuning mode reads).
 
     Raises:
         ConfigError: naming the missing ``data.<key>`` of a set (its 16 kHz or _sep folder, or
             neither a 16 kHz folder nor a 44 kHz one to make it from).
     """
     jobs = []
-    for name in TEST_ONLY_SETS if test_only else SEPARATED_SETS + OPTIONAL_SETS:
+    for name in names or (TEST_ONLY_SETS if test_only else SEPARATED_SETS + OPTIONAL_SETS):
         audio_44k = _folder(data, f"{name}_folder_44k")
         audio_16k = _folder(data, f"{name}_folder_16k") or _folder(data, f"{name}_folder")
         separated = _folder(data, f"{name}_folder_sep")

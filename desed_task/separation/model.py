@@ -174,6 +174,8 @@ class TFSeparationModel:
         graph_path: the meta graph, e.g. ``yfcc100m_mixit_model_checkpoint/inference.meta``.
         checkpoint_prefix: e.g. ``yfcc100m_mixit_model_checkpoint/model.ckpt-3547330``.
         gpu_memory_growth: allocate GPU memory as needed instead of all of it.
+        threads: TensorFlow's intra- and inter-op threads (default: the cores this process
+            may use).
 
     Attributes:
         n_sources: number of output sources, from the graph's output shape (None when the
@@ -187,13 +189,15 @@ class TFSeparationModel:
         checkpoint_prefix: str | Path,
         *,
         gpu_memory_growth: bool = True,
+        threads: int | None = None,
     ) -> None:
         graph_path, checkpoint_prefix = Path(graph_path), Path(checkpoint_prefix)
         check_model_files(graph_path, checkpoint_prefix)
         tf = import_tensorflow()
         if gpu_memory_growth:
             enable_gpu_memory_growth()
-        cores = available_cores()  # TensorFlow would count the machine's, not this process's
+        # TensorFlow would count the machine's cores, not this process's
+        cores = threads or available_cores()
         config = tf.ConfigProto(
             allow_soft_placement=True,
             intra_op_parallelism_threads=cores,

@@ -103,6 +103,40 @@ def ensure_demo_embeddings(config: dict, source: str, gpus: str | None) -> None:
                    device=device, progress=_is_main_process())
 
 
+SEPARATED_SETS_OF_MODE = {"fit": ("synth", "weak", "unlabeled", "synth_val", "test"), "test": ("test",), "eval": ("eval",)}
+"""The sets whose ``_sep`` folders finetune_on_separated.py reads in each mode."""
+
+
+def ensure_separated_sets(config: dict, source: str, mode: str, gpus: str | None) -> None:
+    """SSEP + SED: separate the clips missing from the ``_sep`` folders this mode reads, in this
+    process, on the ``--gpus`` device, with the config's separation model (the converted
+    ``training.sep_model`` by default; `desed_task.separation.sets.separate_sets`); nothing is
+    loaded when they are all there (as after run_separation.py). A config without the ``_sep``
+    folder keys is left to the data module's check."""
+    if not _is_main_process():
+        return
+    from desed_task.separation.jobs import separation_jobs
+    from desed_task.separation.sets import separate_sets
+
+    names = SEPARATED_SETS_OF_MODE[mode]
+    data = config["data"]
+    if any(not data.get(f"{name}_folder_sep") for name in names):
+        return
+    try:
+        separation_jobs(data, names=names)
+    except ConfigError:
+        return  # an absent audio folder: the data module names it
+    from desed_task.separation.backend import MODEL_ERRORS
+
+    try:
+        run = separate_sets(config, source, names=names, only_missing=True, device=torch_device(gpus))
+    except MODEL_ERRORS as err:
+        raise ConfigError(f"{source}: the separation model: {err}") from None
+    if run.failed:
+        raise ConfigError(f"{source}: {run.failed} clip(s) could not be separated (named above); "
+                          f"fix or remove them, then run again (python run_separation.py --conf_file {source})")
+
+
 def sed_student(config: dict, checkpoint: dict | None) -> nn.Module:
     """The CRNN of the config's `net:` section (`desed_task.nnet.build_network`)."""
     return build_network(config["net"], net_subsample=config["data"]["net_subsample"])
@@ -146,6 +180,8 @@ def run(
     with preserved_random_states():  # built on the first run only: no draw may depend on it
         ensure_demo_data(config)
         ensure_demo_embeddings(config, args.conf_file, args.gpus)
+        if separated_sources:
+            ensure_separated_sets(config, args.conf_file, mode, args.gpus)
     datamodule = DESEDDataModule(config, encoder, mode=mode, separated_sources=separated_sources)
     datamodule.check_sources()
     # read and check every table and audio header now: a bad input stops the run here, before
