@@ -137,6 +137,9 @@ class DetectionStream:
         """(n_classes, n) the raw frame scores that became final in the last push or close,
         frames ``last_scores_first`` onwards (the offline path's scores of those frames)."""
         self.last_scores_first = 0
+        self._empty = pd.DataFrame({
+            "filename": np.zeros(0, object), "onset": np.zeros(0), "offset": np.zeros(0), "event_label": np.zeros(0, object),
+        })
 
     # ------------------------------------------------------------------ facts
     @property
@@ -240,15 +243,20 @@ class DetectionStream:
         return self._events(label[done], start[done], stop[done], duration)
 
     def _events(self, label: np.ndarray, start: np.ndarray, stop: np.ndarray, duration: float | None) -> pd.DataFrame:
-        """Regions of frames [start, stop) -> the event table of ``detector.events``."""
+        """Regions of frames [start, stop) -> the event table of ``detector.events`` (ordered by
+        onset, then label)."""
+        if not len(start):  # most pushes: no pandas work
+            return self._empty.copy()
         kept, onset, offset = regions_in_seconds(
             np.zeros(len(start), np.int64), start, stop, self.frame_step,
             None if duration is None else np.array([duration]),
         )
-        table = pd.DataFrame({
-            "filename": np.full(int(kept.sum()), self.filename, dtype=object),
-            "onset": onset[kept].astype(np.float64),
-            "offset": offset[kept].astype(np.float64),
-            "event_label": np.asarray(self.class_names, dtype=object)[label[kept]],
+        labels = np.asarray(self.class_names)[label[kept]]
+        onset, offset = onset[kept].astype(np.float64), offset[kept].astype(np.float64)
+        order = np.lexsort((labels, onset))
+        return pd.DataFrame({
+            "filename": np.full(len(order), self.filename, dtype=object),
+            "onset": onset[order],
+            "offset": offset[order],
+            "event_label": labels[order].astype(object),
         })
-        return table.sort_values(["onset", "event_label"], kind="stable").reset_index(drop=True)
