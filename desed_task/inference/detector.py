@@ -4,6 +4,7 @@
     waveform, sample_rate = soundfile.read("kitchen.wav")   # (samples,) or (samples, channels)
     scores = detector.scores(waveform, sample_rate)        # (n_classes, n_frames)
     events = detector.events(scores, threshold=0.5)         # filename, onset, offset, event_label
+    stream = detector.stream(44100, window=2, hop=1)        # a live stream: stream.push(chunk) -> events
 
 Features, scaler and network come from the checkpoint's config, so they are the ones the model
 was trained with. Every checkpoint the project trains is taken: train_sed.py's CRNN, the official

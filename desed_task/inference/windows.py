@@ -1,7 +1,10 @@
 """Scoring a clip of any length: sliding windows, frame scores averaged where windows overlap.
 
 The one implementation of "score a clip of any length" of the project: the inference CLI, the
-Python API and ``train_sed.py --eval_from_checkpoint`` all go through :class:`LongFormScorer`.
+Python API and ``train_sed.py --eval_from_checkpoint`` all go through :class:`LongFormScorer`,
+and a live stream (``stream.py``) through its pieces: :class:`WindowCutter` (where windows start
+and end, for audio pushed in pieces of any size) and :class:`FrameAverager` (how window scores
+are merged, handed out as frames become final).
 
 Timing. An output frame of the 2021 CRNN is ``frame_samples = hop_length * net_pooling`` samples
 (1024 at 16 kHz: 64 ms); frame ``i`` covers [i, i + 1) * frame_samples. Windows start on
