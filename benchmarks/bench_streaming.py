@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--windows", type=float, nargs="+", default=[1.0, 2.0, 4.0, 10.0], help="seconds (hop: half)")
     parser.add_argument("--chunk", type=float, default=0.064, help="seconds of audio per push (default: %(default)s)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--rtf_seconds", type=float, default=120.0, help="stream length of the real-time factor runs")
+    parser.add_argument("--rtf_seconds", type=float, default=120.0, help="stream length of the real-time factor runs (0: none)")
     parser.add_argument("--no_onnx", action="store_true", help="skip ONNX Runtime")
     parser.add_argument("--max_clips", type=int, default=None, help="the first N dev-test clips only (a quick look)")
     parser.add_argument("--out_dir", default="exp/streaming")
@@ -221,7 +221,7 @@ def main() -> None:
         row = {"window": f"{window:g}", "hop": f"{stream.scorer.hop / 16000:g}", "latency_bound": stream.latency_bound,
                "mean_latency": latency.mean(), "max_latency": latency.max(),
                "psds1": metrics["psds1"], "psds2": metrics["psds2"], "f1": f1}
-        for threads in args.threads:
+        for threads in args.threads if args.rtf_seconds > 0 else []:
             row[f"rtf_torch_{threads}t"] = realtime_factor(detector, rtf_audio, window, chunk, threads, None)
             if onnx is not None:
                 row[f"rtf_onnx_{threads}t"] = realtime_factor(detector, rtf_audio, window, chunk, threads, onnx)

@@ -284,7 +284,7 @@ def _stream_cli(args: list[str], stdin: bytes) -> subprocess.CompletedProcess:
     ("s16le", 16000, 1, "tsv"), ("f32le", 44100, 2, "jsonl")])
 def test_cli_prints_the_offline_events_from_raw_pcm_on_stdin(tiny_checkpoint, pcm_format, rate, channels, events_format):
     rng = np.random.default_rng(10)
-    audio = 0.1 * rng.standard_normal((round(6.3 * rate), channels))
+    audio = 0.1 * rng.standard_normal((round(4.3 * rate), channels))
     audio[len(audio) // 3 : len(audio) // 2] *= 6
     samples = (audio * 32767).astype("<i2") if pcm_format == "s16le" else audio.astype("<f4")
     detector = SoundEventDetector.from_checkpoint(tiny_checkpoint, window=2, hop=1)
