@@ -158,6 +158,8 @@ def markdown_table(table: pd.DataFrame) -> str:
 
 
 def plot(table: pd.DataFrame, path: Path, title: str) -> None:
+    """Left: PSDS1 and PSDS2 against the mean (and largest) event latency, the offline values
+    dashed; right: the mean and largest latency and the bound against the window."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -165,7 +167,7 @@ def plot(table: pd.DataFrame, path: Path, title: str) -> None:
 
     streamed = table[table.window != "offline"]
     offline = table[table.window == "offline"].iloc[0]
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    fig, (ax, right) = plt.subplots(1, 2, figsize=(10, 4.0), dpi=110)
     for metric, colour in (("psds1", "tab:blue"), ("psds2", "tab:orange")):
         ax.plot(streamed.mean_latency, streamed[metric], "o-", color=colour, label=f"{metric.upper()} (mean latency)")
         ax.plot(streamed.max_latency, streamed[metric], "x:", color=colour, alpha=0.6, label=f"{metric.upper()} (largest latency)")
@@ -173,10 +175,18 @@ def plot(table: pd.DataFrame, path: Path, title: str) -> None:
         for _, row in streamed.iterrows():
             ax.annotate(f"{row.window} s", (row.mean_latency, row[metric]), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set_xlabel("event latency (s of audio after the offset)")
-    ax.set_ylabel("PSDS")
-    ax.set_title(title, fontsize=9)
+    ax.set_ylabel("PSDS of the streamed scores")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="best")
+    windows = streamed.window.astype(float)
+    right.plot(windows, streamed.latency_bound, "k--", label="bound: window + median filter's right half")
+    right.plot(windows, streamed.max_latency, "x-", color="tab:red", label="largest")
+    right.plot(windows, streamed.mean_latency, "o-", color="tab:green", label="mean")
+    right.set_xlabel("window (s), hop half of it")
+    right.set_ylabel("event latency (s)")
+    right.grid(alpha=0.3)
+    right.legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
