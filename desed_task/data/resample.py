@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from desed_task.config import DEFAULT_RESAMPLER, RESAMPLERS
 from desed_task.data.audio import AudioError, audio_info
-from desed_task.data.kaiser_best import kaiser_best_blocks, resample_kaiser_best
+from desed_task.data.kaiser_best import KaiserBestStream, resample_kaiser_best
 from desed_task.threads import available_cores
 
 log = logging.getLogger(__name__)
@@ -83,27 +83,67 @@ def resample_audio(
     return np.asarray(soxr.resample(audio, orig_rate, target_rate, quality=SOXR_QUALITY), dtype=np.float32)
 
 
+class StreamResampler:
+    """Resample a mono signal pushed in blocks of any size (a live stream): the outputs of
+    `push` and `finish`, concatenated, equal :func:`resample_audio` of the whole signal.
+
+    Args:
+        orig_rate, target_rate: Hz (equal rates pass the blocks through).
+        resampler: see :data:`RESAMPLERS` (None: kaiser_best).
+
+    Shapes:
+        push: (samples,) float at ``orig_rate`` -> (outputs,) float32 at ``target_rate``, the
+        outputs it completes (maybe none; kaiser_best holds back the filter's reach, 177 input
+        samples at 44.1 -> 16 kHz, soxr its own internal block).
+    """
+
+    def __init__(self, orig_rate: int, target_rate: int, resampler: str | None = None) -> None:
+        self.resampler = check_resampler(resampler)
+        self.orig_rate, self.target_rate = int(orig_rate), int(target_rate)
+        self._kaiser = self._soxr = None
+        if self.orig_rate == self.target_rate:
+            return
+        if self.resampler == "kaiser_best":
+            self._kaiser = KaiserBestStream(self.orig_rate, self.target_rate)
+        else:
+            import soxr
+
+            self._soxr = soxr.ResampleStream(self.orig_rate, self.target_rate, 1, dtype="float32", quality=SOXR_QUALITY)
+
+    def push(self, block: np.ndarray) -> np.ndarray:
+        """(samples,) input -> the (outputs,) float32 samples it completes."""
+        block = np.ascontiguousarray(block, dtype=np.float32).reshape(-1)
+        if self._kaiser is not None:
+            return self._kaiser.push(block)[:, 0]
+        if self._soxr is not None:
+            return np.asarray(self._soxr.resample_chunk(block, last=False), dtype=np.float32)
+        return block
+
+    def finish(self) -> np.ndarray:
+        """The remaining (outputs,) float32 samples at the end of the signal."""
+        if self._kaiser is not None:
+            return self._kaiser.finish()[:, 0]
+        if self._soxr is not None:
+            return np.asarray(self._soxr.resample_chunk(np.zeros(0, dtype=np.float32), last=True), dtype=np.float32)
+        return np.zeros(0, dtype=np.float32)
+
+
 def resample_stream(
     blocks: Iterable[np.ndarray], orig_rate: int, target_rate: int, resampler: str | None = None
 ) -> Iterator[np.ndarray]:
     """Resample a signal read in mono (samples,) blocks; the blocks yielded (float32, none
     empty) concatenate to :func:`resample_audio` of the whole signal, and memory stays bounded
     by the block size."""
-    resampler = check_resampler(resampler)
     if orig_rate == target_rate:
+        check_resampler(resampler)
         yield from blocks
         return
-    if resampler == "kaiser_best":
-        yield from kaiser_best_blocks(blocks, orig_rate, target_rate)
-        return
-    import soxr
-
-    stream = soxr.ResampleStream(orig_rate, target_rate, 1, dtype="float32", quality=SOXR_QUALITY)
+    stream = StreamResampler(orig_rate, target_rate, resampler)
     for block in blocks:
-        out = stream.resample_chunk(np.ascontiguousarray(block, dtype=np.float32), last=False)
+        out = stream.push(block)
         if len(out):
             yield out
-    tail = stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+    tail = stream.finish()
     if len(tail):
         yield tail
 

@@ -7,6 +7,10 @@ line is one JSON object: files given (``inputs``), ``scored``, ``failed``, ``ups
 below the model's 16 kHz, each also named in one warning), events and time. Exit status 0 when
 every file was scored, 2 otherwise.
 
+``--stream`` detects on a live stream instead (``stream_cli``): raw PCM from standard input, a
+file (at real time with ``--realtime``) or ``--microphone``; each event is printed as it
+becomes final.
+
 A checkpoint of the 2023 CRNN fed BEATs embeddings takes --beats BEATS.pt (or its config's
 pretrained.checkpoint): each window's embeddings are computed on the fly.
 """
@@ -30,12 +34,13 @@ from desed_task.data.audio import AudioError
 from desed_task.devices import torch_device
 from desed_task.evaluation.class_values import ClassValuesError, read_class_values
 from desed_task.evaluation.postprocessed import detect_events
-from desed_task.evaluation.postprocessing_file import load_postprocessing
+from desed_task.evaluation.postprocessing_file import PostProcessing, load_postprocessing
 from desed_task.evaluation.score_files import write_score_table
 from desed_task.features.mel import log_mel
 from desed_task.inference.detector import SoundEventDetector
 from desed_task.inference.outputs import DurationsFile, EventsFile, input_names
 from desed_task.inference.reading import NoAudioFilesError
+from desed_task.inference.stream_cli import StreamInputError, add_stream_arguments, run_stream
 from desed_task.separation.model import TensorFlowMissing  # plain Python: no TensorFlow yet
 
 log = logging.getLogger("desed_task.inference")
@@ -46,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m desed_task.inference",
         description="Detect sound events in recordings with a trained SED checkpoint.",
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (searched recursively)")
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="audio files or folders (searched recursively); with --stream: one file to stream, or none (or -) for raw PCM on standard input")
     parser.add_argument("--checkpoint", required=True, help="a checkpoint of train_sed.py or finetune_on_separated.py, or an official 2021 one")
     parser.add_argument("--model", choices=MODELS, default="teacher", help="which network of the mean teacher (default: %(default)s)")
     parser.add_argument("--out_dir", default="detections", help="output folder (default: %(default)s)")
@@ -66,7 +71,50 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--onnx", metavar="FILE", help="run the network with ONNX Runtime from this export of the checkpoint (python -m desed_task.export); CPU only")
     parser.add_argument("--beats", metavar="BEATS.pt", help="for a checkpoint of the 2023 CRNN fed BEATs embeddings (net.use_embeddings): the BEATs checkpoint its embeddings were extracted with, e.g. BEATs_iter3_plus_AS2M.pt; default: the checkpoint's pretrained.checkpoint. Not needed with --onnx (BEATs is in the graph)")
     parser.add_argument("--separation_model", metavar="FILE", help="for an SSEP + SED checkpoint (finetune_on_separated.py): the converted separation model (separation.pt of python -m desed_task.separation convert), or the TensorFlow model's folder (inference.meta and model.ckpt-*, converted on the fly: TensorFlow needed); default: the checkpoint's training.sep_model (or sep_graph / sep_checkpoint). Not needed with --onnx of an SSEP + SED export (the separation is in the graph)")
+    add_stream_arguments(parser)
     return parser
+
+
+def build_detector(args: argparse.Namespace) -> tuple[SoundEventDetector, torch.nn.Module]:
+    """The detector of the command's options, and its PyTorch mel spectrogram (for plots)."""
+    check_thresholds(args.threshold, "--threshold")
+    if not 0 < args.hop <= args.window:
+        raise ValueError(f"--hop {args.hop:g} must be in (0, --window {args.window:g}] seconds, or some frames get no score")
+    if args.postprocessing and (args.thresholds or args.median_windows or args.median_window is not None):
+        raise ValueError("--postprocessing replaces --thresholds and --median_window(s): give one or the other")
+    device = torch.device("cpu") if args.onnx else torch_device(args.gpus)
+    onnx = None
+    if args.onnx:
+        from desed_task.inference.onnx_runtime import OnnxPipeline
+
+        onnx = OnnxPipeline(args.onnx)
+    detector = SoundEventDetector.from_checkpoint(
+        args.checkpoint, model=args.model, window=args.window, hop=args.hop, batch_size=args.batch_size, device=device,
+        resampler=args.resampler, separation_model=args.separation_model,
+        separate=not (onnx is not None and onnx.separates),  # an SSEP + SED export separates inside
+        beats=False if args.onnx else args.beats,  # an export holds its BEATs
+    )
+    mel = detector.pipeline.mel
+    if onnx is not None:
+        onnx.takes_sources = detector.pipeline.takes_sources and not onnx.separates
+        detector.pipeline = onnx
+    return detector, mel
+
+
+def decoding_values(args: argparse.Namespace, names: list[str]) -> tuple[object, object, PostProcessing | None]:
+    """(thresholds, median windows, post-processing file or None) of the command's options:
+    one value or (n_classes,) values each."""
+    thresholds = read_class_values(args.thresholds, names, float, "threshold") if args.thresholds else args.threshold
+    if args.thresholds:
+        check_thresholds(thresholds, args.thresholds)
+    windows = (
+        read_class_values(args.median_windows, names, int, "median window") if args.median_windows
+        else None if args.median_window is None else args.median_window
+    )
+    postprocessing = load_postprocessing(args.postprocessing, names) if args.postprocessing else None
+    if postprocessing is not None and postprocessing.method == "median":
+        thresholds, windows = list(postprocessing.threshold), list(postprocessing.median_window)
+    return thresholds, windows, postprocessing
 
 
 class LogMelCollector:
@@ -111,40 +159,16 @@ def check_thresholds(values: float | list[float], source: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_thresholds(args.threshold, "--threshold")
-    if not 0 < args.hop <= args.window:
-        raise ValueError(f"--hop {args.hop:g} must be in (0, --window {args.window:g}] seconds, or some frames get no score")
-    if args.postprocessing and (args.thresholds or args.median_windows or args.median_window is not None):
-        raise ValueError("--postprocessing replaces --thresholds and --median_window(s): give one or the other")
-    device = torch.device("cpu") if args.onnx else torch_device(args.gpus)
+    if args.stream or args.microphone:
+        return run_stream(args, build_detector, decoding_values)
+    if not args.paths:
+        raise ValueError("give audio files or folders (PATH ...), or --stream to read raw PCM from standard input")
     inputs = input_names(args.paths)
-    onnx = None
-    if args.onnx:
-        from desed_task.inference.onnx_runtime import OnnxPipeline
-
-        onnx = OnnxPipeline(args.onnx)
-    detector = SoundEventDetector.from_checkpoint(
-        args.checkpoint, model=args.model, window=args.window, hop=args.hop, batch_size=args.batch_size, device=device,
-        resampler=args.resampler, separation_model=args.separation_model,
-        separate=not (onnx is not None and onnx.separates),  # an SSEP + SED export separates inside
-        beats=False if args.onnx else args.beats,  # an export holds its BEATs
-    )
-    mel = detector.pipeline.mel
+    detector, mel = build_detector(args)
     band_edges = (float(mel.f_min), float(mel.f_max))  # the plot's frequency axis
-    if onnx is not None:
-        onnx.takes_sources = detector.pipeline.takes_sources and not onnx.separates
-        detector.pipeline = onnx
     names = detector.class_names
-    thresholds = read_class_values(args.thresholds, names, float, "threshold") if args.thresholds else args.threshold
-    if args.thresholds:
-        check_thresholds(thresholds, args.thresholds)
-    windows = (
-        read_class_values(args.median_windows, names, int, "median window") if args.median_windows
-        else detector.median_window if args.median_window is None else args.median_window
-    )
-    postprocessing = load_postprocessing(args.postprocessing, names) if args.postprocessing else None
-    if postprocessing is not None and postprocessing.method == "median":
-        thresholds, windows = list(postprocessing.threshold), list(postprocessing.median_window)
+    thresholds, windows, postprocessing = decoding_values(args, names)
+    windows = detector.median_window if windows is None else windows
     out_dir = Path(args.out_dir)
     events_file = EventsFile(out_dir / "events.tsv")
     durations_file = DurationsFile(out_dir / "durations.tsv")
@@ -199,7 +223,8 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         status = run(args)
-    except (CheckpointError, ClassValuesError, NoAudioFilesError, ValueError, FileNotFoundError, TensorFlowMissing) as err:
+    except (CheckpointError, ClassValuesError, NoAudioFilesError, ValueError, FileNotFoundError, TensorFlowMissing,
+            StreamInputError) as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     raise SystemExit(status)

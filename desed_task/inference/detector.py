@@ -4,6 +4,7 @@
     waveform, sample_rate = soundfile.read("kitchen.wav")   # (samples,) or (samples, channels)
     scores = detector.scores(waveform, sample_rate)        # (n_classes, n_frames)
     events = detector.events(scores, threshold=0.5)         # filename, onset, offset, event_label
+    stream = detector.stream(44100, window=2, hop=1)        # a live stream: stream.push(chunk) -> events
 
 Features, scaler and network come from the checkpoint's config, so they are the ones the model
 was trained with. Every checkpoint the project trains is taken: train_sed.py's CRNN, the official
@@ -35,6 +36,7 @@ from desed_task.features.mel import MelSpectrogram
 from desed_task.features.network_input import mel_magnitudes, normalise
 from desed_task.features.scaler import TorchScaler
 from desed_task.inference.reading import AudioFile, to_mono
+from desed_task.inference.stream import DetectionStream
 from desed_task.inference.windows import LongFormScorer
 from desed_task.nnet import network_from_config, run_network
 from desed_task.nnet.beats import BEATs, load_beats
@@ -291,6 +293,9 @@ class SoundEventDetector:
         self.sample_rate = int(sample_rate)
         self.hop_length = int(hop_length)
         self.net_pooling = int(net_pooling)
+        self.min_seconds = float(min_seconds)
+        # the 2023 CRNN reads embeddings of training-length clips: no window may be longer
+        self.max_window = self.min_seconds if getattr(pipeline, "takes_embeddings", False) else None
         self.scorer = LongFormScorer(
             self._strong,
             hop_length=self.hop_length,
@@ -424,15 +429,18 @@ class SoundEventDetector:
         """Seconds per output frame (0.064 for the 2021 CRNN)."""
         return self.hop_length * self.net_pooling / self.sample_rate
 
-    def _strong(self, audio: torch.Tensor) -> torch.Tensor:
-        audio = audio.to(self.device)
-        if self.separator is not None:
-            audio = with_separated_sources(audio, self.separator)
-        elif getattr(self.pipeline, "takes_sources", False):
+    def _check_can_score(self) -> None:
+        if self.separator is None and getattr(self.pipeline, "takes_sources", False):
             raise SeparationModelMissing(
                 "this SSEP + SED detector was built without its separation model (separate=False): "
                 "it cannot score recordings; build it with separation_model=FILE"
             )
+
+    def _strong(self, audio: torch.Tensor) -> torch.Tensor:
+        self._check_can_score()
+        audio = audio.to(self.device)
+        if self.separator is not None:
+            audio = with_separated_sources(audio, self.separator)
         return self.pipeline(audio)[0]
 
     def _note_low_rate(self, source: str | Path, rate: int) -> None:
@@ -480,6 +488,68 @@ class SoundEventDetector:
         audio = AudioFile(path, self.sample_rate, self.resampler)
         self._note_low_rate(audio.path, audio.sample_rate)
         return self.scorer.score_windows(self.scorer.windows(audio.chunks()), on_window), audio
+
+    # ------------------------------------------------------------------ streams
+    def stream(
+        self,
+        sample_rate: int,
+        window: float | None = None,
+        hop: float | None = None,
+        threshold: float | Sequence[float] = 0.5,
+        median_window: int | Sequence[int] | None = None,
+        filename: str = "",
+    ) -> DetectionStream:
+        """A live stream: push chunks of audio, get events as they become final
+        (``desed_task.inference.stream``: the latency bound, and why it equals the offline path).
+
+        Args:
+            sample_rate: the stream's rate in Hz (resampled to the model's rate as offline).
+            window, hop: sliding windows in seconds (None: the detector's; a window given
+                without a hop gets half the window as hop).
+            threshold: one, or (n_classes,) decision thresholds.
+            median_window: frames, one or (n_classes,) (None: the model's, 7 in 2021).
+            filename: the ``filename`` column of the events.
+
+        Returns:
+            A :class:`DetectionStream`; its events equal ``events(scores(audio), filename,
+            threshold, median_window, duration)`` of a detector with this window and hop.
+
+        Raises:
+            ValueError: no window (a detector scoring in one pass and none given), a window
+                longer than the 2023 CRNN's clips, or a bad rate; SeparationModelMissing: an
+                SSEP + SED detector without its separation model.
+        """
+        if int(sample_rate) <= 0:
+            raise ValueError(f"sample_rate must be a positive number of Hz, got {sample_rate}")
+        self._check_can_score()
+        if window is None:
+            if self.scorer.window is None:
+                raise ValueError(
+                    "this detector scores recordings in one pass (window=None): a stream is scored in "
+                    "sliding windows, give window= (seconds), e.g. 10 with hop 5"
+                )
+            window_samples = self.scorer.window
+            hop_samples = self.scorer.hop if hop is None else round(hop * self.sample_rate)
+        else:
+            if window <= 0:
+                raise ValueError(f"window must be a positive number of seconds, got {window}")
+            window_samples = round(window * self.sample_rate)
+            hop_samples = round((window / 2 if hop is None else hop) * self.sample_rate)
+        if hop_samples <= 0:
+            raise ValueError(f"hop must be a positive number of seconds, got {hop}")
+        if self.max_window is not None and window_samples > round(self.max_window * self.sample_rate):
+            raise ValueError(
+                f"the 2023 CRNN reads BEATs embeddings of {self.max_window:g} s clips: stream with windows "
+                f"of at most {self.max_window:g} s, not {window_samples / self.sample_rate:g} s"
+            )
+        scorer = LongFormScorer(
+            self._strong, self.hop_length, self.net_pooling, window_samples, hop_samples,
+            min_samples=self.scorer.min_samples, batch_size=self.scorer.batch_size,
+        )
+        return DetectionStream(
+            scorer, self.class_names, int(sample_rate), self.sample_rate, self.resampler, threshold,
+            self.median_window if median_window is None else median_window, self.frame_step, filename,
+        )
 
     # ------------------------------------------------------------------ events
     def events(

@@ -1,7 +1,10 @@
 """Scoring a clip of any length: sliding windows, frame scores averaged where windows overlap.
 
 The one implementation of "score a clip of any length" of the project: the inference CLI, the
-Python API and ``train_sed.py --eval_from_checkpoint`` all go through :class:`LongFormScorer`.
+Python API and ``train_sed.py --eval_from_checkpoint`` all go through :class:`LongFormScorer`,
+and a live stream (``stream.py``) through its pieces: :class:`WindowCutter` (where windows start
+and end, for audio pushed in pieces of any size) and :class:`FrameAverager` (how window scores
+are merged, handed out as frames become final).
 
 Timing. An output frame of the 2021 CRNN is ``frame_samples = hop_length * net_pooling`` samples
 (1024 at 16 kHz: 64 ms); frame ``i`` covers [i, i + 1) * frame_samples. Windows start on
@@ -26,6 +29,108 @@ import torch
 
 # (batch, samples) -> (batch, n_classes, n_frames) frame probabilities
 StrongForward = Callable[[torch.Tensor], torch.Tensor]
+
+
+class WindowCutter:
+    """Cuts audio pushed in pieces of any size into the sliding windows (see the module's
+    docstring): the one home of where windows start and end.
+
+    Args:
+        window: window length in samples (None: one window of everything, at `finish`).
+        hop: window hop in samples (a multiple of the frame grid; ignored without window).
+
+    The buffer holds at most ``window + chunk`` samples: what the next window needs, and the
+    piece just pushed.
+    """
+
+    def __init__(self, window: int | None, hop: int | None) -> None:
+        self.window = window
+        self.hop = hop
+        self.buffer = np.zeros(0, dtype=np.float32)
+        self.buffer_start = 0  # absolute index of buffer[0]
+        self.next_start = 0  # the next window's start: no window to come covers a sample before it
+        self.previous_end: int | None = None
+
+    @property
+    def received(self) -> int:
+        """Samples pushed so far."""
+        return self.buffer_start + len(self.buffer)
+
+    def push(self, chunk: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """Add (samples,) audio; returns the (start sample, (window,) audio) windows it completes."""
+        chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
+        self.buffer = np.concatenate([self.buffer, chunk]) if len(self.buffer) else chunk
+        done: list[tuple[int, np.ndarray]] = []
+        if self.window is None:
+            return done
+        while self.received >= self.next_start + self.window:
+            offset = self.next_start - self.buffer_start
+            done.append((self.next_start, self.buffer[offset : offset + self.window]))
+            self.previous_end = self.next_start + self.window
+            self.next_start += self.hop
+            drop = min(self.next_start - self.buffer_start, len(self.buffer))
+            self.buffer, self.buffer_start = self.buffer[drop:], self.buffer_start + drop
+        return done
+
+    def finish(self) -> list[tuple[int, np.ndarray]]:
+        """The last window at the end of the audio: from the next start to the end, when the
+        previous window stopped before the end (or there was none)."""
+        if self.previous_end is not None and self.previous_end >= self.received:
+            return []
+        return [(self.next_start, self.buffer[self.next_start - self.buffer_start :])]
+
+
+class FrameAverager:
+    """Frame scores of windows averaged over the recording's frame grid, handed out from the
+    start as frames become final: the one home of how window scores are merged (sums in
+    float64, divided by the number of windows that scored each frame, as float32).
+
+    Args:
+        frame_samples: samples per output frame (hop_length x net_pooling).
+        n_frames: output frames of one pass over n samples (``LongFormScorer.n_frames``).
+
+    Memory: the frames not handed out yet (a window's worth while streaming).
+    """
+
+    def __init__(self, frame_samples: int, n_frames: Callable[[int], int]) -> None:
+        self.frame_samples = int(frame_samples)
+        self.n_frames = n_frames
+        self.first = 0  # absolute index of the first frame not handed out (sums[:, 0])
+        self.sums: np.ndarray | None = None  # (n_classes, frames) float64
+        self.counts = np.zeros(0, dtype=np.float32)
+        self.n_total = 0  # frames scored so far (absolute)
+
+    def add(self, start: int, n_real: int, window_scores: np.ndarray) -> None:
+        """Add one window's (n_classes, n_frames) scores; ``start``: its first sample (on the
+        frame grid), ``n_real``: its samples before padding (frames past them are dropped)."""
+        first = start // self.frame_samples
+        if first < self.first:
+            raise ValueError(f"window at frame {first} scores frames already handed out (before {self.first})")
+        n = min(self.n_frames(n_real), window_scores.shape[-1])
+        begin, end = first - self.first, first - self.first + n
+        if self.sums is None:
+            self.sums = np.zeros((window_scores.shape[0], max(end, 1024)), dtype=np.float64)
+        if end > self.sums.shape[1]:
+            grown = max(end, 2 * self.sums.shape[1])
+            self.sums = np.pad(self.sums, ((0, 0), (0, grown - self.sums.shape[1])))
+        if end > len(self.counts):
+            self.counts = np.pad(self.counts, (0, self.sums.shape[1] - len(self.counts)))
+        self.sums[:, begin:end] += window_scores[:, :n]
+        self.counts[begin:end] += 1
+        self.n_total = max(self.n_total, first + n)
+
+    def take(self, until: int) -> np.ndarray:
+        """Hand out the averaged scores of frames [first, until) (until clipped to the frames
+        scored) and forget them: (n_classes, frames) float32."""
+        until = min(until, self.n_total)
+        n = max(0, until - self.first)
+        if self.sums is None:
+            return np.zeros((0, 0), dtype=np.float32)
+        scores = (self.sums[:, :n] / np.maximum(self.counts[:n], 1)).astype(np.float32)
+        if n:
+            self.sums, self.counts = self.sums[:, n:], self.counts[n:]
+            self.first += n
+        return scores
 
 
 class LongFormScorer:
@@ -77,6 +182,10 @@ class LongFormScorer:
         return max(1, (1 + n_samples // self.hop_length) // self.net_pooling)
 
     # ------------------------------------------------------------------ windows
+    def cutter(self) -> WindowCutter:
+        """A :class:`WindowCutter` of this scorer's window and hop."""
+        return WindowCutter(self.window, self.hop)
+
     def windows(self, chunks: Iterable[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
         """Cut a stream of audio into windows.
 
@@ -86,24 +195,10 @@ class LongFormScorer:
         Yields:
             (start sample, (samples,) window); a window may share its memory with the buffer.
         """
-        buffer = np.zeros(0, dtype=np.float32)
-        buffer_start = 0  # absolute index of buffer[0]
-        start = 0  # next window's start
-        previous_end = None
+        cutter = self.cutter()
         for chunk in chunks:
-            buffer = np.concatenate([buffer, np.asarray(chunk, dtype=np.float32).reshape(-1)])
-            if self.window is None:
-                continue
-            while buffer_start + len(buffer) >= start + self.window:
-                offset = start - buffer_start
-                yield start, buffer[offset : offset + self.window]
-                previous_end = start + self.window
-                start += self.hop
-                drop = min(start - buffer_start, len(buffer))
-                buffer, buffer_start = buffer[drop:], buffer_start + drop
-        total = buffer_start + len(buffer)
-        if previous_end is None or previous_end < total:
-            yield start, buffer[start - buffer_start :]
+            yield from cutter.push(chunk)
+        yield from cutter.finish()
 
     # ------------------------------------------------------------------ scores
     def _forward(self, batch: list[np.ndarray]) -> np.ndarray:
@@ -116,43 +211,32 @@ class LongFormScorer:
             return audio
         return np.pad(audio, (0, self.min_samples - len(audio)))
 
-    def score_windows(
-        self, windows: Iterable[tuple[int, np.ndarray]], on_window: Callable[[int, np.ndarray], None] | None = None
-    ) -> np.ndarray:
-        """Average the frame scores of windows over the file's frame grid.
+    def averager(self) -> FrameAverager:
+        """An empty :class:`FrameAverager` on this scorer's frame grid."""
+        return FrameAverager(self.frame_samples, self.n_frames)
+
+    def add_windows(
+        self,
+        windows: Iterable[tuple[int, np.ndarray]],
+        averager: FrameAverager,
+        on_window: Callable[[int, np.ndarray], None] | None = None,
+    ) -> None:
+        """Score windows, ``batch_size`` consecutive ones of one padded length per forward pass,
+        and add their frame scores to ``averager``.
 
         Args:
             windows: (start sample, (samples,) audio) with starts on multiples of frame_samples.
+            averager: where the scores go (:meth:`averager`).
             on_window: called with (start, audio) of every window before it is scored (plots).
-
-        Returns:
-            (n_classes, n_frames) float32 scores of the whole file.
         """
-        sums: np.ndarray | None = None
-        counts = np.zeros(0, dtype=np.float32)
-        n_total = 0
         pending: list[tuple[int, int, np.ndarray]] = []
 
         def flush() -> None:
-            nonlocal sums, counts, n_total
-            if not pending:
-                return
-            scores = self._forward([audio for _, _, audio in pending])
-            for (start, n_real, _), window_scores in zip(pending, scores):
-                first = start // self.frame_samples
-                n = min(self.n_frames(n_real), window_scores.shape[-1])
-                end = first + n
-                if sums is None:
-                    sums = np.zeros((window_scores.shape[0], max(end, 1024)), dtype=np.float64)
-                if end > sums.shape[1]:
-                    grown = max(end, 2 * sums.shape[1])
-                    sums = np.pad(sums, ((0, 0), (0, grown - sums.shape[1])))
-                if end > len(counts):
-                    counts = np.pad(counts, (0, sums.shape[1] - len(counts)))
-                sums[:, first:end] += window_scores[:, :n]
-                counts[first:end] += 1
-                n_total = max(n_total, end)
-            pending.clear()
+            if pending:
+                scores = self._forward([audio for _, _, audio in pending])
+                for (start, n_real, _), window_scores in zip(pending, scores):
+                    averager.add(start, n_real, window_scores)
+                pending.clear()
 
         for start, audio in windows:
             if start % self.frame_samples:
@@ -166,9 +250,24 @@ class LongFormScorer:
             if len(pending) >= self.batch_size:
                 flush()
         flush()
-        if sums is None:
+
+    def score_windows(
+        self, windows: Iterable[tuple[int, np.ndarray]], on_window: Callable[[int, np.ndarray], None] | None = None
+    ) -> np.ndarray:
+        """Average the frame scores of windows over the file's frame grid.
+
+        Args:
+            windows: (start sample, (samples,) audio) with starts on multiples of frame_samples.
+            on_window: called with (start, audio) of every window before it is scored (plots).
+
+        Returns:
+            (n_classes, n_frames) float32 scores of the whole file.
+        """
+        averager = self.averager()
+        self.add_windows(windows, averager, on_window)
+        if averager.n_total == 0:
             raise ValueError("no audio to score")
-        return (sums[:, :n_total] / np.maximum(counts[:n_total], 1)).astype(np.float32)
+        return averager.take(averager.n_total)
 
     def score(self, waveform: np.ndarray | torch.Tensor) -> np.ndarray:
         """(samples,) mono waveform at the model's rate -> (n_classes, n_frames) scores."""
