@@ -84,7 +84,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, bool]]] = {
         "fs": (int, True),
         "net_subsample": (int, True),
         "check_audio": (bool, False),
-        "sort_unlabeled": (bool, False),  # false (2021): the unlabelled folder's listing order
+        "sort_unlabeled": (bool, False),  # true (default): sorted names; false: the folder's listing order (2021's glob)
         "resampler": (_OPT_STR, False),  # kaiser_best (2021) or soxr_hq
         **{
             f"{name}{suffix}": (_OPT_STR, False)
