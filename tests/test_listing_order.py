@@ -40,6 +40,11 @@ def _train_clips(data_root: Path, work: Path, **data) -> list[list[str]]:
     return [e["clips"] for e in entries if e["stage"] == "train"]
 
 
+def _part(steps: list[list[str]], unlabeled: bool) -> list[list[str]]:
+    """Each step's unlabelled clips (or its labelled ones)."""
+    return [[c for c in clips if c.startswith("unlabeled/") == unlabeled] for clips in steps]
+
+
 def test_the_demo_built_in_two_folders_draws_the_same_batches(tiny_data, tmp_path):
     from desed_task.training.cli import ensure_demo_data
 
@@ -57,7 +62,5 @@ def test_the_demo_built_in_two_folders_draws_the_same_batches(tiny_data, tmp_pat
     if listed == sorted(listed):
         pytest.skip(f"this file system lists {other / folder} in sorted order: the disk's order is the same")
     disk_order = _train_clips(other, tmp_path / "disk_order", sort_unlabeled=False)
-    unlabeled = [[c for c in clips if c.startswith("unlabeled/")] for clips in (first, disk_order)]
-    assert unlabeled[0] != unlabeled[1]  # the listing order would have given other clips
-    assert [[c for c in clips if not c.startswith("unlabeled/")] for clips in first] == \
-        [[c for c in clips if not c.startswith("unlabeled/")] for clips in disk_order]
+    assert _part(first, unlabeled=True) != _part(disk_order, unlabeled=True)  # the listing gave other clips
+    assert _part(first, unlabeled=False) == _part(disk_order, unlabeled=False)  # and only those differ
