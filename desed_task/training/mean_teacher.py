@@ -370,10 +370,9 @@ class MeanTeacher(L.LightningModule):
                 metrics[f"val/synth/{model}/event_f1_macro"] = collar_f1(at_half, gt, durations=durations)["macro"]
         synth_type = training.get("obj_metric_synth_type") or "intersection"
         synth_key = "intersection_f1_macro" if synth_type == "intersection" else "event_f1_macro"
-        # a float32 value, as 2021's torch.tensor(weak F1 + synthetic F1): what its checkpoint compared
-        metrics["val/obj_metric"] = float(np.float32(metrics["val/weak/student/macro_F1"] + metrics.get(
+        metrics["val/obj_metric"] = metrics["val/weak/student/macro_F1"] + metrics.get(
             f"val/synth/student/{synth_key}", 0.0
-        )))
+        )
         metrics = broadcast_from_zero(metrics)
         objective = float(metrics.pop("val/obj_metric"))
         self.log_dict({k: float(v) for k, v in metrics.items()})
