@@ -91,3 +91,34 @@ def test_a_modern_key_fails_the_comparison_and_names_the_difference(recipe, tmp_
     lines = done.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("DIFFERENT:"))
     assert lines[header + 1].strip().startswith(first_difference), "\n".join(lines[header:header + 6])
+
+
+def test_the_weak_f1_is_lightning_1_2s_to_the_last_bit(recipe, tmp_path):
+    """The validation's weak macro F1 (a part of val/obj_metric, which picks the checkpoint)
+    equals 2021's ``pl.metrics.classification.F1(average="macro", multilabel=True)`` run in the
+    oracle's environment, bit for bit, on random clips (float64 arithmetic differs in most)."""
+    import numpy as np
+
+    from desed_task.evaluation import weak_f1_macro
+
+    rng = np.random.default_rng(0)
+    probabilities = rng.random((50, 40, 10)).astype(np.float32)
+    targets = (rng.random((50, 40, 10)) < rng.random((50, 1, 1))).astype(np.float32)
+    probabilities[:, :, 3] = 0.1  # a class without positive decisions
+    np.save(tmp_path / "probabilities.npy", probabilities)
+    np.save(tmp_path / "targets.npy", targets)
+    script = (
+        "import sys, numpy as np, torch, pytorch_lightning as pl\n"
+        "p, t = (np.load(sys.argv[i]) for i in (1, 2))\n"
+        "for a, b in zip(p, t):\n"
+        "    m = pl.metrics.classification.F1(10, average='macro', multilabel=True, compute_on_step=False)\n"
+        "    m.update(torch.from_numpy(a[:25]), torch.from_numpy(b[:25])); m.update(torch.from_numpy(a[25:]), torch.from_numpy(b[25:]))\n"
+        "    print(repr(float(m.compute())))\n"
+    )
+    venv = Path(os.environ.get("ORACLE2021_VENV") or Path.home() / ".cache" / "oracle2021" / "venv")
+    done = subprocess.run([str(venv / "bin" / "python"), "-c", script, str(tmp_path / "probabilities.npy"),
+                           str(tmp_path / "targets.npy")], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    expected = [float(line) for line in done.stdout.split()]
+    assert expected == [weak_f1_macro(p, t) for p, t in zip(probabilities, targets)]
+    assert len(set(expected)) > 10
