@@ -11,8 +11,9 @@ differences on any difference beyond 1e-12.
 
 The recipe runs once per module (20 steps over 7 epochs, its records reused); the project runs
 once with the 2021 defaults (equal) and once per modern key, for as few steps as show that the
-key changes the run (the comparison must fail and name what differs). The oracle's environment
-is built on first use (a few minutes).
+key changes the run (the comparison must fail and name what differs); the validation's weak F1
+is checked bit for bit against Lightning 1.2's in the oracle's environment, which is built on
+first use (a few minutes).
 """
 
 from __future__ import annotations
