@@ -87,7 +87,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, bool]]] = {
         "fs": (int, True),
         "net_subsample": (int, True),
         "check_audio": (bool, False),
-        "sort_unlabeled": (bool, False),  # false (2021): the unlabelled folder's listing order
+        "sort_unlabeled": (bool, False),  # true (default): sorted names; false: the folder's listing order (2021's glob)
         "resampler": (_OPT_STR, False),  # kaiser_best (2021) or soxr_hq
         # false (2021): strongly labelled clips without any event (15 of DESED's dev-test) are
         # kept, scored and written; true (2023's dropna): left out of their set

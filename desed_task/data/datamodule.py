@@ -279,7 +279,7 @@ class DESEDDataModule(L.LightningDataModule):
             weak = WeaklyLabeledSet("weak", self._folder("weak"), weak_train, self.encoder, **self._clip_kwargs("weak"))
             unlabeled = UnlabeledSet(
                 "unlabeled", self._folder("unlabeled"), self.encoder,
-                sort=bool(self.data.get("sort_unlabeled", False)), **self._clip_kwargs("unlabeled"),
+                sort=bool(self.data.get("sort_unlabeled", True)), **self._clip_kwargs("unlabeled"),
             )
             self.train_sets = [strong_part, weak, unlabeled]
             synth_val, self.synth_val_events, self.synth_val_durations = self._strong("synth_val")

@@ -226,15 +226,15 @@ class WeaklyLabeledSet(ClipSet):
 class UnlabeledSet(ClipSet):
     """Every audio file of a folder, without labels (in-domain unlabelled, evaluation set).
 
-    The clips are in the folder's listing order, as 2021's ``glob`` gave them: a seeded
-    permutation then picks the clips 2021 picked on the same disk. That order is the file
-    system's (it can differ on another disk): ``sort=True`` (``data.sort_unlabeled``) sorts
-    the names, for the same batches on every machine.
+    The clips are sorted by name (``sort=True``, ``data.sort_unlabeled``'s default): a seeded
+    permutation then picks the same clips on every disk. ``sort=False`` keeps the folder's
+    listing order, as 2021's ``glob`` gave them; that order is the file system's (on ext4 a
+    per-file-system hash), so the same files on another disk gave 2021 other batches.
     """
 
     label_type = LabelType.UNLABELED
 
-    def __init__(self, name: str, folder: str | Path, encoder, sort: bool = False, **kwargs) -> None:
+    def __init__(self, name: str, folder: str | Path, encoder, sort: bool = True, **kwargs) -> None:
         folder = Path(folder)
         filenames = list_wav_clips(folder, sort=sort)
         super().__init__(name, folder, filenames, len(encoder.labels), encoder.n_frames, **kwargs)

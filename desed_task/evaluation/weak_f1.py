@@ -1,4 +1,4 @@
-"""Clip-level (weak) macro F1, as torchmetrics ``MultilabelF1Score(average="macro")`` computes it."""
+"""Clip-level (weak) macro F1, as 2021's validation computed it (Lightning 1.2's ``F1``)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,20 @@ def weak_f1_macro(probabilities: np.ndarray, targets: np.ndarray, threshold: flo
         targets: (n_clips, n_classes) binary clip labels.
         threshold: decision threshold.
 
-    A class with no positive target and no positive decision has F1 0 (torchmetrics'
-    ``zero_division=0``), and still counts in the mean.
+    Computed in float32 as 2021's ``pl.metrics.classification.F1(average="macro",
+    multilabel=True)`` (Lightning 1.2) did, so that the value is 2021's to the last bit:
+    per-class precision and recall, ``2 * p * r / (p + r)``, a class with no positive target or
+    no positive decision counted as 0 (torchmetrics' ``zero_division=0`` today), then torch's
+    float32 mean. Decisions are ``> threshold`` (today's torchmetrics; Lightning 1.2 took
+    ``>=``, which differs only for a probability of exactly 0.5).
     """
-    decisions = np.asarray(probabilities) > threshold
-    targets = np.asarray(targets).astype(bool)
-    true_positives = (decisions & targets).sum(axis=0)
-    errors = (decisions ^ targets).sum(axis=0)
-    denominator = 2 * true_positives + errors
-    f1 = np.divide(2 * true_positives, denominator, out=np.zeros(denominator.shape), where=denominator > 0)
-    return float(f1.mean())
+    import torch
+
+    decisions = torch.from_numpy(np.asarray(probabilities) > threshold).float()
+    truth = torch.from_numpy(np.asarray(targets).astype(bool)).float()
+    true_positives = (decisions * truth).sum(0)
+    precision = true_positives / decisions.sum(0)
+    recall = true_positives / truth.sum(0)
+    f1 = (2.0 * precision * recall) / (1.0 * precision + recall)
+    f1[f1 != f1] = 0  # 0/0: no positive target or decision
+    return float(torch.mean(f1))

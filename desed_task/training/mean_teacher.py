@@ -241,14 +241,20 @@ class MeanTeacher(L.LightningModule):
 
         with torch.no_grad():
             strong_teacher, weak_teacher = run_network(self.sed_teacher, features, embeddings)
+            teacher_losses = {}  # logged only, as 2021
+            if strong_mask.any():
+                teacher_losses["loss_strong"] = self.supervised_loss(strong_teacher[strong_mask], strong_targets[strong_mask])
+            if weak_mask.any():
+                teacher_losses["loss_weak"] = self.supervised_loss(weak_teacher[weak_mask], weak_targets[weak_mask])
         weight = training["const_max"] * self.warmup_factor()
         strong_consistency = self.consistency_loss(strong_student, strong_teacher.detach())
         weak_consistency = self.consistency_loss(weak_student, weak_teacher.detach())
         consistency = (strong_consistency + weak_consistency) * weight
         loss = supervised + consistency
 
-        for name, value in losses.items():
-            self.log(f"train/student/{name}", value)
+        for model, values in (("student", losses), ("teacher", teacher_losses)):
+            for name, value in values.items():
+                self.log(f"train/{model}/{name}", value)
         self.log_dict(
             {
                 "train/student/tot_supervised": supervised,
@@ -257,7 +263,8 @@ class MeanTeacher(L.LightningModule):
                 "train/student/tot_self_loss": consistency,
                 "train/weight": weight,
                 "train/lr": self.optimizers().param_groups[-1]["lr"],
-                "train/step": float(self.global_step),
+                # 2021 logged its scheduler's step count: optimizer steps taken, this one included
+                "train/step": float(self.global_step + 1),
             }
         )
         self.log("train/loss", loss, prog_bar=True)
