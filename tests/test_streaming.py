@@ -245,17 +245,16 @@ def test_the_2023_crnn_streams_with_beats_and_refuses_longer_windows(tmp_path):
 
 
 def test_ssep_sed_streams_each_window_separated_and_refuses_without_its_model(tmp_path):
-    pytest.importorskip("tensorflow")
     from test_network_kinds import checkpoint_of, tiny
 
     from desed_task.config import load_config
-    from desed_task.separation.standin import build_standin_model
+    from desed_task.separation.demo import write_standin_separator
 
-    graph, _ = build_standin_model(tmp_path / "standin", n_sources=3)
+    separator = write_standin_separator(tmp_path / "standin" / "separation.pt", num_sources=3)
     config = tiny(load_config(REPO / "confs" / "demo_sep+sed.yaml"))
-    config["training"].update(sep_graph=str(graph), sep_checkpoint=str(graph.parent / "model.ckpt-3547330"))
+    config["training"].update(sep_model=str(separator))
     path = checkpoint_of(config, tmp_path / "ssep.ckpt")
-    with pytest.raises(SeparationModelMissing, match="separation_model=DIR"):
+    with pytest.raises(SeparationModelMissing, match="separation_model=FILE"):
         SoundEventDetector.from_checkpoint(path, separate=False).stream(16000)
     detector = SoundEventDetector.from_checkpoint(path, window=4, hop=2)
     rng = np.random.default_rng(9)
