@@ -29,6 +29,7 @@
 # The report: --out (default exp/gpu_check.md); the logs of every step beside it, in
 # <report>.logs/.
 set -u
+{ # the whole script is read before it runs: editing the file meanwhile cannot change a running check
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PYTHON=${PYTHON:-python}
@@ -161,6 +162,12 @@ EOF
   fi
 }
 
+commit() {  # the repository's commit, when git is there
+  local head
+  head=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null) || { echo "? (no git)"; return; }
+  git -C "$REPO" diff --quiet HEAD 2>/dev/null && echo "$head" || echo "$head (with local changes)"
+}
+
 N_GPUS=0
 if [ "$MODE" = gpu ]; then
   N_GPUS=$("$PYTHON" -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
@@ -210,9 +217,9 @@ TOTAL=$(($(date +%s) - START))
 {
   echo "# GPU check ($MODE mode)"
   echo
-  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), host $(hostname), $TOTAL s in all (budget $BUDGET s), $FAILED step(s) not ok;"
-  echo "command: \`bash benchmarks/gpu_check.sh$([ "$MODE" = cpu ] && echo ' --cpu')$([ -n "$DATA" ] && echo " --data $DATA")\`," \
-       "commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet HEAD 2>/dev/null || echo ' (with local changes)')"
+  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), host $(hostname 2>/dev/null || cat /etc/hostname 2>/dev/null || echo '?')," \
+       "$TOTAL s in all (budget $BUDGET s), $FAILED step(s) not ok;"
+  echo "command: \`bash benchmarks/gpu_check.sh$([ "$MODE" = cpu ] && echo ' --cpu')$([ -n "$DATA" ] && echo " --data $DATA")\`, commit $(commit)"
   echo
   echo "## Versions"
   echo
@@ -230,3 +237,5 @@ TOTAL=$(($(date +%s) - START))
 rm -f "$SUMMARY" "$SECTIONS"
 echo "[gpu_check] report: $OUT ($FAILED step(s) not ok, $TOTAL s)" >&2
 [ "$FAILED" = 0 ]
+exit
+}
