@@ -27,7 +27,8 @@
 # no installation is needed) with its run-time packages (torch, lightning, numpy, pandas, scipy,
 # soundfile, h5py, pyyaml, tqdm, tensorboard; onnx and onnxruntime for step 7). No network access.
 # The report: --out (default exp/gpu_check.md); the logs of every step beside it, in
-# <report>.logs/.
+# <report>.logs/. Exit status 0 when every step that ran was ok, 1 otherwise (the report is written
+# either way), 2 for a wrong argument.
 set -u
 { # the whole script is read before it runs: editing the file meanwhile cannot change a running check
 
