@@ -5,9 +5,11 @@ import os
 import re
 import subprocess
 
+import pytest
 from conftest import REPO
 
 
+@pytest.mark.slow
 def test_the_gpu_check_runs_on_the_cpu_and_writes_one_report(tmp_path):
     report = tmp_path / "gpu_check.md"
     env = {**os.environ, "PYTHON": os.environ.get("PYTHON", "python")}

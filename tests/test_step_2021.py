@@ -25,10 +25,10 @@ from desed_task.training.mean_teacher import MeanTeacher
 sys.path.insert(0, str(REPO / "benchmarks"))
 from step2021 import DEFAULT_REFERENCE, Step2021, reference_crnn  # noqa: E402
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not (DEFAULT_REFERENCE / "desed_task" / "nnet" / "CRNN.py").is_file(),
     reason=f"the 2021 recipe's files are not at {DEFAULT_REFERENCE} (../shared/oracle2021/ref)",
-)
+)]
 
 
 def _config() -> dict:
