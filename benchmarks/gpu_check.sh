@@ -3,7 +3,7 @@
 # markdown report of every figure.
 #
 #   bash benchmarks/gpu_check.sh [--cpu] [--out REPORT.md] [--data DEMO_ROOT] [--work DIR]
-#                                [--budget SECONDS]
+#                                [--budget SECONDS (default 420)]
 #
 # Steps (each with its own time limit; a failure or a timeout is written in the report and the
 # next step runs):
@@ -38,7 +38,7 @@ MODE=gpu
 OUT=exp/gpu_check.md
 DATA=""
 WORK=""
-BUDGET=540
+BUDGET=420
 
 usage() { sed -n '2,/^set -u/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
