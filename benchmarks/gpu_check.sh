@@ -59,10 +59,14 @@ if [ -n "$DATA" ] && [ ! -d "$DATA" ]; then
   exit 2
 fi
 
-cd "$REPO" || exit 2
-export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+# paths given are read from where the script was started; the default report goes under the repository
+[ "$OUT" = exp/gpu_check.md ] && OUT="$REPO/$OUT"
 mkdir -p "$(dirname "$OUT")" || exit 2
 OUT=$(cd "$(dirname "$OUT")" && pwd)/$(basename "$OUT")
+[ -n "$DATA" ] && DATA=$(cd "$DATA" && pwd)
+[ -n "$WORK" ] && { mkdir -p "$WORK" && WORK=$(cd "$WORK" && pwd) || exit 2; }
+cd "$REPO" || exit 2
+export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 LOGS="$OUT.logs"
 rm -rf "$LOGS" && mkdir -p "$LOGS" || exit 2
 if [ -z "$WORK" ]; then
