@@ -1,4 +1,5 @@
-"""Real-time factor and peak memory of ``python -m desed_task.inference`` on the CPU.
+"""Real-time factor and peak memory of ``python -m desed_task.inference`` on the CPU (PyTorch also
+on a GPU with ``--gpus 1``).
 
 The 2021 network (confs/sed.yaml ``net:``, random weights: the cost does not depend on them) scores
 a recording of random noise written at --rate Hz, with PyTorch and with ONNX Runtime (the model
@@ -7,7 +8,9 @@ threads; peak memory is that process's maximum resident set. Then a recording --
 times longer, to show that memory does not grow with the length.
 
     python benchmarks/bench_inference.py [--minutes 10] [--long_factor 6] [--threads 2]
-        [--window 10 --hop 5] [--rate 16000]
+        [--window 10 --hop 5] [--rate 16000] [--gpus 0]
+
+``--gpus`` is the CLI's option for the PyTorch run (ONNX Runtime runs on the CPU).
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ def main() -> None:
     parser.add_argument("--hop", type=float, default=5.0)
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--rate", type=int, default=16000, help="sample rate of the recording (resampled when not 16000)")
+    parser.add_argument("--gpus", default="0", help='the PyTorch run\'s device: "0" the CPU (default), "1" a GPU')
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,21 +85,22 @@ def main() -> None:
             [sys.executable, "-m", "desed_task.export", "--checkpoint", str(checkpoint), "--onnx", str(onnx_path)],
             check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
         )
-        common = ["--checkpoint", str(checkpoint), "--gpus", "0", "--window", str(args.window), "--hop", str(args.hop),
+        common = ["--checkpoint", str(checkpoint), "--window", str(args.window), "--hop", str(args.hop),
                   "--batch_size", str(args.batch_size)]
         recording = write_noise(tmp / "recording.wav", args.minutes, args.rate)
         print(f"{args.minutes:g} min at {args.rate} Hz, windows {args.window:g} s every {args.hop:g} s, "
-              f"{args.threads} threads, 2021 CRNN")
+              f"{args.threads} threads, 2021 CRNN, PyTorch on {'the CPU' if args.gpus == '0' else 'GPU ' + args.gpus}")
         print("| backend | seconds | real-time factor | peak memory (MiB) |\n|---|---|---|---|")
         rows = {}
-        for backend, extra in (("PyTorch", []), ("ONNX Runtime", ["--onnx", str(onnx_path)])):
+        for backend, extra in (("PyTorch", ["--gpus", args.gpus]), ("ONNX Runtime", ["--gpus", "0", "--onnx", str(onnx_path)])):
             summary, peak = run_cli([*common, *extra, "--out_dir", str(tmp / backend), str(recording)], args.threads)
             rows[backend] = peak
             print(f"| {backend} | {summary['seconds']:.1f} | {summary['realtime_factor']:.0f}x | {peak:.0f} |", flush=True)
         if args.long_factor:
             minutes = args.minutes * args.long_factor
             longer = write_noise(tmp / "longer.wav", minutes, args.rate)
-            summary, peak = run_cli([*common, "--onnx", str(onnx_path), "--out_dir", str(tmp / "long"), str(longer)], args.threads)
+            summary, peak = run_cli([*common, "--gpus", "0", "--onnx", str(onnx_path), "--out_dir", str(tmp / "long"), str(longer)],
+                                    args.threads)
             print(f"\nONNX Runtime, {minutes:g} min: {summary['realtime_factor']:.0f}x real time, peak memory "
                   f"{peak:.0f} MiB = {peak / rows['ONNX Runtime']:.2f} x that of {args.minutes:g} min")
 

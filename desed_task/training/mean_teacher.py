@@ -57,6 +57,17 @@ WIRING_CHECK = (
 """First line of the test table (printed and in summary.md) of a --fast_dev_run."""
 
 
+class Float32BCELoss(nn.BCELoss):
+    """`nn.BCELoss` in float32 outside autocast: CUDA autocast refuses ``binary_cross_entropy``
+    (an error under ``training.precision`` 16-mixed or bf16-mixed on a GPU). In float32 without
+    autocast it is `nn.BCELoss` itself (same numbers); under autocast the half-precision
+    probabilities and targets are widened to float32 first. Shapes: any, input and target alike."""
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # noqa: A002 - nn.BCELoss's names
+        with torch.autocast(input.device.type, enabled=False):
+            return super().forward(input.float(), target.float())
+
+
 class MeanTeacher(L.LightningModule):
     """Student + EMA teacher, trained on mixed [synthetic, weak, unlabelled] batches.
 
@@ -91,8 +102,8 @@ class MeanTeacher(L.LightningModule):
         self.scaler = TorchScaler.from_config(config["scaler"])
         training = config["training"]
         self._mixture_input = training.get("ensemble_mixture_input") or "sum_of_sources"
-        self.supervised_loss = nn.BCELoss()
-        self.consistency_loss = nn.MSELoss() if training["self_sup_loss"] == "mse" else nn.BCELoss()
+        self.supervised_loss = Float32BCELoss()
+        self.consistency_loss = nn.MSELoss() if training["self_sup_loss"] == "mse" else Float32BCELoss()
         self._buffers_reset()
         self.test_results: dict[str, dict[str, float]] = {}
         self._warmup_steps = 0  # set when the optimizer is built
