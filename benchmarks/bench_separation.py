@@ -232,7 +232,7 @@ def main() -> None:
         mark = "  (best PyTorch)" if name == best_torch and sum(n.startswith("pytorch") for n in names) > 1 else ""
         print(f"{name:<16} {rate:>9.3f} {1 / rate:>8.3f} {rate * args.seconds:>12.1f} {hours:>12.2f}{mark}")
     if use_tf:
-        print(f"PyTorch / TensorFlow speed: {rates[best_torch] / rates['tensorflow b=1']:.2f} (best batch), "
+        print(f"PyTorch / TensorFlow speed: {rates[best_torch] / rates['tensorflow b=1']:.2f} (best PyTorch), "
               f"{rates['pytorch b=1'] / rates['tensorflow b=1']:.2f} (batch 1)"
               if "pytorch b=1" in rates else "")
         if args.model is None:
