@@ -45,18 +45,25 @@ def write_noise(path: Path, minutes: float, rate: int) -> Path:
     return path
 
 
+def python_path() -> str:
+    """This repository first on the children's PYTHONPATH, what the caller put there kept."""
+    return os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+
+
 def run_cli(args: list[str], threads: int) -> tuple[dict, float]:
     """Run the CLI in a child process; (its JSON summary, its peak resident memory in MiB)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(threads)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "desed_task.inference", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=REPO,
-    )
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"error: the inference CLI failed ({proc.returncode}): {out[-2000:]}")
+    env = {**os.environ, "PYTHONPATH": python_path(), "OMP_NUM_THREADS": str(threads)}
+    with tempfile.TemporaryFile("w+") as errors:  # a file, not a pipe: wait4 below reaps the child
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "desed_task.inference", *args],
+            stdout=subprocess.PIPE, stderr=errors, text=True, env=env, cwd=REPO,
+        )
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            errors.seek(0)
+            raise SystemExit(f"error: the inference CLI failed ({proc.returncode}): {out[-1000:]}{errors.read()[-2000:]}")
     return json.loads(out.strip().splitlines()[-1]), usage.ru_maxrss / 1024
 
 
@@ -83,7 +90,7 @@ def main() -> None:
         onnx_path = tmp / "sed2021.onnx"
         export = subprocess.run(
             [sys.executable, "-m", "desed_task.export", "--checkpoint", str(checkpoint), "--onnx", str(onnx_path)],
-            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+            cwd=REPO, env={**os.environ, "PYTHONPATH": python_path()}, capture_output=True, text=True,
         )
         backends = [("PyTorch", ["--gpus", args.gpus])]
         if export.returncode == 0:
