@@ -17,7 +17,7 @@
 #      float32 (pretrained.yaml)
 #   5. benchmarks/bench_embeddings.py --device cuda (BEATs of the iter3 size, random weights)
 #   6. benchmarks/bench_separation.py (when the file exists; its arguments: SEPARATION_ARGS,
-#      default "--device cuda")
+#      default "--device cuda"; on --cpu: one 1 s clip, batch 1, one round)
 #   7. benchmarks/bench_inference.py --gpus 1 (real-time factor: PyTorch on the GPU, ONNX Runtime)
 #   8. train_sed.py --fast_dev_run --gpus 2 (two-process DDP) when two GPUs are there
 # --cpu: the same steps on the CPU in tiny sizes (the tests' networks, batch [2, 2, 4], a few
@@ -91,7 +91,9 @@ else
   INF_ARGS="--minutes 0.5 --long_factor 0 --threads 2 --conf_file $WORK/sed.yaml"
   STEP_CONF="$WORK/sed.yaml"; STEP_CONF_2023="$WORK/pretrained.yaml"
 fi
-SEPARATION_ARGS=${SEPARATION_ARGS:---device $DEVICE}
+if [ "$MODE" = gpu ]; then SEP_DEFAULT="--device cuda"
+else SEP_DEFAULT="--device cpu --clips 1 --seconds 1 --rounds 1 --batch_size 1 --threads 2 --workers 0 --no_memory"; fi
+SEPARATION_ARGS=${SEPARATION_ARGS:-$SEP_DEFAULT}
 
 # run_step TITLE LIMIT_S TAIL_LINES COMMAND...: run it with its own time limit (cut to what is
 # left of --budget), its output in a log; a row in the summary and its output's tail in the report
