@@ -36,6 +36,22 @@ def write_wav(path: Path, seconds: float = 10.0, fs: int = 16000, channels: int 
 
 
 @pytest.fixture
+def saved_figures(monkeypatch) -> list:
+    """The matplotlib figures a command saves during the test, in order (savefig still writes)."""
+    import matplotlib.figure
+
+    figures = []
+    save = matplotlib.figure.Figure.savefig
+
+    def keep(figure, *args, **kwargs):
+        figures.append(figure)
+        return save(figure, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", keep)
+    return figures
+
+
+@pytest.fixture
 def shared_reference() -> Path:
     ref = SHARED / "reference"
     if not ref.is_dir():

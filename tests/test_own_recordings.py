@@ -311,17 +311,8 @@ def test_tensorflow_starts_without_its_start_up_lines(tmp_path):
     assert importers == ["desed_task/separation/model.py"], importers
 
 
-def test_the_plot_of_a_clip_under_a_second_has_readable_time_ticks(tiny_checkpoint, tmp_path, capsys, monkeypatch):
-    import matplotlib.figure
-
-    figures = []
-    save = matplotlib.figure.Figure.savefig
-
-    def keep(figure, *args, **kwargs):
-        figures.append(figure)
-        return save(figure, *args, **kwargs)
-
-    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", keep)
+def test_the_plot_of_a_clip_under_a_second_has_readable_time_ticks(tiny_checkpoint, tmp_path, capsys, saved_figures):
+    figures = saved_figures
     for seconds in (0.3, 0.9):
         clip = write_wav(tmp_path / f"clip_{seconds}.wav", seconds=seconds)
         code, _, _ = _exits(inference_main, ["--checkpoint", str(tiny_checkpoint), "--gpus", "0", "--plot",

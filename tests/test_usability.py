@@ -331,17 +331,8 @@ def test_a_run_prints_no_lightning_noise_and_links_best_relatively(trained, tmp_
     assert (moved / "best.ckpt").resolve().parent.parent.parent == moved.resolve()
 
 
-def test_the_plot_shows_hz_and_a_colour_scale(trained, tmp_path, capsys, monkeypatch):
-    import matplotlib.figure
-
-    figures = []
-    save = matplotlib.figure.Figure.savefig
-
-    def keep(figure, *args, **kwargs):
-        figures.append(figure)
-        return save(figure, *args, **kwargs)
-
-    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", keep)
+def test_the_plot_shows_hz_and_a_colour_scale(trained, tmp_path, capsys, saved_figures):
+    figures = saved_figures
     clip = write_wav(tmp_path / "clip.wav", seconds=4.0)
     code, _, _ = _exits(inference_main, ["--checkpoint", str(trained[0]), "--gpus", "0", "--plot",
                                          "--out_dir", str(tmp_path / "out"), str(clip)], capsys)
