@@ -1,0 +1,18 @@
+"""The one base of every error a user can fix (a wrong path, key, file or value).
+
+A command line ends on a :class:`UserError` with exit status 2 and one line
+``error: <message>`` on standard error, no traceback; the message names the file (and line)
+and says what to do. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A mistake in the user's input; ``str(err)`` is the whole message (file, line, the fix)."""
+
+    exit_code: int = 2
+
+    def error_line(self) -> str:
+        """The line a command prints on standard error before it exits with ``exit_code``."""
+        return f"error: {self}"
