@@ -9,19 +9,21 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "desed_task"
 FLOORS = {
     1: {"errors", "config", "threads", "devices", "warnings_filters", "checkpoints", "features", "nnet"},
-    2: {"data", "data_generation", "separation", "evaluation", "postprocessing", "inference", "export",
-        "embeddings"},
+    2: {"data", "data_generation", "decoding", "separation", "evaluation", "postprocessing", "inference",
+        "export", "embeddings"},
     3: {"training"},
 }
 FLOOR_OF = {name: floor for floor, names in FLOORS.items() for name in names}
-# the middle floor, lowest first: audio and tables; what reads them (soundscapes, metrics,
-# embeddings); separation and the tuning of post-processing; inference; export
+# the middle floor, lowest first: audio and tables; scores -> events (decoding); what reads
+# them (soundscapes, metrics, embeddings); separation and the tuning of post-processing;
+# inference; export
 MIDDLE_ORDER = {
     "data": 1,
-    "data_generation": 2, "evaluation": 2, "embeddings": 2,
-    "separation": 3, "postprocessing": 3,
-    "inference": 4,
-    "export": 5,
+    "decoding": 2,
+    "data_generation": 3, "evaluation": 3, "embeddings": 3,
+    "separation": 4, "postprocessing": 4,
+    "inference": 5,
+    "export": 6,
 }
 
 
@@ -65,3 +67,10 @@ def test_no_import_runs_against_the_order_of_the_middle_floor():
                for path, part, imported in _imports()
                if part in MIDDLE_ORDER and imported in MIDDLE_ORDER and MIDDLE_ORDER[imported] >= MIDDLE_ORDER[part]]
     assert not against, against
+
+
+def test_inference_decodes_without_the_evaluation():
+    """Detecting events needs scores -> events (``decoding``), never the metrics."""
+    entering = sorted(f"{path.relative_to(PACKAGE.parent)}" for path, part, imported in _imports()
+                      if part == "inference" and imported == "evaluation")
+    assert not entering, entering

@@ -12,15 +12,15 @@ import pytest
 import yaml
 
 from desed_task.config import merge_for_test, validate_config
-from desed_task.evaluation import cli as evaluation_cli
-from desed_task.evaluation import intersection_f1_scores
-from desed_task.evaluation.postprocessed import evaluate_postprocessed
-from desed_task.evaluation.postprocessing_file import (
+from desed_task.decoding.postprocessing_file import (
     PostProcessing,
     PostProcessingError,
     load_postprocessing,
     write_postprocessing,
 )
+from desed_task.evaluation import cli as evaluation_cli
+from desed_task.evaluation import intersection_f1_scores
+from desed_task.evaluation.postprocessed import evaluate_postprocessed
 from desed_task.evaluation.report import summary_table
 from desed_task.postprocessing import cli as postprocessing_cli
 from desed_task.postprocessing.median_tuning import tune_median_f1, tune_median_psds
@@ -90,7 +90,7 @@ def test_f1_tuning_finds_windows_and_its_f1_is_the_evaluated_one():
     settings = PostProcessing("median", tuple(classes), result.median_window, thresholds)
     metrics = evaluate_postprocessed(scores, classes, ground_truth, durations, settings)
     assert metrics["intersection_f1_macro"] == pytest.approx(1.0)
-    from desed_task.evaluation.decode import decode_at_class_thresholds
+    from desed_task.decoding.decode import decode_at_class_thresholds
 
     duration_of = dict(zip(durations["filename"], durations["duration"]))
     decoded = decode_at_class_thresholds(scores, classes, [0.85] * 3, result.median_window, FRAME, duration_of)
@@ -251,7 +251,7 @@ def test_detect_events_decodes_each_class_with_its_window_and_threshold():
 
 
 def test_class_values_files_in_yaml_and_tsv(tmp_path):
-    from desed_task.evaluation.class_values import ClassValuesError, read_class_values
+    from desed_task.decoding.class_values import ClassValuesError, read_class_values
 
     (tmp_path / "w.tsv").write_text("event_label\twindow\nDog\t9\nSpeech\t7\n")
     (tmp_path / "t.yaml").write_text("Speech: 0.4\nDog: 0.6\n")

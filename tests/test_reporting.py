@@ -9,10 +9,10 @@ import pytest
 from conftest import write_wav
 from test_postprocessing import WINDOWS, known_window_case
 
+from desed_task.decoding.postprocessing_file import PostProcessing
+from desed_task.decoding.score_files import read_score_folder
 from desed_task.evaluation import metrics
 from desed_task.evaluation.postprocessed import evaluate_postprocessed
-from desed_task.evaluation.postprocessing_file import PostProcessing
-from desed_task.evaluation.score_files import read_score_folder
 from desed_task.inference import SoundEventDetector
 from desed_task.postprocessing.median_tuning import tune_median_f1
 

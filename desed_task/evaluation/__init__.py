@@ -1,5 +1,6 @@
-"""DCASE 2021 Task 4 evaluation: decoding, PSDS (from operating points and exact),
-intersection-, collar- and segment-based F1, PSD-ROC plots and a command line.
+"""DCASE 2021 Task 4 evaluation of decoded scores (``desed_task.decoding``): PSDS (from
+operating points and exact), intersection-, collar- and segment-based F1, PSD-ROC plots and a
+command line.
 
 Reimplements the semantics of psds_eval 0.5.3 and sed_eval 0.2.1 in vectorised numpy
 (neither runs on numpy 2 / pandas 3), and sed_scores_eval 0.0.4's exact (threshold-free)
@@ -7,13 +8,6 @@ PSDS; sed_scores_eval stays the reference (``--reference``), imported only then.
 """
 
 from desed_task.evaluation.collar_f1 import collar_f1
-from desed_task.evaluation.decode import (
-    FRAME_STEP,
-    decode_scores,
-    median_filter_binary,
-    median_filter_scores,
-)
-from desed_task.evaluation.errors import EvaluationInputError
 from desed_task.evaluation.evaluate import (
     evaluate_exact,
     evaluate_operating_points,
@@ -23,13 +17,11 @@ from desed_task.evaluation.evaluate import (
 from desed_task.evaluation.exact_psds import (
     exact_psds,
     exact_psds_scenarios,
-    score_dataframes,
 )
 from desed_task.evaluation.exact_psds_from_runs import ExactPSDSResult, exact_psds_from_runs
 from desed_task.evaluation.intersection_f1 import intersection_f1_macro, intersection_f1_scores
 from desed_task.evaluation.metrics import PSDS_SCENARIO_1, PSDS_SCENARIO_2, threshold_grid
 from desed_task.evaluation.psds import PSDSResult, psds_from_operating_points
-from desed_task.evaluation.score_files import read_score_folder, write_sed_scores
 from desed_task.evaluation.segment_f1 import segment_f1
 from desed_task.evaluation.tables import (
     clean_durations,
@@ -40,16 +32,13 @@ from desed_task.evaluation.tables import (
 from desed_task.evaluation.weak_f1 import weak_f1_macro
 
 __all__ = [
-    "FRAME_STEP",
     "PSDS_SCENARIO_1",
     "PSDS_SCENARIO_2",
-    "EvaluationInputError",
     "ExactPSDSResult",
     "PSDSResult",
     "clean_durations",
     "clean_event_table",
     "collar_f1",
-    "decode_scores",
     "evaluate_exact",
     "evaluate_operating_points",
     "evaluate_predictions",
@@ -59,15 +48,10 @@ __all__ = [
     "exact_psds_scenarios",
     "intersection_f1_macro",
     "intersection_f1_scores",
-    "median_filter_binary",
-    "median_filter_scores",
     "psds_from_operating_points",
     "read_durations",
     "read_event_table",
-    "read_score_folder",
-    "score_dataframes",
     "segment_f1",
     "threshold_grid",
     "weak_f1_macro",
-    "write_sed_scores",
 ]

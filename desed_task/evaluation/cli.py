@@ -20,15 +20,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from desed_task.evaluation.errors import EvaluationInputError
+from desed_task.decoding.errors import EvaluationInputError
+from desed_task.decoding.postprocessing_file import load_postprocessing
+from desed_task.decoding.score_files import read_score_folder
 from desed_task.evaluation.evaluate import (
     evaluate_operating_points,
     evaluate_predictions,
     evaluate_scores,
 )
 from desed_task.evaluation.postprocessed import evaluate_postprocessed
-from desed_task.evaluation.postprocessing_file import load_postprocessing
-from desed_task.evaluation.score_files import read_score_folder
 from desed_task.evaluation.tables import (
     IN_F1,
     IN_PSDS,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from desed_task.evaluation.errors import EvaluationInputError
+from desed_task.decoding.errors import EvaluationInputError
 
 
 @dataclass(frozen=True)

@@ -14,15 +14,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from desed_task.evaluation.decode import (
+from desed_task.decoding.decode import (
     FRAME_STEP,
     DecodedScores,
     decode_at_class_thresholds,
     decode_mapping,
     median_filter_mapping,
 )
+from desed_task.decoding.errors import EvaluationInputError
+from desed_task.decoding.score_files import write_score_folders
 from desed_task.evaluation.encoding import EncodedEvents
-from desed_task.evaluation.errors import EvaluationInputError
 from desed_task.evaluation.exact_psds import exact_psds_scenarios
 from desed_task.evaluation.intersection_inputs import (
     IntersectionInputs,
@@ -43,7 +44,6 @@ from desed_task.evaluation.psds import (
     psds_scenarios_from_detections,
     psds_scenarios_from_operating_points,
 )
-from desed_task.evaluation.score_files import write_score_folders
 from desed_task.evaluation.tables import (
     IN_F1,
     IN_PSDS,

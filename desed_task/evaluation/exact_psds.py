@@ -6,16 +6,15 @@ then; its adapter here also scores the cSEBBs' boxes)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from desed_task.decoding.errors import EvaluationInputError
+from desed_task.decoding.score_files import WritableScores, audio_id, score_dataframes
 from desed_task.evaluation.detection_runs import detection_runs, with_undetected_classes
 from desed_task.evaluation.encoding import encode_events
-from desed_task.evaluation.errors import EvaluationInputError
 from desed_task.evaluation.exact_psds_from_runs import ExactPSDSResult, exact_psds_from_runs
-from desed_task.evaluation.score_files import frame_table
 from desed_task.evaluation.tables import (
     check_ground_truth,
     clean_durations,
@@ -24,59 +23,6 @@ from desed_task.evaluation.tables import (
     source_of,
     unscored_classes,
 )
-
-
-def audio_id(filename: str) -> str:
-    """sed_scores_eval's clip id: the file name without its extension."""
-    return str(Path(filename).with_suffix("")) if filename.endswith(".wav") else filename
-
-
-class _WritableSeries(pd.Series):
-    """A Series whose ``to_numpy`` returns a writable copy (see ``_WritableScores``)."""
-
-    @property
-    def _constructor(self):
-        return _WritableSeries
-
-    def to_numpy(self, *args, **kwargs) -> np.ndarray:
-        return np.array(super().to_numpy(*args, **kwargs))
-
-
-class _WritableScores(pd.DataFrame):
-    """A score table whose arrays are writable.
-
-    pandas 3 (copy-on-write) hands out read-only arrays, which sed_scores_eval 0.0.4's
-    Cython detection code rejects ("buffer source array is read-only").
-    """
-
-    @property
-    def _constructor(self):
-        return _WritableScores
-
-    @property
-    def _constructor_sliced(self):
-        return _WritableSeries
-
-    def to_numpy(self, *args, **kwargs) -> np.ndarray:
-        return np.array(super().to_numpy(*args, **kwargs))
-
-
-def score_dataframes(
-    scores: Mapping[str, np.ndarray], class_names: Sequence[str], frame_step: float
-) -> dict[str, pd.DataFrame]:
-    """sed_scores_eval score tables keyed by clip id (columns onset, offset, one per class).
-
-    Args:
-        scores: {filename: (n_classes, n_frames) probabilities}; frame i covers
-            [i * frame_step, (i + 1) * frame_step) seconds.
-    """
-    columns = ["onset", "offset", *class_names]
-    return {
-        audio_id(filename): _WritableScores(
-            pd.DataFrame(frame_table(filename, clip_scores, len(class_names), frame_step), columns=columns)
-        )
-        for filename, clip_scores in scores.items()
-    }
 
 
 def _checked_clips(scores: Mapping[str, np.ndarray], durations: pd.DataFrame) -> list[str]:
@@ -149,7 +95,7 @@ def sed_scores_eval_psds(
         ) from error
     try:
         return intersection_based.psds(
-            scores={clip: _WritableScores(table) for clip, table in score_tables.items()},
+            scores={clip: WritableScores(table) for clip, table in score_tables.items()},
             ground_truth=dict(ground_truth),
             audio_durations=dict(audio_durations),
             dtc_threshold=settings["dtc"],

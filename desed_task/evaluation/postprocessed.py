@@ -1,5 +1,7 @@
-"""Frame scores decoded and evaluated under a post-processing file (``postprocessing_file``)
-instead of the 2021 post-processing: per-class median windows and thresholds, or cSEBBs."""
+"""Frame scores evaluated under a post-processing file (``desed_task.decoding.postprocessing_file``)
+instead of the 2021 post-processing: a method that is a frame decoding per class (median
+windows and thresholds) by ``evaluate_scores``, one that scores boxes (cSEBBs) by
+``sebbs_metrics.evaluate_boxes``."""
 
 from __future__ import annotations
 
@@ -9,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from desed_task.evaluation.decode import FRAME_STEP, decode_at_class_thresholds
+from desed_task.decoding.decode import FRAME_STEP
+from desed_task.decoding.postprocessing_file import DEFAULT_THRESHOLD, PostProcessing
 from desed_task.evaluation.evaluate import evaluate_scores
-from desed_task.evaluation.postprocessing_file import DEFAULT_THRESHOLD, PostProcessing
 
 
 def evaluate_postprocessed(
@@ -25,7 +27,8 @@ def evaluate_postprocessed(
     save_dir: Path | None = None,
     **options,
 ) -> dict[str, float]:
-    """``evaluate_scores`` with per-class median windows and F1 thresholds, or cSEBBs.
+    """``evaluate_scores`` with per-class median windows and F1 thresholds, or the metrics of
+    a method's boxes (cSEBBs).
 
     Args:
         scores: {filename: (n_classes, n_frames) probabilities}.
@@ -38,45 +41,18 @@ def evaluate_postprocessed(
         The metrics of ``evaluate_scores``.
     """
     postprocessing = postprocessing.for_classes(class_names)
-    if postprocessing.method == "sebbs":
-        from desed_task.evaluation.sebbs_boxes import evaluate_sebbs
+    decoding = postprocessing.frame_decoding()
+    if decoding is None:
+        from desed_task.evaluation.sebbs_metrics import evaluate_boxes
 
-        return evaluate_sebbs(
+        return evaluate_boxes(
             scores, class_names, ground_truth, durations, postprocessing, n_thresholds, frame_step, save_dir,
             strict_classes=bool(options.get("strict_classes", False)), macro_left_out=options.get("macro_left_out"),
             unscored_durations=options.get("unscored_durations"),
         )
-    tuned_thresholds = any(t != DEFAULT_THRESHOLD for t in postprocessing.threshold)
+    thresholds, windows = decoding
+    tuned_thresholds = any(t != DEFAULT_THRESHOLD for t in thresholds)
     return evaluate_scores(
-        scores, class_names, ground_truth, durations, n_thresholds, list(postprocessing.median_window),
-        frame_step, save_dir, f1_thresholds=list(postprocessing.threshold) if tuned_thresholds else None, **options,
-    )
-
-
-def detect_events(
-    scores: Mapping[str, np.ndarray],
-    class_names: Sequence[str],
-    postprocessing: PostProcessing,
-    frame_step: float = FRAME_STEP,
-) -> pd.DataFrame:
-    """Events of frame scores under a post-processing file (for inference).
-
-    Args:
-        scores: {filename: (n_classes, n_frames) probabilities}.
-        class_names: (n_classes,) labels of the score rows, a subset of the file's classes.
-        postprocessing: ``load_postprocessing``'s result.
-        frame_step: seconds per frame.
-
-    Returns:
-        Event table (filename, onset, offset, event_label): class c decoded at its
-        threshold after its median window, or cSEBBs above their class's threshold.
-    """
-    postprocessing = postprocessing.for_classes(class_names)
-    if postprocessing.method == "sebbs":
-        from desed_task.evaluation.sebbs_boxes import sebbs_boxes, sebbs_detections
-
-        boxes = sebbs_boxes(scores, class_names, postprocessing.sebbs, frame_step)
-        return sebbs_detections(boxes, postprocessing.threshold, class_names)
-    return decode_at_class_thresholds(
-        scores, class_names, postprocessing.threshold, list(postprocessing.median_window), frame_step
+        scores, class_names, ground_truth, durations, n_thresholds, windows,
+        frame_step, save_dir, f1_thresholds=thresholds if tuned_thresholds else None, **options,
     )

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from desed_task.decoding.errors import EvaluationInputError
 from desed_task.evaluation.encoding import EncodedEvents
-from desed_task.evaluation.errors import EvaluationInputError
 from desed_task.evaluation.intersection_counts import (
     IntersectionCounts,
     count_intersections,

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from desed_task.decoding.decode import decode_clip_scores
+from desed_task.decoding.median_filter import median_filter_scores
+from desed_task.decoding.score_files import write_score_folders
 from desed_task.evaluation import metrics
-from desed_task.evaluation.decode import decode_clip_scores, median_filter_scores
 from desed_task.evaluation.metrics import F1_THRESHOLD, threshold_grid, threshold_name
-from desed_task.evaluation.score_files import write_score_folders
 
 EVAL_COLUMNS = ["event_label", "onset", "offset", "filename"]  # the column order 2021 wrote
 

@@ -34,7 +34,7 @@ from desed_task.data.tables import (
     read_table_file,
     require_columns,
 )
-from desed_task.evaluation.errors import EvaluationInputError
+from desed_task.decoding.errors import EvaluationInputError
 
 log = logging.getLogger(__name__)
 

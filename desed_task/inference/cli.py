@@ -31,11 +31,10 @@ from tqdm import tqdm
 from desed_task.checkpoints import MODELS, CheckpointError
 from desed_task.config import RESAMPLERS
 from desed_task.data.audio import AudioError
+from desed_task.decoding.class_values import ClassValuesError, read_class_values
+from desed_task.decoding.postprocessing_file import PostProcessing, load_postprocessing
+from desed_task.decoding.score_files import write_score_table
 from desed_task.devices import torch_device
-from desed_task.evaluation.class_values import ClassValuesError, read_class_values
-from desed_task.evaluation.postprocessed import detect_events
-from desed_task.evaluation.postprocessing_file import PostProcessing, load_postprocessing
-from desed_task.evaluation.score_files import write_score_table
 from desed_task.features.mel import log_mel
 from desed_task.inference.detector import SoundEventDetector
 from desed_task.inference.outputs import DurationsFile, EventsFile, input_names
@@ -112,8 +111,9 @@ def decoding_values(args: argparse.Namespace, names: list[str]) -> tuple[object,
         else None if args.median_window is None else args.median_window
     )
     postprocessing = load_postprocessing(args.postprocessing, names) if args.postprocessing else None
-    if postprocessing is not None and postprocessing.method == "median":
-        thresholds, windows = list(postprocessing.threshold), list(postprocessing.median_window)
+    decoding = None if postprocessing is None else postprocessing.frame_decoding()
+    if decoding is not None:  # a frame decoding per class: run by the detector (and streams)
+        thresholds, windows = decoding
     return thresholds, windows, postprocessing
 
 
@@ -186,8 +186,8 @@ def run(args: argparse.Namespace) -> int:
             continue
         audio_seconds += audio.duration
         upsampled += audio.sample_rate < detector.sample_rate
-        if postprocessing is not None and postprocessing.method == "sebbs":
-            events = detect_events({name: scores}, names, postprocessing, detector.frame_step)
+        if postprocessing is not None and postprocessing.frame_decoding() is None:  # e.g. cSEBBs
+            events = postprocessing.events({name: scores}, detector.frame_step)
         else:
             events = detector.events(scores, name, thresholds, windows, duration=audio.duration)
         events_file.append(events)

@@ -31,7 +31,7 @@ from torch import nn
 
 from desed_task.checkpoints import MODELS
 from desed_task.data.resample import check_resampler, resample_stream, upsampling_note
-from desed_task.evaluation.decode import decode_at_class_thresholds
+from desed_task.decoding.decode import decode_at_class_thresholds
 from desed_task.features.mel import MelSpectrogram
 from desed_task.features.network_input import mel_magnitudes, normalise
 from desed_task.features.scaler import TorchScaler

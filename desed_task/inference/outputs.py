@@ -1,5 +1,5 @@
 """Files written by the inference CLI: events.tsv (DCASE layout), durations.tsv (each scored
-file's length, the evaluation's ``--durations``) and the names that keep every input's outputs apart (score tables: ``desed_task.evaluation.score_files.write_score_table``)."""
+file's length, the evaluation's ``--durations``) and the names that keep every input's outputs apart (score tables: ``desed_task.decoding.score_files.write_score_table``)."""
 
 from __future__ import annotations
 

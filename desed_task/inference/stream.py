@@ -44,8 +44,8 @@ import numpy as np
 import pandas as pd
 
 from desed_task.data.resample import StreamResampler
-from desed_task.evaluation.decode import regions_in_seconds, threshold_regions
-from desed_task.evaluation.median_filter import median_filter_scores, windows_per_class
+from desed_task.decoding.decode import regions_in_seconds, threshold_regions
+from desed_task.decoding.median_filter import median_filter_scores, windows_per_class
 from desed_task.inference.reading import to_mono
 from desed_task.inference.windows import LongFormScorer
 

@@ -183,9 +183,9 @@ def run_stream(
     source, rate, blocks = open_source(args)
     detector, _ = build_detector(args)
     thresholds, windows, postprocessing = decoding_values(args, detector.class_names)
-    if postprocessing is not None and postprocessing.method != "median":
+    if postprocessing is not None and postprocessing.frame_decoding() is None:
         raise StreamInputError(
-            f"{args.postprocessing}: method {postprocessing.method} (cSEBBs) segments whole recordings; --stream "
+            f"{args.postprocessing}: method {postprocessing.method} ({postprocessing.words}) segments whole recordings; --stream "
             "takes median-filter post-processing (method: median) or --threshold(s) and --median_window(s)"
         )
     stream: DetectionStream = detector.stream(rate, threshold=thresholds, median_window=windows)

@@ -4,7 +4,7 @@ Reads the RAW frame scores of the validation clips (a folder of per-clip TSVs in
 sed_scores_eval's layout, as the test step writes them; a folder holding ``raw/`` is read
 there), tunes per-class median windows (method median) or cSEBBs parameters (method sebbs)
 to maximise the objective, and writes the post-processing file
-(``desed_task.evaluation.postprocessing_file``), which
+(``desed_task.decoding.postprocessing_file``), which
 ``--postprocessing`` of ``python -m desed_task.evaluation`` and the test step
 (``training.postprocessing``) apply.
 """
@@ -17,15 +17,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from desed_task.evaluation.errors import EvaluationInputError
-from desed_task.evaluation.postprocessing_file import (
+from desed_task.decoding.errors import EvaluationInputError
+from desed_task.decoding.median_per_class import MEDIAN_WINDOW
+from desed_task.decoding.methods import METHODS
+from desed_task.decoding.postprocessing_file import (
     DEFAULT_THRESHOLD,
-    METHODS,
     OBJECTIVES,
     PostProcessing,
     write_postprocessing,
 )
-from desed_task.evaluation.score_files import check_score_folder, read_score_folder
+from desed_task.decoding.score_files import check_score_folder, read_score_folder
 from desed_task.evaluation.tables import (
     clean_durations,
     clean_event_table,
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--scores", required=True, help="folder of RAW per-clip score TSVs (onset, offset, one column per class)")
     tune.add_argument("--ground_truth", required=True, help="validation events TSV (filename, onset, offset, event_label)")
     tune.add_argument("--durations", required=True, help="validation durations TSV (filename, duration)")
-    tune.add_argument("--method", choices=METHODS, default="median")
+    tune.add_argument("--method", choices=list(METHODS), default="median")
     tune.add_argument("--objective", choices=OBJECTIVES, default="psds1")
     tune.add_argument("--out", required=True, help="the post-processing YAML file to write")
     tune.add_argument("--windows", type=_windows, default=list(DEFAULT_WINDOWS),
@@ -108,10 +109,7 @@ def _validation_inputs(args: argparse.Namespace):
 
 
 def tune(args: argparse.Namespace) -> PostProcessing:
-    if args.method == "sebbs":
-        from desed_task.evaluation.sebbs_boxes import require_sebbs
-
-        require_sebbs()  # before reading anything
+    METHODS[args.method].require()  # before reading anything
     scores, class_names, tuned, frame_step, ground_truth, durations, folder = _validation_inputs(args)
     progress = not args.no_progress
     index = {name: i for i, name in enumerate(tuned)}
@@ -130,8 +128,8 @@ def tune(args: argparse.Namespace) -> PostProcessing:
         validation |= {"before": round(result.before, 6), "after": round(result.after, 6),
                        "windows_tried": args.windows, "evaluations": result.evaluations}
         thresholds = full(result.threshold, DEFAULT_THRESHOLD) if args.objective == "f1" else ()
-        return PostProcessing("median", tuple(class_names), full(result.median_window, WINDOW_2021), thresholds,
-                              objective=args.objective, validation=validation)
+        return PostProcessing("median", tuple(class_names), {MEDIAN_WINDOW: full(result.median_window, WINDOW_2021)},
+                              thresholds, objective=args.objective, validation=validation)
     from desed_task.postprocessing.sebbs_tuning import tune_sebbs
 
     parameters, thresholds, after = tune_sebbs(scores, tuned, ground_truth, durations, args.objective,
@@ -140,8 +138,8 @@ def tune(args: argparse.Namespace) -> PostProcessing:
     validation |= {"before": round(before, 6), "after": round(after, 6)}
     defaults = {"step_filter_length": 0.48, "merge_threshold_abs": 0.2, "merge_threshold_rel": float("inf")}
     return PostProcessing(
-        "sebbs", tuple(class_names), (), full(thresholds, DEFAULT_THRESHOLD) if args.objective == "f1" else (),
-        {key: full(values, defaults[key]) for key, values in parameters.items()},
+        "sebbs", tuple(class_names), {key: full(values, defaults[key]) for key, values in parameters.items()},
+        full(thresholds, DEFAULT_THRESHOLD) if args.objective == "f1" else (),
         objective=args.objective, validation=validation,
     )
 

@@ -30,19 +30,15 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from desed_task.evaluation.decode import (
-    FRAME_STEP,
-    median_filter_scores,
-    regions_in_seconds,
-    threshold_regions,
-)
+from desed_task.decoding.decode import FRAME_STEP, regions_in_seconds, threshold_regions
+from desed_task.decoding.errors import EvaluationInputError
+from desed_task.decoding.median_filter import median_filter_scores
+from desed_task.decoding.postprocessing_file import DEFAULT_THRESHOLD
 from desed_task.evaluation.encoding import EncodedEvents
-from desed_task.evaluation.errors import EvaluationInputError
 from desed_task.evaluation.exact_psds import exact_psds
 from desed_task.evaluation.intersection_f1 import intersection_f1_per_operating_point
 from desed_task.evaluation.intersection_inputs import prepare_intersection_inputs
 from desed_task.evaluation.metrics import PSDS_SCENARIOS
-from desed_task.evaluation.postprocessing_file import DEFAULT_THRESHOLD
 
 DEFAULT_WINDOWS = tuple(range(1, 32, 2))  # odd windows 1..31 frames (64 ms .. 2 s)
 DEFAULT_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2))  # 0.05 .. 0.95

@@ -1,6 +1,6 @@
 """cSEBBs parameters per class, tuned on validation scores (method sebbs of
-``python -m desed_task.postprocessing tune``; the boxes and their metrics:
-``desed_task.evaluation.sebbs_boxes``).
+``python -m desed_task.postprocessing tune``; the boxes: ``desed_task.decoding.sebbs_boxes``,
+their metrics: ``desed_task.evaluation.sebbs_metrics``).
 
 Tuning follows the package's ``select_best_psds`` (classwise): the grid of step filter
 lengths x merge thresholds (either absolute or relative) is run once, and each class keeps
@@ -17,16 +17,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from desed_task.evaluation.decode import FRAME_STEP
+from desed_task.decoding.decode import FRAME_STEP
+from desed_task.decoding.postprocessing_file import DEFAULT_THRESHOLD
+from desed_task.decoding.sebbs_boxes import SEBBS_KEYS, require_sebbs, sebbs_boxes, sebbs_detections
 from desed_task.evaluation.intersection_inputs import prepare_intersection_inputs
 from desed_task.evaluation.metrics import PSDS_SCENARIOS
-from desed_task.evaluation.postprocessing_file import DEFAULT_THRESHOLD, SEBBS_KEYS
-from desed_task.evaluation.sebbs_boxes import (
-    require_sebbs,
-    sebbs_boxes,
-    sebbs_detections,
-    sebbs_exact_psds,
-)
+from desed_task.evaluation.sebbs_metrics import sebbs_exact_psds
 from desed_task.postprocessing.median_tuning import DEFAULT_THRESHOLDS, _macro, per_class_f1
 
 STEP_FILTER_LENGTHS = (0.32, 0.48, 0.64)  # seconds: the package's defaults

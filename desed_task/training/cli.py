@@ -28,8 +28,8 @@ from desed_task.data.datasets import EmptySetError
 from desed_task.data.embeddings_store import EmbeddingsError
 from desed_task.data.label_encoder import ManyHotEncoder
 from desed_task.data.tables import MetadataError
+from desed_task.decoding.errors import ClassValuesError
 from desed_task.devices import DeviceError, parse_gpus, torch_device
-from desed_task.evaluation.class_values import ClassValuesError
 from desed_task.nnet import build_network
 from desed_task.training.mean_teacher import MeanTeacher
 from desed_task.training.trainer import LAST_CHECKPOINT, build_trainer, preserved_random_states

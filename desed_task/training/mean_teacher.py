@@ -23,15 +23,15 @@ from tqdm.auto import tqdm
 from desed_task.checkpoints import MODELS, CheckpointError
 from desed_task.config import ConfigError
 from desed_task.data.datasets import LabelType
+from desed_task.decoding.decode import decode_scores
+from desed_task.decoding.postprocessing_file import default_description, load_postprocessing
 from desed_task.evaluation import (
     collar_f1,
-    decode_scores,
     evaluate_scores,
     intersection_f1_macro,
     weak_f1_macro,
 )
 from desed_task.evaluation.postprocessed import evaluate_postprocessed
-from desed_task.evaluation.postprocessing_file import default_description, load_postprocessing
 from desed_task.evaluation.report import summary_table, write_predictions
 from desed_task.evaluation.tables import restrict_to_scored_clips
 from desed_task.features.mel import MelSpectrogram, log_mel

@@ -23,12 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from desed_task.evaluation.errors import EvaluationInputError
-from desed_task.evaluation.median_filter import (  # noqa: F401 (re-exported)
-    median_filter_binary,
-    median_filter_scores,
-    windows_per_class,
-)
+from desed_task.decoding.errors import EvaluationInputError
+from desed_task.decoding.median_filter import median_filter_scores, windows_per_class
 
 FRAME_STEP = 256 / 16000 * 4  # s: hop length / sample rate x CRNN temporal pooling = 0.064
 

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from desed_task.evaluation.errors import EvaluationInputError
+from desed_task.decoding.errors import EvaluationInputError
 
 _BLOCK_VALUES = 32768  # values per shifted copy: a window's copies stay in the CPU cache
 

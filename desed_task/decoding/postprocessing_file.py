@@ -2,7 +2,8 @@
 
 Written by ``python -m desed_task.postprocessing tune``, read by ``--postprocessing FILE``
 of the evaluation command line, by the test step (``training.postprocessing``) and by
-``python -m desed_task.inference``; applied by ``postprocessed``. YAML::
+``python -m desed_task.inference``; applied by its method (``methods.METHODS``: the section of
+each method is its class's to read and write). YAML::
 
     method: median                  # median | sebbs
     objective: psds1                # psds1 | psds2 | f1: what the tuning maximised
@@ -29,22 +30,22 @@ exceeds it (sebbs).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import yaml
 
-from desed_task.evaluation.class_values import ClassValuesError, class_values_from_mapping
+from desed_task.decoding.class_values import class_values_from_mapping
+from desed_task.decoding.decode import FRAME_STEP
+from desed_task.decoding.errors import ClassValuesError, PostProcessingError
+from desed_task.decoding.method import PostProcessingMethod
+from desed_task.decoding.methods import METHODS
 
-METHODS = ("median", "sebbs")
 OBJECTIVES = ("psds1", "psds2", "f1")
-SEBBS_KEYS = ("step_filter_length", "merge_threshold_abs", "merge_threshold_rel")
 DEFAULT_THRESHOLD = 0.5  # the 2021 decision threshold of the F1 output
-
-
-class PostProcessingError(ClassValuesError):
-    """A post-processing file that cannot be used (the message names the file, the key and the fix)."""
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,11 @@ class PostProcessing:
     """Per-class post-processing of frame scores, in the order of ``class_names``.
 
     Attributes:
-        method: "median" (a median filter per class) or "sebbs" (cSEBBs).
+        method: the file's ``method``, a key of ``methods.METHODS`` ("median", "sebbs").
         class_names: (n_classes,) the classes the values are given for.
-        median_window: (n_classes,) frames (method median).
+        parameters: {key: (n_classes,) values} of the method, e.g. {"median_window": frames}
+            (method median) or {key of ``sebbs_boxes.SEBBS_KEYS``: values} (method sebbs).
         threshold: (n_classes,) decision thresholds of the F1 output (0.5 when not tuned).
-        sebbs: {key of SEBBS_KEYS: (n_classes,) values} (method sebbs).
         objective: what the tuning maximised ("" when unknown).
         source: the file read ("" when built in memory).
         validation: the informative ``validation`` entry of the file.
@@ -64,25 +65,52 @@ class PostProcessing:
 
     method: str
     class_names: tuple[str, ...]
-    median_window: tuple[int, ...] = ()
+    parameters: dict[str, tuple] = field(default_factory=dict)
     threshold: tuple[float, ...] = ()
-    sebbs: dict[str, tuple[float, ...]] = field(default_factory=dict)
     objective: str = ""
     source: str = ""
     validation: dict = field(default_factory=dict)
+
+    @property
+    def kind(self) -> PostProcessingMethod:
+        """The method object of ``method``."""
+        return METHODS[self.method]
+
+    @property
+    def words(self) -> str:
+        """How result tables name the method, e.g. "cSEBBs"."""
+        return self.kind.words
+
+    def thresholds(self) -> list[float]:
+        """(n_classes,) decision thresholds: the file's, 0.5 (2021) when it gives none."""
+        return list(self.threshold) if self.threshold else [DEFAULT_THRESHOLD] * len(self.class_names)
 
     def for_classes(self, class_names: Sequence[str]) -> PostProcessing:
         """The same settings restricted to (and reordered as) ``class_names``, a subset of ours."""
         index = [self.class_names.index(name) for name in class_names]
         pick = lambda values: tuple(values[i] for i in index) if values else ()  # noqa: E731
         return PostProcessing(
-            self.method, tuple(class_names), pick(self.median_window), pick(self.threshold),
-            {key: pick(values) for key, values in self.sebbs.items()}, self.objective, self.source, self.validation,
+            self.method, tuple(class_names), {key: pick(values) for key, values in self.parameters.items()},
+            pick(self.threshold), self.objective, self.source, self.validation,
         )
 
+    def frame_decoding(self) -> tuple[list[float], list[int]] | None:
+        """(n_classes,) thresholds and median windows when the method is the 2021 frame decoding
+        per class (streams and the detector run it), else None (``PostProcessingMethod``)."""
+        return self.kind.frame_decoding(self.parameters, self.thresholds())
+
+    def events(self, scores: Mapping[str, np.ndarray], frame_step: float = FRAME_STEP) -> pd.DataFrame:
+        """Events of {filename: (n_classes, n_frames) probabilities} whose rows are our classes:
+        a table with columns filename, onset, offset (seconds), event_label."""
+        return self.kind.events(scores, self.class_names, self.parameters, self.thresholds(), frame_step)
+
+    def boxes(self, scores: Mapping[str, np.ndarray], frame_step: float = FRAME_STEP) -> pd.DataFrame:
+        """Scored events of a method without frame decoding (``PostProcessingMethod.boxes``)."""
+        return self.kind.boxes(scores, self.class_names, self.parameters, frame_step)
+
     def describe(self) -> str:
-        """One line for result tables, e.g. "median per class (tuned for psds1: pp.yaml)"."""
-        what = "per-class median filter" if self.method == "median" else "cSEBBs"
+        """One line for result tables, e.g. "per-class median filter (tuned for psds1: pp.yaml)"."""
+        what = self.words
         if self.threshold and any(t != DEFAULT_THRESHOLD for t in self.threshold):
             what += " and thresholds"
         tuned = f"tuned for {self.objective}" if self.objective else "from file"
@@ -92,10 +120,7 @@ class PostProcessing:
         """The YAML mapping of the file (see the module docstring)."""
         per_class = lambda values: {n: v for n, v in zip(self.class_names, values)}  # noqa: E731
         data: dict = {"method": self.method, "objective": self.objective}
-        if self.method == "median":
-            data["median_window"] = per_class([int(w) for w in self.median_window])
-        else:
-            data["sebbs"] = {key: per_class([float(v) for v in self.sebbs[key]]) for key in SEBBS_KEYS}
+        data |= self.kind.write(self.parameters, per_class)
         if self.threshold:
             data["threshold"] = per_class([round(float(t), 6) for t in self.threshold])
         if self.validation:
@@ -137,15 +162,16 @@ def load_postprocessing(path: str | Path, class_names: Sequence[str]) -> PostPro
         data = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise PostProcessingError(f"{path}: not valid YAML ({error})") from None
+    names = " or ".join(METHODS)
     if not isinstance(data, dict):
-        raise PostProcessingError(f"{path}: expected a mapping with 'method' (median or sebbs) and per-class values")
+        raise PostProcessingError(f"{path}: expected a mapping with 'method' ({names}) and per-class values")
     method = data.get("method")
     if method not in METHODS:
         raise PostProcessingError(f"{path}: 'method' must be one of {', '.join(METHODS)}, got {method!r}")
     objective = str(data.get("objective") or "")
     class_names = [str(name) for name in class_names]
 
-    def per_class(key: str, kind: type, section: dict = data, where: str = "") -> list:
+    def per_class(section: Mapping, key: str, kind: type, where: str = "") -> list:
         mapping = section.get(key)
         if not isinstance(mapping, dict):
             raise PostProcessingError(f"{path}: '{where}{key}' must be a mapping 'class: value'")
@@ -154,20 +180,30 @@ def load_postprocessing(path: str | Path, class_names: Sequence[str]) -> PostPro
         except ClassValuesError as error:
             raise PostProcessingError(str(error)) from None
 
-    median_window: list[int] = []
-    sebbs: dict[str, tuple[float, ...]] = {}
-    if method == "median":
-        median_window = per_class("median_window", int)
-        bad = [n for n, w in zip(class_names, median_window) if not 1 <= w <= 255]
-        if bad:
-            raise PostProcessingError(f"{path}: median window of {', '.join(bad)} must be in [1, 255] frames")
-    else:
-        section = data.get("sebbs")
-        if not isinstance(section, dict):
-            raise PostProcessingError(f"{path}: method sebbs needs a 'sebbs' mapping with {', '.join(SEBBS_KEYS)}")
-        sebbs = {key: tuple(per_class(key, float, section, "sebbs.")) for key in SEBBS_KEYS}
-    threshold = per_class("threshold", float) if "threshold" in data else [DEFAULT_THRESHOLD] * len(class_names)
+    parameters = METHODS[method].read(data, per_class, class_names, str(path))
+    threshold = per_class(data, "threshold", float) if "threshold" in data else [DEFAULT_THRESHOLD] * len(class_names)
     validation = data.get("validation") if isinstance(data.get("validation"), dict) else {}
     return PostProcessing(
-        method, tuple(class_names), tuple(median_window), tuple(threshold), sebbs, objective, str(path), validation
+        method, tuple(class_names), parameters, tuple(threshold), objective, str(path), validation
     )
+
+
+def detect_events(
+    scores: Mapping[str, np.ndarray],
+    class_names: Sequence[str],
+    postprocessing: PostProcessing,
+    frame_step: float = FRAME_STEP,
+) -> pd.DataFrame:
+    """Events of frame scores under a post-processing file (for inference).
+
+    Args:
+        scores: {filename: (n_classes, n_frames) probabilities}.
+        class_names: (n_classes,) labels of the score rows, a subset of the file's classes.
+        postprocessing: ``load_postprocessing``'s result.
+        frame_step: seconds per frame.
+
+    Returns:
+        Event table (filename, onset, offset, event_label): class c decoded at its
+        threshold after its median window, or cSEBBs above their class's threshold.
+    """
+    return postprocessing.for_classes(class_names).events(scores, frame_step)

@@ -12,12 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from desed_task.evaluation.errors import EvaluationInputError
-
-
-class ClassValuesError(EvaluationInputError):
-    """A per-class values file that cannot be used (the message names the file and the fix);
-    an EvaluationInputError, so that the command lines report it as bad input."""
+from desed_task.decoding.errors import ClassValuesError
 
 
 def _read_pairs(path: Path) -> dict[str, str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from desed_task.evaluation.errors import EvaluationInputError
+from desed_task.decoding.errors import EvaluationInputError
 
 RAW_FOLDER, FILTERED_FOLDER = "raw", "filtered"
 
@@ -195,3 +195,56 @@ def read_score_folder(
         clip = clip_id + ".wav" if clip_id + ".wav" in known_filenames else clip_id
         scores[clip] = table[:, 2:].T
     return scores, class_names, float(np.median(frame_steps))
+
+
+def audio_id(filename: str) -> str:
+    """sed_scores_eval's clip id: the file name without its extension."""
+    return str(Path(filename).with_suffix("")) if filename.endswith(".wav") else filename
+
+
+class _WritableSeries(pd.Series):
+    """A Series whose ``to_numpy`` returns a writable copy (see ``WritableScores``)."""
+
+    @property
+    def _constructor(self):
+        return _WritableSeries
+
+    def to_numpy(self, *args, **kwargs) -> np.ndarray:
+        return np.array(super().to_numpy(*args, **kwargs))
+
+
+class WritableScores(pd.DataFrame):
+    """A score table whose arrays are writable.
+
+    pandas 3 (copy-on-write) hands out read-only arrays, which sed_scores_eval 0.0.4's
+    Cython detection code rejects ("buffer source array is read-only").
+    """
+
+    @property
+    def _constructor(self):
+        return WritableScores
+
+    @property
+    def _constructor_sliced(self):
+        return _WritableSeries
+
+    def to_numpy(self, *args, **kwargs) -> np.ndarray:
+        return np.array(super().to_numpy(*args, **kwargs))
+
+
+def score_dataframes(
+    scores: Mapping[str, np.ndarray], class_names: Sequence[str], frame_step: float
+) -> dict[str, pd.DataFrame]:
+    """sed_scores_eval score tables keyed by clip id (columns onset, offset, one per class).
+
+    Args:
+        scores: {filename: (n_classes, n_frames) probabilities}; frame i covers
+            [i * frame_step, (i + 1) * frame_step) seconds.
+    """
+    columns = ["onset", "offset", *class_names]
+    return {
+        audio_id(filename): WritableScores(
+            pd.DataFrame(frame_table(filename, clip_scores, len(class_names), frame_step), columns=columns)
+        )
+        for filename, clip_scores in scores.items()
+    }

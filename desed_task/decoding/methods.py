@@ -1,0 +1,10 @@
+"""The table of post-processing methods: ``method`` of the post-processing file -> the method
+(``method.PostProcessingMethod``). A new method is one file with its class and one line here."""
+
+from __future__ import annotations
+
+from desed_task.decoding.median_per_class import MedianPerClass
+from desed_task.decoding.method import PostProcessingMethod
+from desed_task.decoding.sebbs_boxes import CSEBBs
+
+METHODS: dict[str, PostProcessingMethod] = {method.name: method for method in (MedianPerClass(), CSEBBs())}

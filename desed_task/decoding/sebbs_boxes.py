@@ -1,0 +1,135 @@
+"""Change-point based sound event bounding boxes (cSEBBs, Ebbers et al., Interspeech 2024)
+through the optional ``sebbs`` package: method ``sebbs`` of the post-processing file (tuned by
+``desed_task.postprocessing.sebbs_tuning``; the metrics of the boxes:
+``desed_task.evaluation.sebbs_metrics``).
+
+cSEBBs turn each class's frame scores into boxes (onset, offset, confidence): a step filter
+finds candidate on- and offsets, neighbouring candidates are merged when the gap between
+them is shallow (``merge_threshold_abs`` / ``merge_threshold_rel``), and a box's confidence
+is its mean score. Detections are the boxes whose confidence exceeds a threshold.
+
+Install with ``pip install --no-deps sebbs``: its declared requirement
+``sed_scores_eval_np2`` is a fork that installs the same ``sed_scores_eval`` module over the
+project's sed_scores_eval 0.0.4; sebbs runs on 0.0.4 (checked with numpy 2.4, pandas 3).
+Only ``CSEBBsPredictor.predict`` and ``sebbs.utils.sed_scores_from_sebbs`` are used: the
+package's own ``tune`` fails in its selection step (predictors without class names) and
+its PSDS call hits pandas 3's read-only arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from desed_task.decoding.decode import FRAME_STEP
+from desed_task.decoding.errors import PostProcessingError
+from desed_task.decoding.method import PerClassReader, PerClassWriter
+from desed_task.decoding.score_files import audio_id, score_dataframes
+
+SEBBS_KEYS = ("step_filter_length", "merge_threshold_abs", "merge_threshold_rel")
+
+
+def require_sebbs():
+    """The ``sebbs`` modules used, or a PostProcessingError that says how to install it."""
+    try:
+        from sebbs import csebbs, utils
+    except ImportError as error:
+        raise PostProcessingError(
+            f"method sebbs needs the sebbs package ({error}): pip install --no-deps sebbs "
+            "(--no-deps: its sed_scores_eval fork would replace the project's sed_scores_eval)"
+        ) from None
+    return csebbs.CSEBBsPredictor, utils.sed_scores_from_sebbs
+
+
+def sebbs_boxes(
+    scores: Mapping[str, np.ndarray],
+    class_names: Sequence[str],
+    parameters: Mapping[str, Sequence[float]],
+    frame_step: float = FRAME_STEP,
+) -> pd.DataFrame:
+    """cSEBBs of frame scores.
+
+    Args:
+        scores: {filename: (n_classes, n_frames) probabilities}.
+        class_names: (n_classes,) labels of the score rows.
+        parameters: {key of SEBBS_KEYS: (n_classes,) values}.
+        frame_step: seconds per frame.
+
+    Returns:
+        Table with columns filename, onset, offset (seconds), event_label, confidence.
+    """
+    predictor_class, _ = require_sebbs()
+    names = list(class_names)
+    predictor = predictor_class(
+        **{key: dict(zip(names, map(float, parameters[key]))) for key in SEBBS_KEYS}, sound_classes=names
+    )
+    filename_of = {audio_id(name): name for name in scores}
+    boxes = predictor.predict(score_dataframes(scores, names, frame_step))
+    rows = [(filename_of[clip], *box) for clip, clip_boxes in boxes.items() for box in clip_boxes]
+    table = pd.DataFrame(rows, columns=["filename", "onset", "offset", "event_label", "confidence"])
+    return table.astype({"onset": np.float64, "offset": np.float64, "confidence": np.float64})
+
+
+def sebbs_detections(boxes: pd.DataFrame, thresholds: Sequence[float] | float, class_names: Sequence[str]) -> pd.DataFrame:
+    """The boxes (``sebbs_boxes``) whose confidence exceeds their class's threshold (one, or
+    (n_classes,)), as an event table (filename, onset, offset, event_label)."""
+    per_class = dict(zip(class_names, np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (len(class_names),))))
+    kept = boxes["confidence"].to_numpy() > boxes["event_label"].map(per_class).to_numpy(dtype=np.float64)
+    return boxes.loc[kept, ["filename", "onset", "offset", "event_label"]].reset_index(drop=True)
+
+
+class CSEBBs:
+    """cSEBBs per class (``sebbs_boxes``), the boxes above their class's threshold as events.
+
+    In the file::
+
+        method: sebbs
+        sebbs:
+          step_filter_length: {Alarm_bell_ringing: 0.48, ...}   # seconds
+          merge_threshold_abs: {Alarm_bell_ringing: 0.2, ...}
+          merge_threshold_rel: {Alarm_bell_ringing: .inf, ...}
+    """
+
+    name = "sebbs"
+    words = "cSEBBs"
+
+    def require(self) -> None:
+        require_sebbs()
+
+    def read(
+        self, data: Mapping, per_class: PerClassReader, class_names: Sequence[str], source: str
+    ) -> dict[str, tuple]:
+        """{key of SEBBS_KEYS: (n_classes,) values} of the file's ``sebbs`` mapping."""
+        section = data.get("sebbs")
+        if not isinstance(section, dict):
+            raise PostProcessingError(f"{source}: method sebbs needs a 'sebbs' mapping with {', '.join(SEBBS_KEYS)}")
+        return {key: tuple(per_class(section, key, float, "sebbs.")) for key in SEBBS_KEYS}
+
+    def write(self, parameters: Mapping[str, Sequence], per_class: PerClassWriter) -> dict:
+        return {"sebbs": {key: per_class([float(v) for v in parameters[key]]) for key in SEBBS_KEYS}}
+
+    def frame_decoding(self, parameters: Mapping[str, Sequence], threshold: Sequence[float]) -> None:
+        """None: cSEBBs segment whole recordings."""
+        return None
+
+    def events(
+        self,
+        scores: Mapping[str, np.ndarray],
+        class_names: Sequence[str],
+        parameters: Mapping[str, Sequence],
+        threshold: Sequence[float],
+        frame_step: float,
+    ) -> pd.DataFrame:
+        """The boxes whose confidence exceeds their class's threshold."""
+        return sebbs_detections(self.boxes(scores, class_names, parameters, frame_step), threshold, class_names)
+
+    def boxes(
+        self,
+        scores: Mapping[str, np.ndarray],
+        class_names: Sequence[str],
+        parameters: Mapping[str, Sequence],
+        frame_step: float,
+    ) -> pd.DataFrame:
+        return sebbs_boxes(scores, class_names, parameters, frame_step)
