@@ -38,14 +38,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from oracle_env import oracle_python  # noqa: E402
 
-from desed_task.evaluation import (  # noqa: E402
-    collar_f1,
+from desed_task.decoding import (
     decode_scores,
+    median_filter_scores,
+    write_sed_scores,
+)
+from desed_task.evaluation import (
+    # noqa: E402
+    collar_f1,
     exact_psds_scenarios,
     intersection_f1_macro,
-    median_filter_scores,
     threshold_grid,
-    write_sed_scores,
 )
 from desed_task.evaluation.metrics import PSDS_SCENARIOS  # noqa: E402
 from desed_task.evaluation.psds import psds_scenarios_from_operating_points  # noqa: E402

@@ -7,14 +7,16 @@ import pandas as pd
 import pytest
 import scipy.ndimage
 
-from desed_task.evaluation import (
+from desed_task.decoding import (
     EvaluationInputError,
-    collar_f1,
     decode_scores,
-    evaluate_scores,
-    intersection_f1_macro,
     median_filter_binary,
     median_filter_scores,
+)
+from desed_task.evaluation import (
+    collar_f1,
+    evaluate_scores,
+    intersection_f1_macro,
     psds_from_operating_points,
     read_event_table,
     segment_f1,

@@ -10,12 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from desed_task.evaluation import (
+from desed_task.decoding import (
     EvaluationInputError,
-    exact_psds,
     read_score_folder,
     score_dataframes,
     write_sed_scores,
+)
+from desed_task.evaluation import (
+    exact_psds,
 )
 from desed_task.evaluation.cli import main
 from desed_task.evaluation.detection_runs import detection_runs

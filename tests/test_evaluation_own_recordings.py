@@ -16,14 +16,16 @@ from pipeline import tiny_config
 from desed_task.config import validate_config
 from desed_task.data.datamodule import DESEDDataModule
 from desed_task.data.label_encoder import ManyHotEncoder
-from desed_task.evaluation import (
+from desed_task.decoding import (
     EvaluationInputError,
-    evaluate_scores,
-    exact_psds_scenarios,
     read_score_folder,
     write_sed_scores,
 )
 from desed_task.evaluation import evaluate as evaluate_module
+from desed_task.evaluation import (
+    evaluate_scores,
+    exact_psds_scenarios,
+)
 from desed_task.evaluation.cli import main
 from desed_task.evaluation.exact_psds_from_runs import psd_roc_from_class_rocs, staircase_auc
 from desed_task.evaluation.metrics import PSDS_SCENARIO_1

@@ -11,14 +11,16 @@ import pandas as pd
 import pytest
 import scipy.ndimage
 
-from desed_task.evaluation import (
+from desed_task.decoding import (
     EvaluationInputError,
+    score_dataframes,
+)
+from desed_task.evaluation import (
     collar_f1,
     evaluate_predictions,
     evaluate_scores,
     intersection_f1_scores,
     psds_from_operating_points,
-    score_dataframes,
     segment_f1,
 )
 from desed_task.evaluation.cli import main

@@ -87,7 +87,7 @@ def test_f1_tuning_finds_windows_and_its_f1_is_the_evaluated_one():
     assert result.after == pytest.approx(1.0) and result.before < 1.0
     # the same F1 through the evaluation stages, with a threshold away from 0.5
     thresholds = (0.3, 0.5, 0.7)
-    settings = PostProcessing("median", tuple(classes), result.median_window, thresholds)
+    settings = PostProcessing("median", tuple(classes), {"median_window": result.median_window}, thresholds)
     metrics = evaluate_postprocessed(scores, classes, ground_truth, durations, settings)
     assert metrics["intersection_f1_macro"] == pytest.approx(1.0)
     from desed_task.decoding.decode import decode_at_class_thresholds
@@ -127,13 +127,13 @@ def test_tune_command_writes_a_file_the_evaluation_command_applies(tmp_path, cap
 
 def test_file_for_other_classes_is_refused_by_name(tmp_path, capsys):
     path = write_postprocessing(
-        PostProcessing("median", ("Speech", "Dog"), (7, 9), objective="psds1"), tmp_path / "pp.yaml"
+        PostProcessing("median", ("Speech", "Dog"), {"median_window": (7, 9)}, objective="psds1"), tmp_path / "pp.yaml"
     )
     with pytest.raises(PostProcessingError, match=r"Dog are not classes of this model"):
         load_postprocessing(path, ["Speech", "Cat"])
     with pytest.raises(PostProcessingError, match=r"no median window for class\(es\) Cat"):
         load_postprocessing(path, ["Speech", "Dog", "Cat"])
-    assert load_postprocessing(path, ["Dog", "Speech"]).median_window == (9, 7)
+    assert load_postprocessing(path, ["Dog", "Speech"]).parameters["median_window"] == (9, 7)
     # through the evaluation command line: one error line, exit 2
     scores, classes, ground_truth, durations = known_window_case(n_clips=2)
     folder, gt, dur = write_case(tmp_path, scores, classes, ground_truth, durations)
@@ -179,7 +179,7 @@ def test_sebbs_tuning_runs_when_installed():
         scores, classes, ground_truth, durations, "psds1", step_filter_lengths=(0.32,), progress=False
     )
     assert set(parameters) == {"step_filter_length", "merge_threshold_abs", "merge_threshold_rel"}
-    settings = PostProcessing("sebbs", tuple(classes), threshold=thresholds, sebbs=parameters)
+    settings = PostProcessing("sebbs", tuple(classes), parameters, thresholds)
     metrics = evaluate_postprocessed(scores, classes, ground_truth, durations, settings)
     assert metrics["psds1_exact"] == pytest.approx(after)
 
@@ -209,7 +209,7 @@ def test_test_step_applies_the_file_and_a_wrong_one_stops_before_training(tmp_pa
     monkeypatch.setattr(metrics, "METRICS", (*metrics.METRICS, added))
     root = tmp_path / "demo"
     pp = write_postprocessing(
-        PostProcessing("median", DESED_CLASSES, tuple(range(1, 20, 2)), objective="psds2"), tmp_path / "pp.yaml"
+        PostProcessing("median", DESED_CLASSES, {"median_window": tuple(range(1, 20, 2))}, objective="psds2"), tmp_path / "pp.yaml"
     )
     config = tiny_config(root, tmp_path / "exp", postprocessing=str(pp), n_epochs=1, max_steps_per_epoch=1)
     ensure_demo_data(config)
@@ -230,7 +230,7 @@ def test_test_step_applies_the_file_and_a_wrong_one_stops_before_training(tmp_pa
     assert [name.lstrip("| ") for name, _ in rows] == [metric.name for metric in metrics.METRICS]
     assert {name.lstrip("| "): value for name, value in rows} == {k: f"{v:.4f}" for k, v in printed.items()}
 
-    write_postprocessing(PostProcessing("median", ("Speech", "Bird"), (7, 7)), pp)
+    write_postprocessing(PostProcessing("median", ("Speech", "Bird"), {"median_window": (7, 7)}), pp)
     capsys.readouterr()
     with pytest.raises(SystemExit) as stop:
         main("test", str(conf), "unused", argv=["--conf_file", str(conf), "--gpus", "0", "--log_dir", str(tmp_path / "x")])
@@ -240,18 +240,19 @@ def test_test_step_applies_the_file_and_a_wrong_one_stops_before_training(tmp_pa
 
 
 def test_detect_events_decodes_each_class_with_its_window_and_threshold():
-    from desed_task.evaluation.postprocessed import detect_events
+    from desed_task.decoding.postprocessing_file import detect_events
 
     scores, classes, ground_truth, _ = known_window_case(n_clips=3)
-    events = detect_events(scores, classes, PostProcessing("median", tuple(classes), WINDOWS, (0.5, 0.5, 0.5)))
+    events = detect_events(scores, classes, PostProcessing("median", tuple(classes), {"median_window": WINDOWS}, (0.5, 0.5, 0.5)))
     expected = ground_truth.sort_values(["filename", "onset"], ignore_index=True)
     pd.testing.assert_frame_equal(events.sort_values(["filename", "onset"], ignore_index=True), expected,
                                   check_dtype=False, atol=1e-9)
-    assert detect_events(scores, classes, PostProcessing("median", tuple(classes), WINDOWS, (0.85,) * 3)).empty
+    assert detect_events(scores, classes, PostProcessing("median", tuple(classes), {"median_window": WINDOWS}, (0.85,) * 3)).empty
 
 
 def test_class_values_files_in_yaml_and_tsv(tmp_path):
-    from desed_task.decoding.class_values import ClassValuesError, read_class_values
+    from desed_task.decoding.class_values import read_class_values
+    from desed_task.decoding.errors import ClassValuesError
 
     (tmp_path / "w.tsv").write_text("event_label\twindow\nDog\t9\nSpeech\t7\n")
     (tmp_path / "t.yaml").write_text("Speech: 0.4\nDog: 0.6\n")

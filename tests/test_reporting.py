@@ -29,7 +29,7 @@ def test_a_metric_added_to_the_list_reaches_the_evaluation_under_csebbs(monkeypa
     scores, classes, ground_truth, durations = known_window_case(n_clips=3)
     parameters = {key: (0.32,) * len(classes) for key in ("step_filter_length", "merge_threshold_abs")}
     sebbs = PostProcessing("sebbs", tuple(classes), threshold=(0.5,) * len(classes),
-                           sebbs={**parameters, "merge_threshold_rel": (np.inf,) * len(classes)})
+                           parameters={**parameters, "merge_threshold_rel": (np.inf,) * len(classes)})
     results = evaluate_postprocessed(scores, classes, ground_truth, durations, sebbs)
     assert list(results) == [m.name for m in metrics.METRICS]
 
@@ -39,7 +39,7 @@ def test_the_tuned_f1_is_the_evaluated_f1_to_the_last_digit():
     windows = list(range(1, 20, 2))
     tuned = tune_median_f1(scores, classes, ground_truth, durations, windows, progress=False)
     assert tuned.median_window == WINDOWS
-    settings = PostProcessing("median", tuple(classes), tuned.median_window, tuned.threshold)
+    settings = PostProcessing("median", tuple(classes), {"median_window": tuned.median_window}, tuned.threshold)
     evaluated = evaluate_postprocessed(scores, classes, ground_truth, durations, settings)
     assert evaluated["intersection_f1_macro"] == tuned.after  # one intersection F1, not two alike
 
