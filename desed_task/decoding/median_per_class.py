@@ -61,3 +61,6 @@ class MedianPerClass:
 
     def boxes(self, scores, class_names, parameters, frame_step) -> pd.DataFrame:
         raise NotImplementedError("method median is a frame decoding (frame_decoding): it has no boxes")
+
+    def score_tables(self, boxes, class_names, duration_of) -> dict[str, pd.DataFrame]:
+        raise NotImplementedError("method median is a frame decoding (frame_decoding): it has no boxes")

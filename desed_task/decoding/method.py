@@ -74,3 +74,10 @@ class PostProcessingMethod(Protocol):
         """Scored events before any threshold: filename, onset, offset (seconds), event_label,
         confidence; the events above a class's threshold are ``events``. Needed only of a
         method without ``frame_decoding``."""
+
+    def score_tables(
+        self, boxes: pd.DataFrame, class_names: Sequence[str], duration_of: Mapping[str, float]
+    ) -> dict[str, pd.DataFrame]:
+        """sed_scores_eval score tables of ``boxes`` ({clip id: onset, offset, one column per
+        class}, every clip of ``duration_of``, {clip id: seconds}), on which the exact PSDS of
+        the boxes is computed. Needed only of a method without ``frame_decoding``."""

@@ -1,7 +1,7 @@
 """Change-point based sound event bounding boxes (cSEBBs, Ebbers et al., Interspeech 2024)
 through the optional ``sebbs`` package: method ``sebbs`` of the post-processing file (tuned by
 ``desed_task.postprocessing.sebbs_tuning``; the metrics of the boxes:
-``desed_task.evaluation.sebbs_metrics``).
+``desed_task.evaluation.box_metrics``).
 
 cSEBBs turn each class's frame scores into boxes (onset, offset, confidence): a step filter
 finds candidate on- and offsets, neighbouring candidates are merged when the gap between
@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from desed_task.decoding.boxes import boxes_above
 from desed_task.decoding.decode import FRAME_STEP
 from desed_task.decoding.errors import PostProcessingError
 from desed_task.decoding.method import PerClassReader, PerClassWriter
@@ -72,12 +73,25 @@ def sebbs_boxes(
     return table.astype({"onset": np.float64, "offset": np.float64, "confidence": np.float64})
 
 
-def sebbs_detections(boxes: pd.DataFrame, thresholds: Sequence[float] | float, class_names: Sequence[str]) -> pd.DataFrame:
-    """The boxes (``sebbs_boxes``) whose confidence exceeds their class's threshold (one, or
-    (n_classes,)), as an event table (filename, onset, offset, event_label)."""
-    per_class = dict(zip(class_names, np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (len(class_names),))))
-    kept = boxes["confidence"].to_numpy() > boxes["event_label"].map(per_class).to_numpy(dtype=np.float64)
-    return boxes.loc[kept, ["filename", "onset", "offset", "event_label"]].reset_index(drop=True)
+def sebbs_score_tables(
+    boxes: pd.DataFrame, class_names: Sequence[str], duration_of: Mapping[str, float]
+) -> dict[str, pd.DataFrame]:
+    """sed_scores_eval score tables of boxes (a box's confidence over it, -inf elsewhere), by
+    the sebbs package's ``sed_scores_from_sebbs``.
+
+    Args:
+        boxes: table with columns filename, onset, offset (seconds), event_label, confidence.
+        class_names: (n_classes,) the tables' class columns.
+        duration_of: {clip id (``audio_id``): seconds}: every clip gets a table.
+
+    Returns:
+        {clip id: table with columns onset, offset, one per class}.
+    """
+    _, sed_scores_from_sebbs = require_sebbs()
+    per_clip: dict[str, list] = {clip: [] for clip in duration_of}
+    for clip, group in boxes.groupby(boxes["filename"].map(audio_id), sort=False):
+        per_clip[clip] = list(zip(group["onset"], group["offset"], group["event_label"], group["confidence"]))
+    return sed_scores_from_sebbs(per_clip, list(class_names), audio_duration=duration_of)
 
 
 class CSEBBs:
@@ -123,7 +137,7 @@ class CSEBBs:
         frame_step: float,
     ) -> pd.DataFrame:
         """The boxes whose confidence exceeds their class's threshold."""
-        return sebbs_detections(self.boxes(scores, class_names, parameters, frame_step), threshold, class_names)
+        return boxes_above(self.boxes(scores, class_names, parameters, frame_step), threshold, class_names)
 
     def boxes(
         self,
@@ -133,3 +147,8 @@ class CSEBBs:
         frame_step: float,
     ) -> pd.DataFrame:
         return sebbs_boxes(scores, class_names, parameters, frame_step)
+
+    def score_tables(
+        self, boxes: pd.DataFrame, class_names: Sequence[str], duration_of: Mapping[str, float]
+    ) -> dict[str, pd.DataFrame]:
+        return sebbs_score_tables(boxes, class_names, duration_of)

@@ -1,7 +1,7 @@
 """Frame scores evaluated under a post-processing file (``desed_task.decoding.postprocessing_file``)
 instead of the 2021 post-processing: a method that is a frame decoding per class (median
 windows and thresholds) by ``evaluate_scores``, one that scores boxes (cSEBBs) by
-``sebbs_metrics.evaluate_boxes``."""
+``box_metrics.evaluate_boxes``."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def evaluate_postprocessed(
     postprocessing = postprocessing.for_classes(class_names)
     decoding = postprocessing.frame_decoding()
     if decoding is None:
-        from desed_task.evaluation.sebbs_metrics import evaluate_boxes
+        from desed_task.evaluation.box_metrics import evaluate_boxes
 
         return evaluate_boxes(
             scores, class_names, ground_truth, durations, postprocessing, n_thresholds, frame_step, save_dir,

@@ -15,7 +15,10 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+import pandas as pd
 
 from desed_task.decoding.errors import EvaluationInputError
 from desed_task.decoding.median_per_class import MEDIAN_WINDOW
@@ -62,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--scores", required=True, help="folder of RAW per-clip score TSVs (onset, offset, one column per class)")
     tune.add_argument("--ground_truth", required=True, help="validation events TSV (filename, onset, offset, event_label)")
     tune.add_argument("--durations", required=True, help="validation durations TSV (filename, duration)")
-    tune.add_argument("--method", choices=list(METHODS), default="median")
+    tune.add_argument("--method", choices=list(TUNERS), default="median")
     tune.add_argument("--objective", choices=OBJECTIVES, default="psds1")
     tune.add_argument("--out", required=True, help="the post-processing YAML file to write")
     tune.add_argument("--windows", type=_windows, default=list(DEFAULT_WINDOWS),
@@ -108,40 +111,78 @@ def _validation_inputs(args: argparse.Namespace):
     return scores, class_names, tuned, frame_step, ground_truth, durations, folder
 
 
+@dataclass(frozen=True)
+class TuningInputs:
+    """What a tuner reads: the validation scores of the classes with events, the tables.
+
+    Attributes:
+        scores: {filename: (len(tuned), n_frames) raw probabilities}.
+        class_names: (n_classes,) the model's classes (the file gives a value for each).
+        tuned: the classes with validation events, the rows of ``scores``.
+        frame_step: seconds per frame.
+        ground_truth, durations: the cleaned validation tables.
+        progress: show progress bars.
+    """
+
+    scores: dict
+    class_names: list[str]
+    tuned: list[str]
+    frame_step: float
+    ground_truth: pd.DataFrame
+    durations: pd.DataFrame
+    progress: bool
+
+    def full(self, values: Sequence, default) -> tuple:
+        """(n_classes,) values: those of ``tuned`` (in its order), ``default`` for the others."""
+        index = {name: i for i, name in enumerate(self.tuned)}
+        return tuple(values[index[n]] if n in index else default for n in self.class_names)
+
+
+def _tune_median(args: argparse.Namespace, inputs: TuningInputs) -> tuple[dict, tuple, dict]:
+    """Per-class median windows (and thresholds for objective f1): (parameters, thresholds,
+    validation entries)."""
+    scores, tuned, ground_truth, durations = inputs.scores, inputs.tuned, inputs.ground_truth, inputs.durations
+    if args.objective == "f1":
+        result = tune_median_f1(scores, tuned, ground_truth, durations, args.windows,
+                                frame_step=inputs.frame_step, progress=inputs.progress)
+    else:
+        result = tune_median_psds(scores, tuned, ground_truth, durations, args.objective, args.windows,
+                                  inputs.frame_step, args.candidates, args.rounds, progress=inputs.progress)
+    validation = {"before": round(result.before, 6), "after": round(result.after, 6),
+                  "windows_tried": args.windows, "evaluations": result.evaluations}
+    thresholds = inputs.full(result.threshold, DEFAULT_THRESHOLD) if args.objective == "f1" else ()
+    return {MEDIAN_WINDOW: inputs.full(result.median_window, WINDOW_2021)}, thresholds, validation
+
+
+def _tune_sebbs(args: argparse.Namespace, inputs: TuningInputs) -> tuple[dict, tuple, dict]:
+    """Per-class cSEBBs parameters (and thresholds for objective f1): (parameters, thresholds,
+    validation entries)."""
+    from desed_task.postprocessing.sebbs_tuning import tune_sebbs
+
+    scores, tuned, ground_truth, durations = inputs.scores, inputs.tuned, inputs.ground_truth, inputs.durations
+    parameters, thresholds, after = tune_sebbs(scores, tuned, ground_truth, durations, args.objective,
+                                               inputs.frame_step, progress=inputs.progress)
+    before = _before_2021(scores, tuned, ground_truth, durations, args.objective, inputs.frame_step)
+    defaults = {"step_filter_length": 0.48, "merge_threshold_abs": 0.2, "merge_threshold_rel": float("inf")}
+    return (
+        {key: inputs.full(values, defaults[key]) for key, values in parameters.items()},
+        inputs.full(thresholds, DEFAULT_THRESHOLD) if args.objective == "f1" else (),
+        {"before": round(before, 6), "after": round(after, 6)},
+    )
+
+
+# the tuner of each post-processing method (a key of desed_task.decoding.methods.METHODS)
+TUNERS = {"median": _tune_median, "sebbs": _tune_sebbs}
+
+
 def tune(args: argparse.Namespace) -> PostProcessing:
     METHODS[args.method].require()  # before reading anything
     scores, class_names, tuned, frame_step, ground_truth, durations, folder = _validation_inputs(args)
-    progress = not args.no_progress
-    index = {name: i for i, name in enumerate(tuned)}
-
-    def full(values, default):
-        return tuple(values[index[n]] if n in index else default for n in class_names)
-
-    validation = {"scores": str(folder), "clips": len(scores)}
-    if args.method == "median":
-        if args.objective == "f1":
-            result = tune_median_f1(scores, tuned, ground_truth, durations, args.windows,
-                                    frame_step=frame_step, progress=progress)
-        else:
-            result = tune_median_psds(scores, tuned, ground_truth, durations, args.objective, args.windows,
-                                      frame_step, args.candidates, args.rounds, progress=progress)
-        validation |= {"before": round(result.before, 6), "after": round(result.after, 6),
-                       "windows_tried": args.windows, "evaluations": result.evaluations}
-        thresholds = full(result.threshold, DEFAULT_THRESHOLD) if args.objective == "f1" else ()
-        return PostProcessing("median", tuple(class_names), {MEDIAN_WINDOW: full(result.median_window, WINDOW_2021)},
-                              thresholds, objective=args.objective, validation=validation)
-    from desed_task.postprocessing.sebbs_tuning import tune_sebbs
-
-    parameters, thresholds, after = tune_sebbs(scores, tuned, ground_truth, durations, args.objective,
-                                               frame_step, progress=progress)
-    before = _before_2021(scores, tuned, ground_truth, durations, args.objective, frame_step)
-    validation |= {"before": round(before, 6), "after": round(after, 6)}
-    defaults = {"step_filter_length": 0.48, "merge_threshold_abs": 0.2, "merge_threshold_rel": float("inf")}
-    return PostProcessing(
-        "sebbs", tuple(class_names), {key: full(values, defaults[key]) for key, values in parameters.items()},
-        full(thresholds, DEFAULT_THRESHOLD) if args.objective == "f1" else (),
-        objective=args.objective, validation=validation,
-    )
+    inputs = TuningInputs(scores, class_names, tuned, frame_step, ground_truth, durations, not args.no_progress)
+    parameters, thresholds, entries = TUNERS[args.method](args, inputs)
+    validation = {"scores": str(folder), "clips": len(scores)} | entries
+    return PostProcessing(args.method, tuple(class_names), parameters, thresholds, objective=args.objective,
+                          validation=validation)
 
 
 def _before_2021(scores, class_names, ground_truth, durations, objective, frame_step) -> float:

@@ -1,6 +1,6 @@
 """cSEBBs parameters per class, tuned on validation scores (method sebbs of
 ``python -m desed_task.postprocessing tune``; the boxes: ``desed_task.decoding.sebbs_boxes``,
-their metrics: ``desed_task.evaluation.sebbs_metrics``).
+their metrics: ``desed_task.evaluation.box_metrics``).
 
 Tuning follows the package's ``select_best_psds`` (classwise): the grid of step filter
 lengths x merge thresholds (either absolute or relative) is run once, and each class keeps
@@ -17,12 +17,18 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from desed_task.decoding.boxes import boxes_above
 from desed_task.decoding.decode import FRAME_STEP
 from desed_task.decoding.postprocessing_file import DEFAULT_THRESHOLD
-from desed_task.decoding.sebbs_boxes import SEBBS_KEYS, require_sebbs, sebbs_boxes, sebbs_detections
+from desed_task.decoding.sebbs_boxes import (
+    SEBBS_KEYS,
+    require_sebbs,
+    sebbs_boxes,
+    sebbs_score_tables,
+)
+from desed_task.evaluation.box_metrics import boxes_exact_psds
 from desed_task.evaluation.intersection_inputs import prepare_intersection_inputs
 from desed_task.evaluation.metrics import PSDS_SCENARIOS
-from desed_task.evaluation.sebbs_metrics import sebbs_exact_psds
 from desed_task.postprocessing.median_tuning import DEFAULT_THRESHOLDS, _macro, per_class_f1
 
 STEP_FILTER_LENGTHS = (0.32, 0.48, 0.64)  # seconds: the package's defaults
@@ -80,7 +86,9 @@ def tune_sebbs(
             f1 = np.nan_to_num(_box_f1(boxes, names, inputs, thresholds))
             values, at = f1.max(axis=0), f1.argmax(axis=0)
         else:
-            _, class_psds = sebbs_exact_psds(boxes, names, ground_truth, durations, PSDS_SCENARIOS[objective])
+            _, class_psds = boxes_exact_psds(
+                boxes, names, ground_truth, durations, PSDS_SCENARIOS[objective], sebbs_score_tables
+            )
             values, at = np.array([class_psds.get(n, 0.0) for n in names]), None
         for c in range(len(names)):
             if values[c] > best_value[c]:
@@ -91,9 +99,11 @@ def tune_sebbs(
     tuned = {key: tuple(float(p[i]) for p in best_parameters) for i, key in enumerate(SEBBS_KEYS)}
     boxes = sebbs_boxes(scores, names, tuned, frame_step)
     if objective == "f1":
-        detections = sebbs_detections(boxes, best_threshold, names)
+        detections = boxes_above(boxes, best_threshold, names)
         f1 = _box_f1(detections.assign(confidence=1.0), names, inputs, [0.0])[0]
         after = _macro(f1)
     else:
-        after, _ = sebbs_exact_psds(boxes, names, ground_truth, durations, PSDS_SCENARIOS[objective])
+        after, _ = boxes_exact_psds(
+            boxes, names, ground_truth, durations, PSDS_SCENARIOS[objective], sebbs_score_tables
+        )
     return tuned, tuple(best_threshold), after

@@ -1,21 +1,20 @@
 """The 2021 metrics of a post-processing method that scores boxes rather than frames
-(``method.PostProcessingMethod.boxes``: cSEBBs, ``desed_task.decoding.sebbs_boxes``): PSDS from
-the boxes above 50 confidence thresholds, exact PSDS of the boxes (by sed_scores_eval, through
-the ``sebbs`` package's conversion of boxes to score tables), F1s of the boxes above each
-class's threshold."""
+(``desed_task.decoding.method.PostProcessingMethod.boxes``, e.g. cSEBBs): PSDS from the boxes
+above 50 confidence thresholds, exact PSDS of the boxes (by sed_scores_eval, on the method's
+``score_tables``), F1s of the boxes above each class's threshold."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from desed_task.decoding.boxes import boxes_above
 from desed_task.decoding.decode import FRAME_STEP
 from desed_task.decoding.postprocessing_file import PostProcessing
 from desed_task.decoding.score_files import audio_id
-from desed_task.decoding.sebbs_boxes import require_sebbs, sebbs_detections
 from desed_task.evaluation.evaluate import (
     evaluate_operating_points,
     evaluate_predictions,
@@ -33,28 +32,29 @@ from desed_task.evaluation.tables import (
     report_unscored_classes,
 )
 
+# (boxes, class names, {clip id: seconds}) -> {clip id: sed_scores_eval score table}
+ScoreTables = Callable[[pd.DataFrame, Sequence[str], Mapping[str, float]], dict[str, pd.DataFrame]]
 
-def sebbs_exact_psds(
+
+def boxes_exact_psds(
     boxes: pd.DataFrame,
     class_names: Sequence[str],
     ground_truth: pd.DataFrame,
     durations: pd.DataFrame,
     settings: Mapping[str, float],
+    score_tables: ScoreTables,
 ) -> tuple[float, dict[str, float]]:
-    """Exact PSDS of boxes (confidence over each box, -inf elsewhere), by sed_scores_eval.
+    """Exact PSDS of boxes (filename, onset, offset, event_label, confidence) by
+    sed_scores_eval, on their ``score_tables`` (e.g. ``sebbs_boxes.sebbs_score_tables``).
 
     Returns:
         (PSDS, {class: per-class PSDS}).
     """
     from desed_task.evaluation.exact_psds import ground_truth_per_clip, sed_scores_eval_psds
 
-    _, sed_scores_from_sebbs = require_sebbs()
     ground_truth, durations = clean_event_table(ground_truth), clean_durations(durations)
     duration_of = {audio_id(f): float(d) for f, d in zip(durations["filename"], durations["duration"])}
-    per_clip: dict[str, list] = {clip: [] for clip in duration_of}
-    for clip, group in boxes.groupby(boxes["filename"].map(audio_id), sort=False):
-        per_clip[clip] = list(zip(group["onset"], group["offset"], group["event_label"], group["confidence"]))
-    tables = sed_scores_from_sebbs(per_clip, list(class_names), audio_duration=duration_of)
+    tables = score_tables(boxes, list(class_names), duration_of)
     truth = ground_truth_per_clip(ground_truth, list(durations["filename"]))
     value, class_psds, *_ = sed_scores_eval_psds(tables, truth, duration_of, settings)
     return float(value), {str(k): float(v) for k, v in class_psds.items()}
@@ -81,8 +81,8 @@ def evaluate_boxes(
     ground_truth = clean_event_table(ground_truth)
     unscored = report_unscored_classes(ground_truth, class_names, strict_classes)
     boxes = postprocessing.boxes(scores, frame_step)
-    operating_points = {t: sebbs_detections(boxes, t, class_names) for t in threshold_grid(n_thresholds)}
-    detections = sebbs_detections(boxes, postprocessing.thresholds(), class_names)
+    operating_points = {t: boxes_above(boxes, t, class_names) for t in threshold_grid(n_thresholds)}
+    detections = boxes_above(boxes, postprocessing.thresholds(), class_names)
     counts = absent_class_counts(pd.concat([t["event_label"] for t in operating_points.values()]), ground_truth)
     if counts:
         consequence = (f"over the {n_thresholds} operating points they are {IN_PSDS}, and left out of the exact "
@@ -94,8 +94,8 @@ def evaluate_boxes(
     present = [name for name in class_names if name in set(events_only(ground_truth)["event_label"])]
     present_boxes = boxes[boxes["event_label"].isin(present)]
     for name, settings in PSDS_SCENARIOS.items():  # a class without scores: no box, never detected
-        metrics[f"{name}_exact"], _ = sebbs_exact_psds(
-            present_boxes, [*present, *unscored], ground_truth, durations, settings
+        metrics[f"{name}_exact"], _ = boxes_exact_psds(
+            present_boxes, [*present, *unscored], ground_truth, durations, settings, postprocessing.kind.score_tables
         )
     metrics |= evaluate_predictions(detections, ground_truth, durations, save_dir, macro_left_out)
     if save_dir is not None:
