@@ -260,3 +260,16 @@ def test_class_values_files_in_yaml_and_tsv(tmp_path):
     assert read_class_values(tmp_path / "t.yaml", ["Dog", "Speech"], float, "threshold") == [0.6, 0.4]
     with pytest.raises(ClassValuesError, match=r"t.yaml: class\(es\) Dog are not classes of this model"):
         read_class_values(tmp_path / "t.yaml", ["Speech", "Cat"], float, "threshold")
+
+
+def test_every_post_processing_method_has_the_interface_and_a_tuner():
+    from desed_task.decoding.method import PostProcessingMethod
+    from desed_task.decoding.methods import METHODS
+    from desed_task.postprocessing.cli import TUNERS
+
+    members = [name for name in vars(PostProcessingMethod) if not name.startswith("_")]
+    members += list(PostProcessingMethod.__annotations__)
+    for name, method in METHODS.items():
+        assert method.name == name
+        assert [member for member in members if not hasattr(method, member)] == [], name
+    assert set(TUNERS) == set(METHODS)

@@ -2,9 +2,10 @@
 
 The 2021 decoding (``decode``: a threshold, then a median filter, ``median_filter``), the
 per-class values and post-processing files (``class_values``, ``postprocessing_file``), the
-post-processing methods behind one interface (``method``; the table ``methods``: a median
-window per class, ``median_per_class``; cSEBBs, ``sebbs_boxes``), frame scores in
-sed_scores_eval's layout (``score_files``) and the errors of bad input (``errors``).
+post-processing methods behind one interface (``method``) in one table (``methods``): a
+median window per class (``median_per_class``) and cSEBBs (``csebbs`` on ``sebbs_boxes``,
+whose scored events are ``boxes``); frame scores in sed_scores_eval's layout
+(``score_files``) and the errors of bad input (``errors``).
 The evaluation computes metrics on what is decoded here; inference detects events with it.
 """
 

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+from desed_task.decoding.csebbs import CSEBBs
 from desed_task.decoding.median_per_class import MedianPerClass
 from desed_task.decoding.method import PostProcessingMethod
-from desed_task.decoding.sebbs_boxes import CSEBBs
 
 METHODS: dict[str, PostProcessingMethod] = {method.name: method for method in (MedianPerClass(), CSEBBs())}
