@@ -4,7 +4,8 @@ file names it (``method: median`` / ``method: sebbs``).
 A method object is stateless: its per-class values (``parameters``, each (n_classes,) in the
 order of the file's classes) and the per-class decision thresholds travel in a
 ``postprocessing_file.PostProcessing``. The table of methods is ``methods.METHODS``; the
-evaluation, inference, the tuning and the file reader reach a method only through it.
+evaluation, inference and the file reader reach a method only through it (the tuning too,
+and its own table of tuners, ``desed_task.postprocessing.cli.TUNERS``, one floor up).
 """
 
 from __future__ import annotations

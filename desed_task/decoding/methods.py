@@ -1,5 +1,6 @@
 """The table of post-processing methods: ``method`` of the post-processing file -> the method
-(``method.PostProcessingMethod``). A new method is one file with its class and one line here."""
+(``method.PostProcessingMethod``). A new method is one file with its class and one line here;
+to be tuned, a tuner in ``desed_task.postprocessing.cli.TUNERS``."""
 
 from __future__ import annotations
 
