@@ -273,3 +273,18 @@ def test_every_post_processing_method_has_the_interface_and_a_tuner():
         assert method.name == name
         assert [member for member in members if not hasattr(method, member)] == [], name
     assert set(TUNERS) == set(METHODS)
+
+
+def test_a_median_file_is_a_frame_decoding_and_a_sebbs_file_is_not(tmp_path):
+    """Streams and the detector run a method that is the 2021 frame decoding per class
+    (``frame_decoding``); a cSEBBs file segments whole recordings (its ``events``)."""
+    median = write_postprocessing(
+        PostProcessing("median", ("Speech", "Dog"), {"median_window": (7, 9)}, (0.4, 0.6)), tmp_path / "m.yaml"
+    )
+    assert load_postprocessing(median, ["Dog", "Speech"]).frame_decoding() == ([0.6, 0.4], [9, 7])
+    parameters = {"step_filter_length": (0.48, 0.32), "merge_threshold_abs": (0.2, 0.2),
+                  "merge_threshold_rel": (np.inf, 2.0)}
+    sebbs = write_postprocessing(PostProcessing("sebbs", ("Speech", "Dog"), parameters), tmp_path / "s.yaml")
+    loaded = load_postprocessing(sebbs, ["Speech", "Dog"])
+    assert loaded.frame_decoding() is None and loaded.parameters == parameters
+    assert loaded.describe() == f"cSEBBs (from file: {sebbs})"
