@@ -87,6 +87,7 @@ def record(conf_file: Path, out: Path, log_dir: Path, exit_after: int = 0, param
     from desed_task.data import datamodule as dm
     from desed_task.data import sampler as sampler_module
     from desed_task.training.cli import main
+    from desed_task.training.scoring import TestScoring, ValidationScoring
 
     out.mkdir(parents=True, exist_ok=True)
     state: dict = {"epoch": -1, "step": 0, "records": {}, "states": [], "mixups": 0}
@@ -119,7 +120,9 @@ def record(conf_file: Path, out: Path, log_dir: Path, exit_after: int = 0, param
 
     fit_start = cls.on_fit_start
 
-    def fit_start_recorded(self):  # the weights as built (__init__ cannot be wrapped: Lightning reads its frame)
+    # the weights as built (__init__ cannot be wrapped: Lightning reads its frame); the module's
+    # hook runs after the scaler-fit callback's, which leaves the networks as they are
+    def fit_start_recorded(self):
         torch.save({k: v.clone() for k, v in self.sed_student.state_dict().items()}, out / "init_student.pt")
         origins = {name: getattr(module, "__file__", None) for name, module in list(sys.modules.items())
                    if name.split(".")[0] == "desed_task"}
@@ -181,17 +184,17 @@ def record(conf_file: Path, out: Path, log_dir: Path, exit_after: int = 0, param
         return batch_end(self, *args, **kwargs)
 
     cls.on_train_batch_end = batch_end_recorded
-    epoch_end = cls.on_validation_epoch_end
+    epoch_end = ValidationScoring.on_validation_epoch_end  # logs the validation values
 
-    def epoch_end_recorded(self):
+    def epoch_end_recorded(self, trainer, module):
         state["records"] = {}
-        epoch_end(self)
-        values = dict(state["records"], epoch=self.current_epoch, step=state["step"])
+        epoch_end(self, trainer, module)
+        values = dict(state["records"], epoch=module.current_epoch, step=state["step"])
         epochs.write(json.dumps(values) + "\n")
         epochs.flush()
 
-    cls.on_validation_epoch_end = epoch_end_recorded
-    train_end, test_start, test_end = cls.on_train_end, cls.on_test_start, cls.on_test_epoch_end
+    ValidationScoring.on_validation_epoch_end = epoch_end_recorded
+    train_end, test_start, test_end = cls.on_train_end, cls.on_test_start, TestScoring.on_test_epoch_end
 
     def train_end_recorded(self):
         torch.save(_named(self), out / "weights_train_end.pt")
@@ -201,12 +204,13 @@ def record(conf_file: Path, out: Path, log_dir: Path, exit_after: int = 0, param
         torch.save(_named(self), out / "weights_test.pt")
         return test_start(self)
 
-    def test_end_recorded(self):
-        test_end(self)
-        flat = {f"test/{m}/{k}": v for m, values in self.test_results.items() for k, v in values.items()}
+    def test_end_recorded(self, trainer, module):
+        test_end(self, trainer, module)
+        flat = {f"test/{m}/{k}": v for m, values in self.results.items() for k, v in values.items()}
         (out / "test_results.json").write_text(json.dumps(flat, indent=1))
 
-    cls.on_train_end, cls.on_test_start, cls.on_test_epoch_end = train_end_recorded, test_start_recorded, test_end_recorded
+    cls.on_train_end, cls.on_test_start = train_end_recorded, test_start_recorded
+    TestScoring.on_test_epoch_end = test_end_recorded
     main("record", str(conf_file), str(log_dir),
          argv=["--conf_file", str(conf_file), "--log_dir", str(log_dir), "--gpus", "0"])
 

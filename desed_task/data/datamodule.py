@@ -236,7 +236,7 @@ class DESEDDataModule(L.LightningDataModule):
         """``data.drop_clips_without_events`` (2023): the set's events without its empty-label
         rows (2023's ``dropna``), so that a clip without any event is not in the set; for the
         dev-test set, the durations of the clips left out are kept in ``test_dropped_durations``
-        (2023's psds_eval still counted them, see ``MeanTeacher.on_test_epoch_end``)."""
+        (2023's psds_eval still counted them, see ``evaluation.testing.score_test_set``)."""
         labelled = events[events["event_label"].notna()].reset_index(drop=True)
         labelled.attrs.update(events.attrs)
         with_events = set(labelled["filename"])

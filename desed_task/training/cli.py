@@ -32,6 +32,8 @@ from desed_task.decoding.errors import ClassValuesError
 from desed_task.devices import DeviceError, parse_gpus, torch_device
 from desed_task.nnet import build_network
 from desed_task.training.mean_teacher import MeanTeacher
+from desed_task.training.scaler_fit import DatasetScalerFit
+from desed_task.training.scoring import TestScoring, ValidationScoring
 from desed_task.training.trainer import LAST_CHECKPOINT, build_trainer, preserved_random_states
 
 log = logging.getLogger("desed_task")
@@ -171,6 +173,7 @@ def run(
         encoder.frame_step,
         evaluation=mode == "eval",
     )
+    test_scoring = TestScoring(config, module.class_names)  # a wrong post-processing file stops here
     if checkpoint is not None:
         load_network_weights(module, checkpoint, from_checkpoint)
     if resume is not None:
@@ -196,6 +199,7 @@ def run(
         cpu_processes=args.cpu_processes,
         num_nodes=args.num_nodes,
         fast_dev_run=args.fast_dev_run,
+        recipe_callbacks=[DatasetScalerFit(), ValidationScoring(), test_scoring],
     )
     stage = mode
     try:
@@ -224,12 +228,12 @@ def run(
             raise
         signum = signal.SIGTERM if trainer.received_sigterm else signal.SIGINT
         raise Interrupted(signum, how_to_go_on(args, trainer, stage, signum)) from None
-    output_dir = module.output_dir  # a collective under DDP: every process asks
+    output_dir = test_scoring.output_dir(trainer, module.evaluation)  # a collective under DDP: every process asks
     if trainer.is_global_zero:
         if not args.fast_dev_run:
             link_latest(output_dir, log_dir)
         print(f"results written to {output_dir}", flush=True)
-    return module.test_results
+    return test_scoring.results
 
 
 def link_latest(output_dir: Path, log_dir: Path) -> None:

@@ -9,7 +9,7 @@ import random
 import sys
 import types
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -216,9 +216,13 @@ def build_trainer(
     cpu_processes: int = 1,
     num_nodes: int = 1,
     fast_dev_run: bool = False,
+    recipe_callbacks: Sequence[Callback] = (),
 ) -> L.Trainer:
     """A Trainer with TensorBoard logs under `log_dir`/version_N, the best (val/obj_metric)
-    and the last checkpoint, early stopping, and DDP when more than one process is used."""
+    and the last checkpoint, early stopping, and DDP when more than one process is used.
+    `recipe_callbacks` (the scaler fit, the validation and test scoring) run after the
+    Trainer's own callbacks (the model summary is printed before the scaler is fitted) and
+    before the checkpoint callbacks, which Lightning moves last."""
     training = config["training"]
     accelerator, devices = parse_gpus(gpus)
     if accelerator == "cpu":
@@ -247,6 +251,7 @@ def build_trainer(
     progress_bar = training.get("enable_progress_bar", True)
     if progress_bar:
         callbacks.insert(-1, TQDMProgressBar(refresh_rate=10))
+    callbacks += recipe_callbacks
     clip = float(training.get("gradient_clip") or 0.0)
     return L.Trainer(
         accelerator=accelerator,
