@@ -22,7 +22,6 @@ from tqdm.auto import tqdm
 
 from desed_task.checkpoints import MODELS, CheckpointError
 from desed_task.config import ConfigError
-from desed_task.data.datasets import LabelType
 from desed_task.evaluation import (
     collar_f1,
     decode_scores,
@@ -38,6 +37,7 @@ from desed_task.features.mel import MelSpectrogram, log_mel
 from desed_task.features.network_input import mel_magnitudes, normalise
 from desed_task.features.scaler import TorchScaler
 from desed_task.nnet import run_network
+from desed_task.sets import LabelType
 from desed_task.training.distributed import broadcast_from_zero, gather_by_name
 from desed_task.training.ema import update_ema
 from desed_task.training.mixup import mixup
