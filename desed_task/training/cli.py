@@ -31,6 +31,7 @@ from desed_task.data.tables import MetadataError
 from desed_task.devices import DeviceError, parse_gpus, torch_device
 from desed_task.evaluation.class_values import ClassValuesError
 from desed_task.nnet import build_network
+from desed_task.sets import MODES, sets_read_in
 from desed_task.training.mean_teacher import MeanTeacher
 from desed_task.training.trainer import LAST_CHECKPOINT, build_trainer, preserved_random_states
 
@@ -103,7 +104,9 @@ def ensure_demo_embeddings(config: dict, source: str, gpus: str | None) -> None:
                    device=device, progress=_is_main_process())
 
 
-SEPARATED_SETS_OF_MODE = {"fit": ("synth", "weak", "unlabeled", "synth_val", "test"), "test": ("test",), "eval": ("eval",)}
+SEPARATED_SETS_OF_MODE = {
+    mode: tuple(spec.name for spec in sets_read_in(mode) if spec.separation_rank is not None) for mode in MODES
+}
 """The sets whose ``_sep`` folders finetune_on_separated.py reads in each mode."""
 
 
