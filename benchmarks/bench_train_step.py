@@ -45,10 +45,10 @@ import torch  # noqa: E402
 
 from desed_task.config import load_config  # noqa: E402
 from desed_task.data.classes import DESED_CLASSES  # noqa: E402
-from desed_task.data.datasets import LabelType  # noqa: E402
 from desed_task.features.kaldi import KaldiFbank  # noqa: E402
 from desed_task.nnet import build_network  # noqa: E402
 from desed_task.nnet.beats import N_MEL_BINS  # noqa: E402
+from desed_task.sets import LabelType  # noqa: E402
 from desed_task.threads import set_cpu_threads  # noqa: E402
 from desed_task.training.ema import update_ema  # noqa: E402
 from desed_task.training.mean_teacher import MeanTeacher  # noqa: E402

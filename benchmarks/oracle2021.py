@@ -86,6 +86,7 @@ def record(conf_file: Path, out: Path, log_dir: Path, exit_after: int = 0, param
     import desed_task.training.mean_teacher as mt
     from desed_task.data import datamodule as dm
     from desed_task.data import sampler as sampler_module
+    from desed_task.sets import BATCH_PARTS
     from desed_task.training.cli import main
     from desed_task.training.scoring import TestScoring, ValidationScoring
 
@@ -112,8 +113,7 @@ def record(conf_file: Path, out: Path, log_dir: Path, exit_after: int = 0, param
     def setup_recorded(self, stage=None):
         setup(self, stage)
         if self.train_sets:
-            tags = ("synth", "weak", "unlabeled")
-            names = [f"{tag}/{name}" for tag, s in zip(tags, self.train_sets) for name in s.filenames]
+            names = [f"{tag}/{name}" for tag, s in zip(BATCH_PARTS, self.train_sets) for name in s.filenames]
             (out / "index_names.json").write_text(json.dumps(names))
 
     dm.DESEDDataModule.setup = setup_recorded

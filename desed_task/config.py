@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from desed_task.sets import BATCH_PARTS, FOLDER_SETS, FOLDER_SUFFIXES, SETS
+
 
 class ConfigError(ValueError):
     """The configuration is not usable; the message names the file and the key."""
@@ -92,19 +94,9 @@ SCHEMA: dict[str, dict[str, tuple[Any, bool]]] = {
         # false (2021): strongly labelled clips without any event (15 of DESED's dev-test) are
         # kept, scored and written; true (2023's dropna): left out of their set
         "drop_clips_without_events": (bool, False),
-        **{
-            f"{name}{suffix}": (_OPT_STR, False)
-            for name in ("synth", "weak", "unlabeled", "synth_val", "test", "eval", "strong")
-            for suffix in ("_folder", "_folder_16k", "_folder_44k", "_folder_sep")
-        },
-        "synth_tsv": (_OPT_STR, False),
-        # the 2023 recipe's strongly labelled real clips (AudioSet strong), see training.strong_real
-        "strong_tsv": (_OPT_STR, False),
-        "weak_tsv": (_OPT_STR, False),
-        "synth_val_tsv": (_OPT_STR, False),
-        "synth_val_dur": (_OPT_STR, False),
-        "test_tsv": (_OPT_STR, False),
-        "test_dur": (_OPT_STR, False),
+        # the folders and tables of every set of desed_task.sets
+        **{f"{spec.name}{suffix}": (_OPT_STR, False) for spec in FOLDER_SETS for suffix in FOLDER_SUFFIXES},
+        **{key: (_OPT_STR, False) for spec in SETS for key in (spec.tsv_key, spec.durations_key) if key},
     },
     "opt": {
         "lr": (_NUM, True),
@@ -188,8 +180,6 @@ AGGREGATION_TYPES = ("pool1d", "interpolate", "frame", "global")
 PRETRAINED_MODELS = ("beats",)
 """Values of ``pretrained.model``: the embedding extractors this project implements."""
 REQUIRED_SECTIONS = ("training", "scaler", "data", "opt", "feats", "net")
-
-_SET_NAMES = ("synth", "weak", "unlabeled", "synth_val", "test", "eval", "strong")
 
 # value ranges, checked with the types: (lowest, highest), None = unbounded
 _POSITIVE, _NON_NEGATIVE, _FRACTION = (1, None), (0, None), (0, 1)
@@ -284,15 +274,15 @@ def validate_config(config: dict, source: str = "<config>") -> dict:
             if required and key not in values:
                 raise ConfigError(f"{source}: missing key '{section}.{key}'")
     data = config["data"]
-    for name in _SET_NAMES:
+    for name in (spec.name for spec in FOLDER_SETS):
         alias = data.pop(f"{name}_folder_16k", None)
         if data.get(f"{name}_folder") is None and alias is not None:
             data[f"{name}_folder"] = alias
     _check_ranges(config, source)
     training = config["training"]
-    if len(training["batch_size"]) != 3 or sum(training["batch_size"]) == 0:
+    if len(training["batch_size"]) != len(BATCH_PARTS) or sum(training["batch_size"]) == 0:
         raise ConfigError(
-            f"{source}: 'training.batch_size' must be [synth, weak, unlabeled] clips, not all 0"
+            f"{source}: 'training.batch_size' must be [{', '.join(BATCH_PARTS)}] clips, not all 0"
         )
     if training["self_sup_loss"] not in ("mse", "bce"):
         raise ConfigError(f"{source}: 'training.self_sup_loss' must be mse or bce")

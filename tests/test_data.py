@@ -11,7 +11,6 @@ from desed_task.data.audio import AudioError, read_audio
 from desed_task.data.classes import DESED_CLASSES
 from desed_task.data.datasets import (
     EmptySetError,
-    LabelType,
     StronglyLabeledSet,
     UnlabeledSet,
     WeaklyLabeledSet,
@@ -20,6 +19,7 @@ from desed_task.data.label_encoder import ManyHotEncoder
 from desed_task.data.resample import resample_folder, write_durations
 from desed_task.data.sampler import MixedBatchSampler
 from desed_task.data.tables import MetadataError, read_strong_table, read_weak_table
+from desed_task.sets import LabelType
 
 
 @pytest.fixture

@@ -158,7 +158,7 @@ def test_interrupted_build_is_redone(tmp_path, monkeypatch):
     real_build_set = demo_module._build_set
 
     def failing_build_set(spec, *args, **kwargs):
-        if spec.name == "validation":
+        if spec.demo_name == "validation":
             raise KeyboardInterrupt
         return real_build_set(spec, *args, **kwargs)
 

@@ -20,8 +20,8 @@ from conftest import write_wav
 from pipeline import run_cli, tiny_pretrained_config, write_config
 
 import desed_task.training.mean_teacher as mean_teacher_module
-from desed_task.data.datasets import LabelType
 from desed_task.nnet.CRNN import CRNN
+from desed_task.sets import LabelType
 from desed_task.training.cli import main as train_main
 from desed_task.training.mean_teacher import MeanTeacher
 

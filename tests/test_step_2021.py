@@ -18,8 +18,8 @@ from conftest import REPO
 
 from desed_task.config import load_config
 from desed_task.data.classes import DESED_CLASSES
-from desed_task.data.datasets import LabelType
 from desed_task.nnet import build_network
+from desed_task.sets import LabelType
 from desed_task.training.mean_teacher import MeanTeacher
 
 sys.path.insert(0, str(REPO / "benchmarks"))

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from desed_task.data import sampler
-from desed_task.data.datasets import LabelType
+from desed_task.sets import LabelType
 from desed_task.training.cli import main
 from desed_task.training.mean_teacher import MeanTeacher
 

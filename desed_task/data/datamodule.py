@@ -29,12 +29,11 @@ from desed_task.data.tables import (
     read_weak_table,
     shortest_audio_seconds,
 )
+from desed_task.sets import SETS_BY_NAME, sets_read_in
 from desed_task.threads import available_cores, one_thread_worker
 
 log = logging.getLogger(__name__)
 
-FIT_SETS = ("synth", "weak", "unlabeled", "synth_val")
-DURATION_KEYS = {"synth_val": "synth_val_dur", "test": "test_dur"}
 EXTRACT_COMMAND = "python -m desed_task.embeddings --beats BEATs_iter3_plus_AS2M.pt --conf_file CONF.yaml"
 
 
@@ -84,7 +83,9 @@ class DESEDDataModule(L.LightningDataModule):
         self.mode = mode
         self.separated_sources = separated_sources
         self.class_names = list(encoder.labels)
-        self.train_sets: list[Dataset] = []  # [strong part (synthetic, + real with strong_real), weak, unlabelled]
+        # the parts of the mixed batch (desed_task.sets.BATCH_PARTS): [strong part (synthetic, + real
+        # with strong_real), weak, unlabelled]
+        self.train_sets: list[Dataset] = []
         self.val_set: Dataset | None = None
         self.test_set: ClipSet | None = None
         self.synth_val_events: pd.DataFrame | None = None
@@ -96,17 +97,14 @@ class DESEDDataModule(L.LightningDataModule):
         self._prepared = False
         self.uses_embeddings = bool(config.get("net", {}).get("use_embeddings"))
 
-    # which sets this mode reads
     def _set_names(self) -> tuple[str, ...]:
-        if self.mode == "eval":
-            return ("eval",)
-        if self.mode == "test":
-            return ("test",)
-        strong = ("strong",) if self.training.get("strong_real") else ()
-        return (*FIT_SETS, *strong, "test")
+        """The sets with folders that this mode reads (`desed_task.sets`; ``strong`` with
+        ``training.strong_real``)."""
+        return tuple(spec.name for spec in sets_read_in(self.mode, self.training))
 
     def _embedding_sets(self) -> tuple[str, ...]:
-        """The sets whose embeddings this mode reads (names of `reader.SET_FILES`)."""
+        """The sets whose embeddings this mode reads (the held-out weak clips have a file of
+        their own, see `desed_task.sets`)."""
         names = self._set_names()
         if self.mode == "fit" and float(self.training["weak_split"]) < 1:
             names = (*names, "weak_val")
@@ -130,7 +128,7 @@ class DESEDDataModule(L.LightningDataModule):
                 sep = self.data.get(f"{name}_folder_sep")
                 if not sep or not Path(sep).is_dir():
                     missing.append(f"{sep} (data.{name}_folder_sep; run run_separation.py)")
-            key = f"{name}_tsv"
+            key = SETS_BY_NAME[name].tsv_key
             if key in self.data and not Path(self.data[key] or "").is_file():
                 missing.append(f"{self.data[key]} (data.{key})")
         if missing:
@@ -157,9 +155,10 @@ class DESEDDataModule(L.LightningDataModule):
                 report = resample_folder(folder_44k, folder, fs, resampler=self.data.get("resampler"))
                 if report.failed:
                     log.warning("%d file(s) of %s could not be resampled", len(report.failed), folder_44k)
-        for name, key in (("synth_val", "synth_val_dur"), ("test", "test_dur")):
-            path, folder = self.data.get(key), self._folder(name)
-            if name in self._set_names() and path and not Path(path).is_file() and folder and folder.is_dir():
+        for name in self._set_names():
+            key = SETS_BY_NAME[name].durations_key
+            path, folder = self.data.get(key) if key else None, self._folder(name)
+            if path and not Path(path).is_file() and folder and folder.is_dir():
                 log.info("writing durations of %s to %s", folder, path)
                 write_durations(folder, path)
 
@@ -204,7 +203,8 @@ class DESEDDataModule(L.LightningDataModule):
         ``data.drop_clips_without_events`` (2023) leaves every clip without events out."""
         path = self.data[f"{name}_tsv"]
         events = read_strong_table(path, self.class_names)
-        durations = read_durations(self.data[DURATION_KEYS[name]]) if name in DURATION_KEYS else None
+        durations_key = SETS_BY_NAME[name].durations_key
+        durations = read_durations(self.data[durations_key]) if durations_key else None
         events = drop_events_past_end(events, path, name, float(self.data["audio_max_len"]), durations)
         if self.data.get("drop_clips_without_events"):
             events = self._drop_clips_without_events(name, events, durations)
@@ -221,7 +221,7 @@ class DESEDDataModule(L.LightningDataModule):
             unlisted = [f for f in dataset.filenames if f not in listed]
             if unlisted:
                 raise MetadataError(
-                    f"{path}: {len(unlisted)} clip(s) missing from {self.data[DURATION_KEYS[name]]} "
+                    f"{path}: {len(unlisted)} clip(s) missing from {self.data[durations_key]} "
                     f"(first: {unlisted[0]}); add their durations"
                 )
         kept = set(dataset.filenames)

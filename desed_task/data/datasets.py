@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from enum import IntEnum
 from pathlib import Path
 
 import numpy as np
@@ -28,14 +27,9 @@ from torch.utils.data import Dataset
 
 from desed_task.data.audio import AudioError, audio_info, list_wav_clips, read_audio
 from desed_task.data.embeddings_reader import EmbeddingsReader
+from desed_task.sets import LabelType
 
 log = logging.getLogger(__name__)
-
-
-class LabelType(IntEnum):
-    STRONG = 0
-    WEAK = 1
-    UNLABELED = 2
 
 
 class EmptySetError(RuntimeError):

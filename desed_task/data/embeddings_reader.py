@@ -7,7 +7,7 @@ lazily in each process (loader workers included), since the frame embeddings of 
 larger than memory (about 25k clips x 768 x 496 float32, 38 GB).
 
 Which file a set reads: ``<pretrained.extracted_embeddings_dir>/<pretrained.model>/<file>.hdf5``
-with the 2023 file names (:data:`SET_FILES`).
+with the 2023 file names (``embeddings_file`` of the table of sets, `desed_task.sets`).
 """
 
 from __future__ import annotations
@@ -28,18 +28,8 @@ from desed_task.data.embeddings_store import (
     GLOBAL,
     EmbeddingsError,
 )
+from desed_task.sets import SETS_BY_NAME
 
-# the datamodule's set names -> the 2023 recipe's files
-SET_FILES = {
-    "synth": "synth_train",
-    "strong": "strong_train",
-    "weak": "weak_train",
-    "unlabeled": "unlabeled_train",
-    "synth_val": "synth_val",
-    "weak_val": "weak_val",
-    "test": "devtest",
-    "eval": "eval",
-}
 DATASETS = {"frame": FRAME, "global": GLOBAL}
 CLIP_SECONDS_2023 = 10.0  # the 2023 files carry no clip length: they were all of 10 s clips
 
@@ -56,8 +46,9 @@ def embeddings_dir(config: dict, source: str) -> Path:
 
 
 def set_file(config: dict, set_name: str, source: str = "the config") -> Path:
-    """The embeddings file of one of the datamodule's sets (see :data:`SET_FILES`)."""
-    return embeddings_dir(config, source) / f"{SET_FILES[set_name]}.hdf5"
+    """The embeddings file of one of the datamodule's sets (its ``embeddings_file`` in
+    `desed_task.sets`)."""
+    return embeddings_dir(config, source) / f"{SETS_BY_NAME[set_name].embeddings_file}.hdf5"
 
 
 class EmbeddingsReader:

@@ -35,24 +35,12 @@ from desed_task.data.embeddings_store import (
 )
 from desed_task.data.resample import resample_folder
 from desed_task.nnet.beats import SAMPLE_RATE, BEATs
+from desed_task.sets import embedded_sets
 from desed_task.threads import one_thread_worker
 
 log = logging.getLogger(__name__)
 
 CLIP_SECONDS = 10.0  # 2023 padded or cropped every clip to 10 s
-# the 2023 recipe's files and the config folders they come from (weak_val: the whole weak
-# folder again, as 2023 extracted it; here copied from weak_train instead of computed twice)
-CONFIG_SETS = (
-    ("synth_train", "synth"),
-    ("weak_train", "weak"),
-    ("strong_train", "strong"),  # only with training.strong_real
-    ("unlabeled_train", "unlabeled"),
-    ("synth_val", "synth_val"),
-    ("weak_val", "weak"),
-    ("devtest", "test"),
-    ("eval", "eval"),  # only when data.eval_folder is set and on disk
-)
-OPTIONAL_SETS = ("eval",)
 UNREADABLE_LISTED = 10  # names in the warning; the rest are counted
 
 
@@ -230,14 +218,19 @@ class EmbeddingSet:
 
 
 def config_sets(config: dict, source: str) -> list[EmbeddingSet]:
-    """The sets of a config with a folder, in the 2023 order; raises EmbeddingsError listing
-    the folders that are set but absent (with no ``_44k`` twin to resample)."""
+    """The sets of a config with a folder, in the 2023 order (`desed_task.sets.embedded_sets`:
+    the 2023 recipe's files and the config folders they come from; weak_val is the whole weak
+    folder again, as 2023 extracted it, here copied from weak_train instead of computed twice;
+    strong_train only with ``training.strong_real``; eval only when ``data.eval_folder`` is set
+    and on disk); raises EmbeddingsError listing the folders that are set but absent (with no
+    ``_44k`` twin to resample)."""
     data, out_dir = config["data"], embeddings_dir(config, source)
     if int(data["fs"]) != SAMPLE_RATE:
         raise EmbeddingsError(f"{source}: BEATs reads 16 kHz clips; 'data.fs' is {data['fs']}")
     sets, missing = [], []
-    for name, key in CONFIG_SETS:
-        if key == "strong" and not (config.get("training") or {}).get("strong_real"):
+    for spec in embedded_sets():
+        name, key = spec.embeddings_file, spec.folder_set
+        if spec.switch is not None and not (config.get("training") or {}).get(spec.switch):
             continue
         folder = data.get(f"{key}_folder")
         if not folder:
@@ -245,7 +238,7 @@ def config_sets(config: dict, source: str) -> list[EmbeddingSet]:
             continue
         twin = data.get(f"{key}_folder_44k")
         if not Path(folder).is_dir() and not (twin and Path(twin).is_dir()):
-            if name in OPTIONAL_SETS:
+            if spec.optional:
                 log.info("%s: %s (data.%s_folder) is not on disk, no %s.hdf5", source, folder, key, name)
                 continue
             missing.append(f"{folder} (data.{key}_folder)")
@@ -260,7 +253,8 @@ def prepare_folders(config: dict, sets: Iterable[EmbeddingSet]) -> None:
     """Resample the sets' ``_44k`` twins into their 16 kHz folders, as training does first
     (with the config's ``data.resampler``: the embeddings describe the clips training reads)."""
     data = config["data"]
-    for name, key in CONFIG_SETS:
+    for spec in embedded_sets():
+        name, key = spec.embeddings_file, spec.folder_set
         twin = data.get(f"{key}_folder_44k")
         folder = data.get(f"{key}_folder")
         if any(s.name == name for s in sets) and twin and Path(twin).is_dir():
@@ -270,7 +264,7 @@ def prepare_folders(config: dict, sets: Iterable[EmbeddingSet]) -> None:
 
 
 def extract_config(model: BEATs, config: dict, source: str, **kwargs) -> list[ExtractionReport]:
-    """Every set of the config (see :data:`CONFIG_SETS`); a folder shared by two sets is
+    """Every set of the config (see `config_sets`); a folder shared by two sets is
     extracted once and its file copied."""
     sets = config_sets(config, source)
     prepare_folders(config, sets)

@@ -1,7 +1,8 @@
 """Which folders of a config `run_separation.py` resamples and separates.
 
-For each set (as in 2021: synthetic train, synthetic validation, weak, unlabelled, dev-test)
-the config's ``data`` section names up to three folders:
+For each set of `desed_task.sets` with a ``separation_rank`` (in 2021's order: synthetic train,
+synthetic validation, weak, unlabelled, dev-test; then the evaluation set, when its audio is on
+disk) the config's ``data`` section names up to three folders:
 
     <set>_folder_44k  original clips (optional; when set, resampled into the 16 kHz folder)
     <set>_folder_16k  16 kHz clips, the separation input (`load_config` folds it into
@@ -17,17 +18,10 @@ from pathlib import Path
 
 from desed_task.config import ConfigError
 from desed_task.data.resample import ResampleReport, resample_folder, write_durations
+from desed_task.sets import SETS_BY_NAME, separated_sets, sets_read_in
 
 log = logging.getLogger(__name__)
 
-SEPARATED_SETS: tuple[str, ...] = ("synth", "synth_val", "weak", "unlabeled", "test")
-"""The sets the 2021 `run_separation.py` separates, in its order."""
-TEST_ONLY_SETS: tuple[str, ...] = ("test",)
-OPTIONAL_SETS: tuple[str, ...] = ("eval",)
-"""Sets separated only when their ``_sep`` folder is set and their audio is on disk (2021 did
-not separate the evaluation set; `--eval_from_checkpoint` of a fine-tuned model needs it)."""
-DURATION_KEYS: dict[str, str] = {"synth_val": "synth_val_dur", "test": "test_dur"}
-"""Sets whose clip durations tsv the 2021 script rewrote after resampling."""
 
 
 @dataclass(frozen=True)
@@ -65,11 +59,14 @@ def separation_jobs(
             neither a 16 kHz folder nor a 44 kHz one to make it from).
     """
     jobs = []
-    for name in names or (TEST_ONLY_SETS if test_only else SEPARATED_SETS + OPTIONAL_SETS):
+    if not names:
+        names = tuple(spec.name for spec in (sets_read_in("test") if test_only else separated_sets()))
+    for name in names:
         audio_44k = _folder(data, f"{name}_folder_44k")
         audio_16k = _folder(data, f"{name}_folder_16k") or _folder(data, f"{name}_folder")
         separated = _folder(data, f"{name}_folder_sep")
-        if name in OPTIONAL_SETS and not _optional_set_ready(name, audio_44k, audio_16k, separated):
+        # an optional set (the evaluation set) only when its _sep folder is set and its audio is on disk
+        if SETS_BY_NAME[name].optional and not _optional_set_ready(name, audio_44k, audio_16k, separated):
             continue
         if audio_16k is None:
             raise ConfigError(f"data.{name}_folder_16k: the 16 kHz folder of '{name}' is not set")
@@ -82,7 +79,8 @@ def separation_jobs(
                 f"data.{name}_folder_44k: {audio_16k} does not exist and there is no 44 kHz "
                 f"folder to resample it from"
             )
-        duration_key = DURATION_KEYS.get(name)
+        # the 2021 script rewrote the durations tsv of a set after resampling it
+        duration_key = SETS_BY_NAME[name].durations_key
         durations = _folder(data, duration_key) if duration_key else None
         jobs.append(SeparationJob(name, audio_44k, audio_16k, separated, durations))
     return jobs

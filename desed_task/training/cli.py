@@ -31,6 +31,7 @@ from desed_task.data.tables import MetadataError
 from desed_task.decoding.errors import ClassValuesError
 from desed_task.devices import DeviceError, parse_gpus, torch_device
 from desed_task.nnet import build_network
+from desed_task.sets import MODES, sets_read_in
 from desed_task.training.mean_teacher import MeanTeacher
 from desed_task.training.scaler_fit import DatasetScalerFit
 from desed_task.training.scoring import TestScoring, ValidationScoring
@@ -105,7 +106,9 @@ def ensure_demo_embeddings(config: dict, source: str, gpus: str | None) -> None:
                    device=device, progress=_is_main_process())
 
 
-SEPARATED_SETS_OF_MODE = {"fit": ("synth", "weak", "unlabeled", "synth_val", "test"), "test": ("test",), "eval": ("eval",)}
+SEPARATED_SETS_OF_MODE = {
+    mode: tuple(spec.name for spec in sets_read_in(mode) if spec.separation_rank is not None) for mode in MODES
+}
 """The sets whose ``_sep`` folders finetune_on_separated.py reads in each mode."""
 
 

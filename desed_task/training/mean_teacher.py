@@ -22,11 +22,11 @@ import torch
 from torch import nn
 
 from desed_task.checkpoints import MODELS
-from desed_task.data.datasets import LabelType
 from desed_task.features.mel import MelSpectrogram
 from desed_task.features.network_input import mel_magnitudes, normalise
 from desed_task.features.scaler import TorchScaler
 from desed_task.nnet import run_network
+from desed_task.sets import LabelType
 from desed_task.training.ema import update_ema
 from desed_task.training.mixup import mixup
 from desed_task.training.schedulers import (

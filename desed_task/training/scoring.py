@@ -20,12 +20,12 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from desed_task.checkpoints import MODELS
-from desed_task.data.datasets import LabelType
 from desed_task.decoding.postprocessing_file import PostProcessing, load_postprocessing
 from desed_task.evaluation.clip_outputs import ClipOutputs
 from desed_task.evaluation.report import summary_table, write_predictions
 from desed_task.evaluation.testing import postprocessing_description, score_test_set
 from desed_task.evaluation.validation_metrics import OBJECTIVE, validation_metrics
+from desed_task.sets import LabelType
 from desed_task.training.distributed import broadcast_from_zero, gather_by_name
 
 log = logging.getLogger(__name__)

@@ -56,6 +56,7 @@ from desed_task.data_generation.scaper.soundscapes import (
     plan_soundscapes,
     render_soundscapes,
 )
+from desed_task.sets import LabelType, SetSpec, demo_sets
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +67,8 @@ COMPLETE_MARKER = ".complete"
 
 @dataclass(frozen=True)
 class DemoSizes:
-    """Clips per set, and soundbank files per class / background kind (train, heldout)."""
+    """Clips per set (a field per ``demo_name`` of `desed_task.sets`, in its order), and
+    soundbank files per class / background kind (train, heldout)."""
 
     synthetic_train: int = 400
     weak: int = 200
@@ -159,43 +161,13 @@ class DemoLayout:
         return {name: getattr(self, name) for name in names}
 
 
-@dataclass(frozen=True)
-class _SetSpec:
-    name: str
-    audio_dir: str  # attribute of DemoLayout
-    soundbank_split: str
-    n_clips_field: str  # attribute of DemoSizes
-    min_events: int
-    max_events: int
-    sample_rate: int
-
-
-_SETS = (
-    _SetSpec(
-        "synthetic_train", "synthetic_train", "train", "synthetic_train", 1, 3, DEMO_SAMPLE_RATE
-    ),
-    _SetSpec("weak", "weak", "train", "weak", 1, 3, DEMO_SAMPLE_RATE),
-    _SetSpec(
-        "unlabel_in_domain",
-        "unlabel_in_domain",
-        "train",
-        "unlabel_in_domain",
-        0,
-        3,
-        DEMO_SAMPLE_RATE,
-    ),
-    _SetSpec(
-        "synthetic_validation",
-        "synthetic_validation",
-        "heldout",
-        "synthetic_validation",
-        1,
-        3,
-        DEMO_SAMPLE_RATE,
-    ),
-    _SetSpec("validation", "validation", "heldout", "validation", 0, 3, DEV_TEST_SAMPLE_RATE),
-    _SetSpec("eval", "eval", "heldout", "eval", 0, 3, DEMO_SAMPLE_RATE),
-)
+MAX_EVENTS = 3
+"""Events per demo clip, at most."""
+EVENT_FREE_SETS = ("unlabeled", "test", "eval")
+"""Sets (of `desed_task.sets`) whose demo clips may hold no event, as real recordings do; the
+clips of the others hold at least one."""
+SAMPLE_RATES = {"test": DEV_TEST_SAMPLE_RATE}
+"""Sets not written at DEMO_SAMPLE_RATE: the dev-test, so that training's resampling runs."""
 
 
 def demo_params(sample_rate: int = DEMO_SAMPLE_RATE) -> SoundscapeParams:
@@ -222,34 +194,31 @@ def _is_complete(root: Path, info: dict) -> bool:
         return False
 
 
-def _build_set(spec: _SetSpec, layout: DemoLayout, sizes: DemoSizes, seed: int, jobs: int) -> None:
-    split_dir = layout.soundbank / spec.soundbank_split
+def _build_set(spec: SetSpec, layout: DemoLayout, sizes: DemoSizes, seed: int, jobs: int) -> None:
+    """Render one set of the table (`desed_task.sets`) and write its tables: the training sets
+    from the ``train`` soundbank, the others from the ``heldout`` one; its folder, tables, size
+    and seed are named by its ``demo_name`` (``DemoLayout`` and ``DemoSizes`` attributes)."""
+    name = spec.demo_name
+    split_dir = layout.soundbank / ("train" if spec.batch_part is not None else "heldout")
     soundbank = SoundbankIndex.scan(split_dir / "foreground", split_dir / "background")
-    params = demo_params(spec.sample_rate)
-    sampler = UniformLabelSampler(DESED_CLASSES, spec.min_events, spec.max_events)
-    plans = plan_soundscapes(
-        getattr(sizes, spec.n_clips_field), soundbank, sampler, params, _sub_seed(seed, spec.name)
-    )
+    params = demo_params(SAMPLE_RATES.get(spec.name, DEMO_SAMPLE_RATE))
+    sampler = UniformLabelSampler(DESED_CLASSES, 0 if spec.name in EVENT_FREE_SETS else 1, MAX_EVENTS)
+    plans = plan_soundscapes(getattr(sizes, name), soundbank, sampler, params, _sub_seed(seed, name))
     clip_events = render_soundscapes(
         plans,
         soundbank,
         params,
-        getattr(layout, spec.audio_dir),
-        jams_dir=layout.jams / spec.name,
+        getattr(layout, name),
+        jams_dir=layout.jams / name,
         jobs=jobs,
-        description=spec.name,
+        description=name,
     )
-    durations = {filename: params.duration_s for filename in clip_events}
-    if spec.name == "synthetic_train":
-        write_tsv(strong_table(clip_events), layout.synthetic_train_tsv)
-    elif spec.name == "weak":
-        write_tsv(weak_table(clip_events), layout.weak_tsv)
-    elif spec.name == "synthetic_validation":
-        write_tsv(strong_table(clip_events), layout.synthetic_validation_tsv)
-        write_tsv(durations_table(durations), layout.synthetic_validation_durations)
-    elif spec.name == "validation":
-        write_tsv(strong_table(clip_events), layout.validation_tsv)
-        write_tsv(durations_table(durations), layout.validation_durations)
+    if spec.tsv:
+        table = strong_table if spec.label is LabelType.STRONG else weak_table
+        write_tsv(table(clip_events), getattr(layout, f"{name}_tsv"))
+    if spec.durations:
+        durations = {filename: params.duration_s for filename in clip_events}
+        write_tsv(durations_table(durations), getattr(layout, f"{name}_durations"))
 
 
 def build_demo_dataset(
@@ -289,7 +258,7 @@ def build_demo_dataset(
             shutil.rmtree(partial / sub, ignore_errors=True)
             synthesize_soundbank(partial / sub, _sub_seed(seed, sub), n_clips, n_backgrounds)
             done.touch()
-    for spec in _SETS:
+    for spec in demo_sets():
         _build_set(spec, layout, sizes, seed, jobs)
 
     for done in partial.glob(".*.done"):
@@ -348,27 +317,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2, help="rendering processes")
     defaults = DemoSizes()
-    for name in (
-        "synthetic_train",
-        "weak",
-        "unlabel_in_domain",
-        "synthetic_validation",
-        "validation",
-        "eval",
-    ):
+    names = [spec.demo_name for spec in demo_sets()]
+    for name in names:
         parser.add_argument(f"--n_{name}", type=int, default=getattr(defaults, name), help="clips")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    sizes = DemoSizes(
-        synthetic_train=args.n_synthetic_train,
-        weak=args.n_weak,
-        unlabel_in_domain=args.n_unlabel_in_domain,
-        synthetic_validation=args.n_synthetic_validation,
-        validation=args.n_validation,
-        eval=args.n_eval,
-    )
+    sizes = DemoSizes(**{name: getattr(args, f"n_{name}") for name in names})
     layout = build_demo_dataset(args.root, seed=args.seed, sizes=sizes, jobs=args.jobs)
     for name, path in layout.as_dict().items():
         print(f"{name:32s} {path}")
