@@ -5,6 +5,7 @@ GitHub's rules), the README stays short, and every page of `docs/` is reachable 
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,65 @@ def test_every_image_of_docs_is_shown_on_a_page():
     shown = {(page.parent / t.partition("#")[0]).resolve() for page in PAGES for t in relative_links(page)}
     unused = [p.name for p in DOCS.glob("*.png") if p.resolve() not in shown]
     assert not unused, unused
+
+
+# ------------------------------------------------------------------ the commands of the pages
+def _shell_commands(page: Path) -> list[str]:
+    """Each command of the page's bash blocks, indented code lines and inline code spans that
+    start with `python ` or `bash `, continuation lines joined and pipes and `&&` split:
+    `ffmpeg ... | python -m ...` gives both commands."""
+    text = page.read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
+    blocks += re.findall(r"(?:^|\n\n)((?: {4}.*\n?)+)", "\n".join(_prose_lines(text)))
+    prose = " ".join(re.sub(r"```.*?```", "", text, flags=re.S).split())  # a span may cross lines
+    blocks += [span for span in re.findall(r"`([^`]+)`", prose) if re.match(r"(python3?|bash) ", span)]
+    commands = []
+    for block in blocks:
+        for line in block.replace("\\\n", " ").splitlines():
+            commands += [part.strip() for part in re.split(r"\s(?:\||&&)\s", line) if part.strip()]
+    return commands
+
+
+def _sources_of(words: list[str]) -> tuple[Path, list[Path]] | None:
+    """The entry point a `python ...` or `bash ...` command runs, and the files that define its
+    options (the script and the package modules it imports); None for other programs."""
+    if words[0] not in ("python", "python3", "bash") or len(words) < 2:
+        return None
+    if words[1] == "-m":
+        if not words[2].startswith("desed_task.") or "*" in words[2]:
+            return None  # pytest, venv; `python -m desed_task.*` names them all
+        package = REPO.joinpath(*words[2].split("."))
+        entry = package / "__main__.py" if package.is_dir() else package.with_suffix(".py")
+        return entry, sorted(package.rglob("*.py")) if package.is_dir() else [entry]
+    entry = REPO / words[1]
+    if not entry.is_file():
+        return entry, []
+    files = [entry]
+    for module in re.findall(r"^from (desed_task[\w.]*) import", entry.read_text(), re.M):
+        path = REPO.joinpath(*module.split("."))
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path.with_suffix(".py")]
+    return entry, files
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_command_names_an_entry_point_and_options_that_exist(page):
+    """A command of the pages runs a script or module that is there, with options it defines
+    (the commands that need data or a trained model are run by test_usability and
+    test_own_recordings; this catches a renamed script, module or flag everywhere else)."""
+    wrong = []
+    for command in _shell_commands(page):
+        words = shlex.split(command, comments=True)
+        sources = _sources_of(words) if words else None
+        if sources is None:
+            continue
+        entry, files = sources
+        if not entry.is_file():
+            wrong.append(f"{command}: no {entry.relative_to(REPO)}")
+            continue
+        defined = "".join(path.read_text() for path in files if path.is_file())
+        start = 3 if words[1] == "-m" else 2
+        for word in words[start:]:
+            flag = word.strip("[]").split("=")[0]
+            if flag.startswith("--") and flag != "--help" and f'"{flag}"' not in defined and f"'{flag}'" not in defined and f" {flag})" not in defined:
+                wrong.append(f"{command}: {flag} is not an option of {entry.relative_to(REPO)}")
+    assert not wrong, wrong
