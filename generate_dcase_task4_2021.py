@@ -7,7 +7,7 @@ input dataset (--desed_soundbank, --fsd50k, --fuss, --desed_real, --meta_infos) 
 on disk, do not download"; so does a complete 2021 soundbank at --out_soundbank. The soundbank
 is assembled, and soundscapes are drawn, exactly as the 2021 generator did (--fix_2021_quirks:
 the project's corrected soundbank and draws). YouTube clips that cannot be fetched are listed
-per set in <desed_real>/missing_files/; they never stop the run. See "The DCASE 2021 data" in README.md.
+per set in <desed_real>/missing_files/; they never stop the run. See "The DCASE 2021 data" in docs/data.md.
 """
 
 import sys

@@ -3,7 +3,7 @@
     python train_sed.py                                   # real DESED, confs/sed.yaml
     python train_sed.py --conf_file confs/demo.yaml       # built-in demo, no download
     python train_sed.py --test_from_checkpoint CKPT       # test a trained model
-See README.md for every option.
+See docs/training.md for every option.
 """
 
 from desed_task.training.cli import main

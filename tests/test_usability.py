@@ -1,5 +1,5 @@
-"""What a new user meets, through the entry points the user runs: the README's inference
-snippets as written, array layouts of the Python API, output names of the inference CLI,
+"""What a new user meets, through the entry points the user runs: the inference page's
+snippets as written (docs/inference.md), array layouts of the Python API, output names of the inference CLI,
 foreign checkpoints, `--gpus` forms, SIGTERM and Ctrl-C of train_sed.py, and the noise of a run."""
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from desed_task.inference.cli import main as inference_main
 from desed_task.training.cli import main as training_main
 
 README = (REPO / "README.md").read_text()
+INFERENCE = (REPO / "docs" / "inference.md").read_text()
+DOCS = README + "".join(page.read_text() for page in sorted((REPO / "docs").glob("*.md")))
 NOISE = (
     "100% of the batches",  # Lightning's limit_train_batches=1.0 line
     "FLOPs", "Total Flops",  # Lightning's model summary counts them only with an example input
@@ -53,16 +55,16 @@ def _one_error_line(err: str, *expected: str) -> None:
         assert text in lines[0], (text, err)
 
 
-# ------------------------------------------------------------------ 1. the README, as written
-def _readme_block(language: str, section: str) -> str:
-    start = README.index(section)
-    match = re.search(rf"```{language}\n(.*?)```", README[start:], re.S)
+# ------------------------------------------------------------------ 1. the inference page, as written
+def _inference_block(language: str, section: str) -> str:
+    start = INFERENCE.index(section)
+    match = re.search(rf"```{language}\n(.*?)```", INFERENCE[start:], re.S)
     assert match, (language, section)
     return match.group(1)
 
 
 def _user_folder(tmp_path: Path, checkpoint: Path) -> Path:
-    """A folder laid out as the README's examples expect, with the tiny trained checkpoint."""
+    """A folder laid out as the inference page's examples expect, with the tiny trained checkpoint."""
     (tmp_path / "exp" / "demo").mkdir(parents=True)
     (tmp_path / "exp" / "demo" / "best.ckpt").symlink_to(checkpoint.resolve())
     write_wav(tmp_path / "kitchen.wav", seconds=12.5, fs=44100, channels=2)
@@ -71,12 +73,12 @@ def _user_folder(tmp_path: Path, checkpoint: Path) -> Path:
     return tmp_path
 
 
-def test_readme_python_snippet_runs_as_written(trained, tmp_path, monkeypatch):
-    code = _readme_block("python", "From Python:")
+def test_inference_python_snippet_runs_as_written(trained, tmp_path, monkeypatch):
+    code = _inference_block("python", "From Python:")
     assert "sf.read(" in code and "scores(waveform, sample_rate)" in code
     monkeypatch.chdir(_user_folder(tmp_path, trained[0]))
     namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the README's own snippet
+    exec(compile(code, "docs/inference.md", "exec"), namespace)  # noqa: S102 - the page's own snippet
     detector, events = namespace["detector"], namespace["events"]
     in_memory = detector.scores(*sf.read("kitchen.wav"))
     n_frames = (1 + round(12.5 * 16000) // 256) // 4  # one pass of the network over 12.5 s
@@ -85,9 +87,9 @@ def test_readme_python_snippet_runs_as_written(trained, tmp_path, monkeypatch):
     assert list(events.columns) == ["filename", "onset", "offset", "event_label"]
 
 
-def test_readme_commands_run_as_written_and_write_under_exp(trained, tmp_path):
-    block = _readme_block("bash", "## Detect events in your own recordings")
-    assert "pip install -e '.[export]'" in block and "desed_task[export]" not in README
+def test_inference_commands_run_as_written_and_write_under_exp(trained, tmp_path):
+    block = _inference_block("bash", "## Detect events in your own recordings")
+    assert "pip install -e '.[export]'" in block and "desed_task[export]" not in DOCS
     folder = _user_folder(tmp_path, trained[0])
     before = {p.name for p in folder.iterdir()}
     for line in block.strip().splitlines():
@@ -105,8 +107,8 @@ def test_readme_commands_run_as_written_and_write_under_exp(trained, tmp_path):
     assert metadata["checkpoint"] == trained[0].resolve().name != "best.ckpt"  # the file, not the link
 
 
-def test_readme_says_the_demo_model_is_not_for_real_audio():
-    section = README[README.index("## Detect events in your own recordings"):]
+def test_inference_page_says_the_demo_model_is_not_for_real_audio():
+    section = INFERENCE[INFERENCE.index("## Detect events in your own recordings"):]
     section = section[: section.index("\n## ", 1)]
     assert "procedural sounds" in section and "mean nothing" in section
     assert "python train_sed.py" in section and "official 2021 checkpoint" in section

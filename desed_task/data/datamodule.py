@@ -46,8 +46,8 @@ def _how_to_get_data(missing: list[str]) -> str:
     return (
         "The DESED data this config points at is not on disk:\n"
         f"{listing}\n"
-        "Get it with `python generate_dcase_task4_2021.py --basedir ../../data` (see README, "
-        "'Data'), or point the config's `data:` paths at your copy.\n"
+        "Get it with `python generate_dcase_task4_2021.py --basedir ../../data` (see "
+        "docs/data.md), or point the config's `data:` paths at your copy.\n"
         "To try the whole pipeline without DESED, run the built-in demo instead:\n"
         "  python train_sed.py --conf_file confs/demo.yaml"
     )
