@@ -8,7 +8,6 @@ baseline and fine-tunes the separation ensemble: the network is whatever `studen
 
 from __future__ import annotations
 
-import copy
 import itertools
 import logging
 import random
@@ -20,7 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from desed_task.checkpoints import MODELS, CheckpointError
+from desed_task.checkpoints import MODELS, CheckpointError, lay_out_modules
 from desed_task.config import ConfigError
 from desed_task.data.datasets import LabelType
 from desed_task.evaluation import (
@@ -34,9 +33,8 @@ from desed_task.evaluation.postprocessed import evaluate_postprocessed
 from desed_task.evaluation.postprocessing_file import default_description, load_postprocessing
 from desed_task.evaluation.report import summary_table, write_predictions
 from desed_task.evaluation.tables import restrict_to_scored_clips
-from desed_task.features.mel import MelSpectrogram, log_mel
+from desed_task.features.mel import log_mel
 from desed_task.features.network_input import mel_magnitudes, normalise
-from desed_task.features.scaler import TorchScaler
 from desed_task.nnet import run_network
 from desed_task.training.distributed import broadcast_from_zero, gather_by_name
 from desed_task.training.ema import update_ema
@@ -94,12 +92,9 @@ class MeanTeacher(L.LightningModule):
         self.class_names = list(class_names)
         self.frame_step = float(frame_step)
         self.evaluation = evaluation
-        self.sed_student = student
-        self.sed_teacher = copy.deepcopy(student)
+        lay_out_modules(self, config, student)  # sed_student, sed_teacher, mel, scaler: the checkpoint's layout
         for param in self.sed_teacher.parameters():
             param.requires_grad_(False)
-        self.mel = MelSpectrogram.from_config(config["feats"])
-        self.scaler = TorchScaler.from_config(config["scaler"])
         training = config["training"]
         self._mixture_input = training.get("ensemble_mixture_input") or "sum_of_sources"
         self.supervised_loss = Float32BCELoss()
