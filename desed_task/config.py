@@ -156,14 +156,8 @@ SCHEMA: dict[str, dict[str, tuple[Any, bool]]] = {
         "batch_size": ((int, type(None)), False),  # clips per pass; unset: 16 on a GPU, 1 on the CPU
     },
 }
-SEPARATION_BACKENDS = (None, "pytorch", "tensorflow")
-"""Values of ``separation.backend`` (None: pytorch)."""
 OBJ_METRIC_SYNTH_TYPES = (None, "intersection", "event")
 """Values of ``training.obj_metric_synth_type`` (None: intersection), as 2021 accepted."""
-RESAMPLERS = ("kaiser_best", "soxr_hq")
-"""Values of ``data.resampler`` and ``--resampler``: resampy 0.2.2's kaiser_best, as 2021
-resampled (the default, also for null), or soxr's high-quality filter."""
-DEFAULT_RESAMPLER = "kaiser_best"
 PRETRAINED_MODELS = ("beats",)
 """Values of ``pretrained.model``: the embedding extractors this project implements."""
 REQUIRED_SECTIONS = ("training", "scaler", "data", "opt", "feats", "net")
@@ -287,19 +281,10 @@ def validate_config(config: dict, source: str = "<config>") -> dict:
             f"{source}: 'training.ensemble_mixture_input' must be sum_of_sources (2021) or "
             f"mixture, got {training['ensemble_mixture_input']!r}"
         )
-    if data.get("resampler") not in (None, *RESAMPLERS):
-        raise ConfigError(
-            f"{source}: 'data.resampler' must be kaiser_best (2021) or soxr_hq, "
-            f"got {data['resampler']!r}"
-        )
     if config["opt"].get("warmup_first_step") and config["opt"].get("first_step_at_lr"):
         raise ConfigError(
             f"{source}: 'opt.warmup_first_step' and 'opt.first_step_at_lr' both set the first step's "
             "learning rate: keep one (warm-up rate, or opt.lr as 2023)"
-        )
-    if (config.get("separation") or {}).get("backend") not in SEPARATION_BACKENDS:
-        raise ConfigError(
-            f"{source}: 'separation.backend' must be pytorch or tensorflow, got {config['separation']['backend']!r}"
         )
     _check_network(config, source)
     _check_embeddings(config, source)

@@ -29,8 +29,8 @@ import torch
 from tqdm import tqdm
 
 from desed_task.checkpoints import MODELS, CheckpointError
-from desed_task.config import RESAMPLERS
 from desed_task.data.audio import AudioError
+from desed_task.data.resample import RESAMPLERS
 from desed_task.devices import torch_device
 from desed_task.evaluation.class_values import ClassValuesError, read_class_values
 from desed_task.evaluation.postprocessed import detect_events

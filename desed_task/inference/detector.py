@@ -29,7 +29,12 @@ import torch
 from torch import nn
 
 from desed_task.checkpoints import MODELS, lay_out_modules, network_name
-from desed_task.data.resample import check_resampler, resample_stream, upsampling_note
+from desed_task.data.resample import (
+    check_config_resampler,
+    check_resampler,
+    resample_stream,
+    upsampling_note,
+)
 from desed_task.evaluation.decode import decode_at_class_thresholds
 from desed_task.features.mel import MelSpectrogram
 from desed_task.features.network_input import mel_magnitudes, normalise
@@ -379,6 +384,7 @@ class SoundEventDetector:
 
         if model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+        check_config_resampler(config, source)
         beats_model = None
         needs = network_needs(config)
         if needs.embeddings:

@@ -28,6 +28,7 @@ from desed_task.data.datamodule import DataMissingError, DESEDDataModule
 from desed_task.data.datasets import EmptySetError
 from desed_task.data.embeddings_store import EmbeddingsError
 from desed_task.data.label_encoder import ManyHotEncoder
+from desed_task.data.resample import check_config_resampler
 from desed_task.data.tables import MetadataError
 from desed_task.devices import DeviceError, parse_gpus, torch_device
 from desed_task.evaluation.class_values import ClassValuesError
@@ -139,6 +140,16 @@ def ensure_separated_sets(config: dict, source: str, mode: str, gpus: str | None
                           f"fix or remove them, then run again (python run_separation.py --conf_file {source})")
 
 
+def check_package_keys(config: dict, source: str) -> None:
+    """The keys whose allowed values live in their floor-2 package (config.py cannot import
+    them): ``data.resampler`` (`desed_task.data.resample`) and ``separation.backend``
+    (`desed_task.separation.backend`), refused before any work."""
+    from desed_task.separation.backend import separation_settings
+
+    check_config_resampler(config, source)
+    separation_settings(config, source)
+
+
 def sed_student(config: dict, checkpoint: dict | None) -> nn.Module:
     """The network of the config's `net:` section (``net.type``, `desed_task.nnet.build_network`)."""
     return build_network(config["net"])
@@ -159,6 +170,7 @@ def run(
     if from_checkpoint:
         checkpoint = load_checkpoint(from_checkpoint)
         config = merge_for_test(config_from_checkpoint(checkpoint, from_checkpoint), config)
+    check_package_keys(config, args.conf_file)
     log_dir = Path(args.log_dir or config.get("demo", {}).get("log_dir") or default_log_dir)
     mode = "eval" if args.eval_from_checkpoint else "test" if args.test_from_checkpoint else "fit"
     resume = load_checkpoint(args.resume_from_checkpoint) if mode == "fit" and args.resume_from_checkpoint else None
