@@ -81,10 +81,11 @@ class NetworkContract:
         separable: it may be fine-tuned on separated sources (SSEP + SED): two copies of it in
             `desed_task.nnet.ensemble.SeparatedEnsemble` (not with embeddings).
         onnx: it exports to ONNX (``python -m desed_task.export``).
-        for_export: ``(network, n_tokens, n_frames)`` -> the network the exporter traces, for
-            clips of exactly ``n_tokens`` embedding tokens and ``n_frames`` output frames (the
-            CRNN fixes its token pooling to a matrix); may change the network in place, the
-            exporter gives it a copy. Default: the network itself.
+        for_export: for a network that `takes_embeddings`: ``(network, n_tokens, n_frames)`` ->
+            the network the exporter traces, for clips of exactly ``n_tokens`` embedding tokens
+            and ``n_frames`` output frames (the CRNN fixes its token pooling to a matrix); may
+            change the network in place, the exporter gives it a copy. Default: the network
+            itself. A network fed the features alone is traced as it is.
         input_shape: what it is fed, in words (its documentation).
     """
 
