@@ -82,7 +82,8 @@ def test_configs_without_net_type_are_the_2021_crnn():
 
 def test_the_config_checks_the_net_section_by_its_contract(tiny_conv, tmp_path):
     config = tiny_config(tmp_path, tmp_path)
-    assert validate_config(_tiny_conv_config(config), "x.yaml")["net"]["type"] == "tiny_conv"
+    checked = validate_config(_tiny_conv_config(config), "x.yaml")
+    assert network_kind(checked) == "tiny_conv" and not network_needs(checked).embeddings
     with pytest.raises(ConfigError, match=r"x.yaml: 'net.type' must be one of crnn, tiny_conv, got 'rnn'"):
         validate_config({**copy.deepcopy(config), "net": {"type": "rnn"}}, "x.yaml")
     with pytest.raises(ConfigError, match=r"x.yaml: unknown key 'net.nb_filters'"):
