@@ -313,12 +313,12 @@ def _check_network(config: dict, source: str) -> None:
     for key, spec in contract.keys.items():
         if spec.allowed is not None and key in net and net[key] not in spec.allowed:
             raise ConfigError(f"{source}: 'net.{key}' must be one of {', '.join(spec.allowed)}, got {net[key]!r}")
-    pooling = contract.time_pooling(net)
+    pooling, keys = contract.time_pooling(net), contract.time_pooling_keys
     if int(config["data"]["net_subsample"]) != pooling:
+        how = f" (the product of the time factors of {' and '.join(f'net.{k}' for k in keys)})" if keys else ""
         raise ConfigError(
             f"{source}: data.net_subsample is {config['data']['net_subsample']} but the network pools time by "
-            f"{pooling} (the product of the time factors of net.pooling and net.stride): set "
-            f"data.net_subsample: {pooling}, or change net.pooling"
+            f"{pooling}{how}: set data.net_subsample: {pooling}" + (f", or change net.{keys[0]}" if keys else "")
         )
     if config["training"].get("sed_checkpoint") and (not contract.separable or contract.takes_embeddings(net)):
         what = "a CRNN fed pretrained embeddings (net.use_embeddings: true)" if contract.separable else \

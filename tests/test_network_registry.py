@@ -52,6 +52,7 @@ TINY_CONV = NetworkContract(
     keys={"n_mels": NetKey(int), "nclass": NetKey(int), "width": NetKey(int, bounds=(1, None)),
           "pool": NetKey(int, bounds=(1, None))},
     time_pooling=lambda net: net.get("pool", 4),
+    time_pooling_keys=("pool",),
 )
 
 
@@ -90,7 +91,8 @@ def test_the_config_checks_the_net_section_by_its_contract(tiny_conv, tmp_path):
         validate_config(_tiny_conv_config(config, nb_filters=[4]), "x.yaml")
     with pytest.raises(ConfigError, match=r"x.yaml: 'net.width' must be >= 1, got 0"):
         validate_config(_tiny_conv_config(config, width=0), "x.yaml")
-    with pytest.raises(ConfigError, match=r"x.yaml: data.net_subsample is 4 but the network pools time by 2"):
+    with pytest.raises(ConfigError, match=r"x.yaml: data.net_subsample is 4 but the network pools time by 2 "
+                                          r"\(the product of the time factors of net.pool\): set data.net_subsample: 2, or change net.pool"):
         validate_config(_tiny_conv_config(config, pool=2), "x.yaml")
     fine_tuned = _tiny_conv_config(config)
     fine_tuned["training"]["sed_checkpoint"] = "exp/best.ckpt"

@@ -395,6 +395,7 @@ CRNN_CONTRACT = NetworkContract(
         "frame_emb_enc_dim": NetKey(int, bounds=(1, None)),
     },
     time_pooling=crnn_time_pooling,
+    time_pooling_keys=("pooling", "stride"),
     takes_embeddings=crnn_takes_embeddings,
     separable=True,
     onnx=True,

@@ -75,6 +75,8 @@ class NetworkContract:
             by the config check.
         time_pooling: ``net:`` section -> input frames per output frame, without building the
             network (the config's ``data.net_subsample`` must equal it).
+        time_pooling_keys: the ``net:`` keys whose time factors multiply into it (named when
+            ``data.net_subsample`` differs).
         takes_embeddings: ``net:`` section -> whether the network also takes the clips'
             pretrained (BEATs) embeddings, (batch, dim, tokens) frame or (batch, dim) global
             ones: training reads the extracted files, inference and export run BEATs.
@@ -93,6 +95,7 @@ class NetworkContract:
     build: Callable[..., nn.Module]
     keys: Mapping[str, NetKey]
     time_pooling: Callable[[dict], int]
+    time_pooling_keys: tuple[str, ...] = ()
     takes_embeddings: Callable[[dict], bool] = _never
     separable: bool = False
     onnx: bool = True
