@@ -1,4 +1,15 @@
-"""Reading checkpoints safely: ours (Lightning 2) and the official 2021 ones (Lightning 1.x).
+"""The layout of a training checkpoint, defined once, and reading checkpoints safely: ours
+(Lightning 2) and the official 2021 ones (Lightning 1.x).
+
+A training checkpoint (what `desed_task.training.mean_teacher.MeanTeacher` saves, Lightning's
+dict) holds:
+
+* ``hyper_parameters`` (`HYPER_PARAMETERS`): the training config, from which the network is
+  rebuilt (its ``net.type`` names it, `desed_task.nnet.registry`);
+* ``state_dict`` (`STATE_DICT`): the modules of `lay_out_modules`: the two networks under
+  ``sed_student.`` and ``sed_teacher.`` (`network_name`), the dataset scaler's statistics under
+  ``scaler.``, the mel filters under ``mel.`` (2021 files; never read back);
+* for a run that can be resumed, the optimizer's state (``optimizer_states``).
 
 Checkpoints are loaded with `torch.load(weights_only=True)`: no code from the file runs. Lightning
 1.x files may pickle its `AttributeDict` for the hyper-parameters; that one class is let through
@@ -7,6 +18,7 @@ as a plain dict.
 
 from __future__ import annotations
 
+import copy
 import logging
 import pickle
 import zipfile
@@ -16,13 +28,37 @@ import torch
 from torch import nn
 
 from desed_task.config import SCHEMA, ConfigError, validate_config
+from desed_task.features.mel import MelSpectrogram
+from desed_task.features.scaler import TorchScaler
 
 log = logging.getLogger(__name__)
 
+HYPER_PARAMETERS = "hyper_parameters"  # the training config (Lightning's save_hyperparameters)
+STATE_DICT = "state_dict"
+OPTIMIZER_STATES = "optimizer_states"  # only in checkpoints of a training run
 # the two networks of a mean-teacher checkpoint, in the order results are reported
 MODELS = ("student", "teacher")
-NETWORK_PREFIXES = tuple(f"sed_{model}." for model in MODELS)
-ENSEMBLE_PREFIX = "sed_student.multisrc_model."  # only SSEP + SED (fine-tuned) checkpoints
+
+
+def network_name(model: str) -> str:
+    """The training module's attribute (and state-dict prefix, with a dot) of one of `MODELS`."""
+    return f"sed_{model}"
+
+
+NETWORK_PREFIXES = tuple(f"{network_name(model)}." for model in MODELS)
+SCALER_PREFIX = "scaler."
+ENSEMBLE_PREFIX = f"{network_name('student')}.multisrc_model."  # only SSEP + SED (fine-tuned) checkpoints
+
+
+def lay_out_modules(module: nn.Module, config: dict, student: nn.Module) -> None:
+    """Give `module` the modules of a training checkpoint, under their names: the student
+    network, the teacher (a deep copy of it: same weights, no draw from any generator), then
+    ``mel`` and ``scaler`` of the config's ``feats`` and ``scaler`` sections. The training
+    module is laid out so, and so is what inference loads a checkpoint into."""
+    setattr(module, network_name("student"), student)
+    setattr(module, network_name("teacher"), copy.deepcopy(student))
+    module.mel = MelSpectrogram.from_config(config["feats"])
+    module.scaler = TorchScaler.from_config(config["scaler"])
 
 
 class CheckpointError(RuntimeError):
@@ -122,7 +158,7 @@ def load_checkpoint(path: str | Path) -> dict:
 
 def config_from_checkpoint(checkpoint: dict, path: str | Path) -> dict:
     """The training config stored in a checkpoint's hyper-parameters, checked."""
-    hparams = checkpoint.get("hyper_parameters")
+    hparams = checkpoint.get(HYPER_PARAMETERS)
     if not isinstance(hparams, dict):
         raise CheckpointError(f"{path}: no hyper_parameters (the training config) in the checkpoint")
     config = {k: dict(v) if isinstance(v, dict) else v for k, v in hparams.items() if k in SCHEMA}
@@ -138,13 +174,13 @@ def config_from_checkpoint(checkpoint: dict, path: str | Path) -> dict:
 def load_network_weights(module: nn.Module, checkpoint: dict, path: str | Path) -> None:
     """Load the student and teacher networks (and dataset scaler statistics, when present)
     into `module`; other entries (feature buffers of 2021 files, optimizer) are ignored."""
-    state = checkpoint.get("state_dict")
+    state = checkpoint.get(STATE_DICT)
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: no state_dict in the checkpoint")
     own = module.state_dict()
-    wanted = {k for k in own if k.startswith(NETWORK_PREFIXES) or k.startswith("scaler.")}
+    wanted = {k for k in own if k.startswith(NETWORK_PREFIXES) or k.startswith(SCALER_PREFIX)}
     selected = {k: v for k, v in state.items() if k in wanted}
-    missing = sorted(k for k in wanted if k not in selected and not k.startswith("scaler."))
+    missing = sorted(k for k in wanted if k not in selected and not k.startswith(SCALER_PREFIX))
     if missing:
         _refuse_other_script(state, own, path)
         raise CheckpointError(
@@ -153,7 +189,7 @@ def load_network_weights(module: nn.Module, checkpoint: dict, path: str | Path) 
             f"checkpoint was trained with"
         )
     # an unfitted dataset scaler has empty buffers: it takes the checkpoint's shapes
-    shapes = [k for k in selected if selected[k].shape != own[k].shape and not k.startswith("scaler.")]
+    shapes = [k for k in selected if selected[k].shape != own[k].shape and not k.startswith(SCALER_PREFIX)]
     if shapes:
         k = shapes[0]
         raise CheckpointError(

@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from desed_task.features.network_input import MIXTURE_INPUTS
+from desed_task.nnet.registry import DEFAULT_NETWORK, network_contract, network_types
 from desed_task.sets import BATCH_PARTS, FOLDER_SETS, FOLDER_SUFFIXES, SETS
 
 
@@ -115,28 +117,10 @@ SCHEMA: dict[str, dict[str, tuple[Any, bool]]] = {
         "f_min": (_NUM, True),
         "f_max": (_NUM, True),
     },
+    # the network: `type` names its contract in the registry (desed_task.nnet.registry; crnn,
+    # the 2021 CRNN, when unset), whose keys are the section's other keys (`net_schema`)
     "net": {
-        "dropout": (_NUM, False),
-        "rnn_layers": (int, False),
-        "n_in_channel": (int, False),
-        "nclass": (int, False),
-        "attention": (bool, False),
-        "n_RNN_cell": (int, False),
-        "activation": (str, False),
-        "rnn_type": (str, False),
-        "kernel_size": (_INT_LIST, False),
-        "padding": (_INT_LIST, False),
-        "stride": (_INT_LIST, False),
-        "nb_filters": (_INT_LIST, False),
-        "pooling": (("list", ("list", int)), False),
-        "dropout_recurrent": (_NUM, False),
-        "uniform_dropout": (bool, False),  # false (2021): nn.Dropout's bernoulli masks
-        # the DCASE 2023 pretrained-embedding CRNN (confs/pretrained.yaml of 2023)
-        "use_embeddings": (bool, False),
-        "embedding_size": (int, False),
-        "embedding_type": (str, False),
-        "aggregation_type": (str, False),
-        "frame_emb_enc_dim": (int, False),
+        "type": (str, False),
     },
     # the 2023 recipe's section (pretrained embeddings) plus `checkpoint`, the BEATs .pt file
     "pretrained": {
@@ -163,20 +147,8 @@ SCHEMA: dict[str, dict[str, tuple[Any, bool]]] = {
         "batch_size": ((int, type(None)), False),  # clips per pass; unset: 16 on a GPU, 1 on the CPU
     },
 }
-SEPARATION_BACKENDS = (None, "pytorch", "tensorflow")
-"""Values of ``separation.backend`` (None: pytorch)."""
 OBJ_METRIC_SYNTH_TYPES = (None, "intersection", "event")
 """Values of ``training.obj_metric_synth_type`` (None: intersection), as 2021 accepted."""
-ENSEMBLE_MIXTURE_INPUTS = (None, "sum_of_sources", "mixture")
-"""Values of ``training.ensemble_mixture_input`` (None: sum_of_sources, the 2021 input)."""
-RESAMPLERS = ("kaiser_best", "soxr_hq")
-"""Values of ``data.resampler`` and ``--resampler``: resampy 0.2.2's kaiser_best, as 2021
-resampled (the default, also for null), or soxr's high-quality filter."""
-DEFAULT_RESAMPLER = "kaiser_best"
-EMBEDDING_TYPES = ("global", "frame")
-"""Values of ``net.embedding_type`` (2023): which extracted embeddings the CRNN reads."""
-AGGREGATION_TYPES = ("pool1d", "interpolate", "frame", "global")
-"""Values of ``net.aggregation_type`` (2023): how embeddings meet the CNN frames."""
 PRETRAINED_MODELS = ("beats",)
 """Values of ``pretrained.model``: the embedding extractors this project implements."""
 REQUIRED_SECTIONS = ("training", "scaler", "data", "opt", "feats", "net")
@@ -208,14 +180,13 @@ RANGES: dict[str, tuple[Any, Any]] = {
     "opt.lr": (1e-12, None),
     **{f"feats.{k}": _POSITIVE for k in ("n_mels", "n_filters", "hop_length", "n_window", "sample_rate")},
     "feats.f_min": _NON_NEGATIVE,
-    "net.embedding_size": _POSITIVE,
-    "net.frame_emb_enc_dim": _POSITIVE,
     "feats.f_max": _POSITIVE,
 }
 
 
 def _check_ranges(config: dict, source: str) -> None:
-    for dotted, (low, high) in RANGES.items():
+    net_ranges = {f"net.{k}": key.bounds for k, key in network_contract(config["net"]).keys.items() if key.bounds}
+    for dotted, (low, high) in {**RANGES, **net_ranges}.items():
         section, key = dotted.split(".")
         value = config.get(section, {}).get(key)
         for item in value if isinstance(value, list) else [value]:
@@ -260,7 +231,7 @@ def validate_config(config: dict, source: str = "<config>") -> dict:
             values = config[section] = {}
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: section '{section}' must be a mapping")
-        schema = SCHEMA[section]
+        schema = net_schema(values, source) if section == "net" else SCHEMA[section]
         for key, value in values.items():
             if key not in schema:
                 raise ConfigError(f"{source}: unknown key '{section}.{key}'")
@@ -294,34 +265,61 @@ def validate_config(config: dict, source: str = "<config>") -> dict:
             f"{source}: 'training.obj_metric_synth_type' must be intersection, event or empty "
             f"(= intersection), got {training['obj_metric_synth_type']!r}"
         )
-    if training.get("ensemble_mixture_input") not in ENSEMBLE_MIXTURE_INPUTS:
+    if training.get("ensemble_mixture_input") not in (None, *MIXTURE_INPUTS):
         raise ConfigError(
             f"{source}: 'training.ensemble_mixture_input' must be sum_of_sources (2021) or "
             f"mixture, got {training['ensemble_mixture_input']!r}"
-        )
-    if data.get("resampler") not in (None, *RESAMPLERS):
-        raise ConfigError(
-            f"{source}: 'data.resampler' must be kaiser_best (2021) or soxr_hq, "
-            f"got {data['resampler']!r}"
         )
     if config["opt"].get("warmup_first_step") and config["opt"].get("first_step_at_lr"):
         raise ConfigError(
             f"{source}: 'opt.warmup_first_step' and 'opt.first_step_at_lr' both set the first step's "
             "learning rate: keep one (warm-up rate, or opt.lr as 2023)"
         )
-    if (config.get("separation") or {}).get("backend") not in SEPARATION_BACKENDS:
-        raise ConfigError(
-            f"{source}: 'separation.backend' must be pytorch or tensorflow, got {config['separation']['backend']!r}"
-        )
+    _check_network(config, source)
     _check_embeddings(config, source)
     return config
 
 
+def net_schema(net: dict, source: str) -> dict[str, tuple[Any, bool]]:
+    """The schema of a ``net:`` section: ``type``, then the keys of its network's contract
+    (`desed_task.nnet.registry`), none required (the network's defaults fill them).
+
+    Raises:
+        ConfigError: ``net.type`` is not a registered network.
+    """
+    name = net.get("type", DEFAULT_NETWORK)
+    if name not in network_types():
+        raise ConfigError(f"{source}: 'net.type' must be one of {', '.join(network_types())}, got {name!r}")
+    return {**SCHEMA["net"], **{k: (key.spec, False) for k, key in network_contract(net).keys.items()}}
+
+
+def _check_network(config: dict, source: str) -> None:
+    """The ``net:`` values its contract allows, ``data.net_subsample`` against the network's
+    time pooling, and a network the SSEP + SED fine-tuning (``training.sed_checkpoint``) can
+    wrap."""
+    net = config["net"]
+    contract = network_contract(net)
+    for key, spec in contract.keys.items():
+        if spec.allowed is not None and key in net and net[key] not in spec.allowed:
+            raise ConfigError(f"{source}: 'net.{key}' must be one of {', '.join(spec.allowed)}, got {net[key]!r}")
+    pooling, keys = contract.time_pooling(net), contract.time_pooling_keys
+    if int(config["data"]["net_subsample"]) != pooling:
+        how = f" (the product of the time factors of {' and '.join(f'net.{k}' for k in keys)})" if keys else ""
+        raise ConfigError(
+            f"{source}: data.net_subsample is {config['data']['net_subsample']} but the network pools time by "
+            f"{pooling}{how}: set data.net_subsample: {pooling}" + (f", or change net.{keys[0]}" if keys else "")
+        )
+    if config["training"].get("sed_checkpoint") and (not contract.separable or contract.takes_embeddings(net)):
+        what = "a CRNN fed pretrained embeddings (net.use_embeddings: true)" if contract.separable else \
+            f"net.type {contract.name}"
+        raise ConfigError(
+            f"{source}: the SSEP + SED ensemble (training.sed_checkpoint) of {what} is not implemented: "
+            "fine-tune a 2021 CRNN (net.use_embeddings: false)"
+        )
+
+
 def _check_embeddings(config: dict, source: str) -> None:
-    net, pretrained = config["net"], config.get("pretrained")
-    for key, allowed in (("embedding_type", EMBEDDING_TYPES), ("aggregation_type", AGGREGATION_TYPES)):
-        if key in net and net[key] not in allowed:
-            raise ConfigError(f"{source}: 'net.{key}' must be one of {', '.join(allowed)}, got {net[key]!r}")
+    pretrained = config.get("pretrained")
     if pretrained is None:
         return
     if pretrained["model"] not in PRETRAINED_MODELS:

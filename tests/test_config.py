@@ -126,10 +126,12 @@ def test_testing_an_ssep_checkpoint_takes_the_separation_model_of_the_current_co
 
 
 def test_separation_backend_and_batch_size_are_checked():
+    from desed_task.separation.backend import separation_settings
+
     c = load_config(REPO / "confs" / "sep+sed.yaml")
     assert c["separation"] == {"backend": "pytorch", "batch_size": None}
-    with pytest.raises(ConfigError, match="'separation.backend' must be pytorch or tensorflow"):
-        validate_config({**copy.deepcopy(c), "separation": {"backend": "onnx"}}, "x.yaml")
+    with pytest.raises(ConfigError, match="x.yaml: 'separation.backend' must be pytorch or tensorflow"):
+        separation_settings({**copy.deepcopy(c), "separation": {"backend": "onnx"}}, "x.yaml")
     with pytest.raises(ConfigError, match="'separation.batch_size' must be >= 1"):
         validate_config({**copy.deepcopy(c), "separation": {"batch_size": 0}}, "x.yaml")
 

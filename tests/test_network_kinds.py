@@ -16,7 +16,7 @@ from conftest import write_wav
 from pipeline import REPO, tiny_config, write_config
 
 from desed_task.checkpoints import CheckpointError
-from desed_task.config import ConfigError, load_config
+from desed_task.config import ConfigError, load_config, validate_config
 from desed_task.data.label_encoder import ManyHotEncoder
 from desed_task.export.cli import main as export_main
 from desed_task.inference import SoundEventDetector
@@ -204,11 +204,13 @@ def test_net_subsample_other_than_the_time_pooling_stops_the_command_before_any_
         main("t", "x", "x", argv=["--conf_file", str(conf), "--gpus", "0"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert err == ("error: data.net_subsample is 2 but the network pools time by 4 (the product of the time "
-                   "factors of net.pooling and net.stride): set data.net_subsample: 4, or change net.pooling")
+    assert err == (f"error: {conf}: data.net_subsample is 2 but the network pools time by 4 (the product of the "
+                   "time factors of net.pooling and net.stride): set data.net_subsample: 4, or change net.pooling")
     assert not (tmp_path / "exp").exists()
-    with pytest.raises(ConfigError, match="net_subsample is 8 but the network pools time by 16"):
-        build_network({**config["net"], "pooling": [[4, 2], [4, 2], [1, 2], [1, 2], [1, 2], [1, 2], [1, 2]]}, net_subsample=8)
+    config["data"]["net_subsample"] = 8
+    config["net"]["pooling"] = [[4, 2], [4, 2], [1, 2], [1, 2], [1, 2], [1, 2], [1, 2]]
+    with pytest.raises(ConfigError, match="x.yaml: data.net_subsample is 8 but the network pools time by 16"):
+        validate_config(config, "x.yaml")
 
 
 def test_a_checkpoint_of_another_kind_than_its_config_says_is_refused_by_name(tmp_path):

@@ -18,7 +18,13 @@ import soxr
 
 from desed_task.config import ConfigError, validate_config
 from desed_task.data.kaiser_best import KaiserBestStream, reach
-from desed_task.data.resample import MARKER, resample_audio, resample_folder, resample_stream
+from desed_task.data.resample import (
+    MARKER,
+    check_config_resampler,
+    resample_audio,
+    resample_folder,
+    resample_stream,
+)
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 sys.path.insert(0, str(GOLDEN_DIR))
@@ -89,7 +95,7 @@ def test_an_unknown_resampler_is_refused_by_the_config_check():
     config = yaml.safe_load((Path(__file__).resolve().parents[1] / "confs" / "sed.yaml").read_text())
     config["data"]["resampler"] = "sinc_best"
     with pytest.raises(ConfigError, match=r"x.yaml: 'data.resampler' must be kaiser_best \(2021\) or soxr_hq, got 'sinc_best'"):
-        validate_config(config, "x.yaml")
+        check_config_resampler(validate_config(config, "x.yaml"), "x.yaml")
     with pytest.raises(ValueError, match="resampler must be one of kaiser_best, soxr_hq"):
         resample_audio(np.zeros(10, np.float32), 44100, 16000, "sinc_best")
 
@@ -201,3 +207,21 @@ def test_a_checkpoint_trained_with_soxr_resamples_recordings_with_soxr():
     config["data"]["resampler"] = "soxr_hq"
     assert SoundEventDetector.from_config(config).resampler == "soxr_hq"
     assert SoundEventDetector.from_config(config, resampler="kaiser_best").resampler == "kaiser_best"
+
+
+def test_train_sed_refuses_an_unknown_resampler_before_any_work(tmp_path, capsys):
+    """``data.resampler``'s values live in desed_task.data.resample: the training command checks
+    them where it assembles its config, before the network, the data or the log folder."""
+    from pipeline import tiny_config, write_config
+
+    from desed_task.training.cli import main
+
+    config = tiny_config(tmp_path / "absent", tmp_path / "exp")
+    config["data"]["resampler"] = "sinc_best"
+    conf = write_config(config, tmp_path / "tiny.yaml")
+    with pytest.raises(SystemExit) as exit_info:
+        main("t", "x", "x", argv=["--conf_file", str(conf), "--gpus", "0"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {conf}: 'data.resampler' must be kaiser_best (2021) or soxr_hq, got 'sinc_best'")
+    assert not (tmp_path / "absent").exists() and not (tmp_path / "exp").exists()

@@ -29,6 +29,7 @@ from desed_task.data.tables import (
     read_weak_table,
     shortest_audio_seconds,
 )
+from desed_task.nnet import network_needs
 from desed_task.sets import SETS_BY_NAME, sets_read_in
 from desed_task.threads import available_cores, one_thread_worker
 
@@ -63,7 +64,8 @@ class DESEDDataModule(L.LightningDataModule):
             unlabelled evaluation folder, predictions only).
         separated_sources: also read the `*_folder_sep` sources of each clip (SSEP + SED).
 
-    With ``net.use_embeddings`` (the 2023 CRNN) every item also holds the clip's embeddings,
+    For a network fed embeddings (`desed_task.nnet.network_needs`; the 2023 CRNN,
+    ``net.use_embeddings``) every item also holds the clip's embeddings,
     read from ``pretrained.extracted_embeddings_dir`` by clip name (`desed_task.data.embeddings_reader`).
     With ``training.strong_real`` the strongly labelled real clips of ``data.strong_folder`` are
     trained with the synthetic ones (their part of each batch draws from both), as 2023's
@@ -95,7 +97,7 @@ class DESEDDataModule(L.LightningDataModule):
         # data.drop_clips_without_events: the dev-test clips left out, with their durations
         self.test_dropped_durations: pd.DataFrame | None = None
         self._prepared = False
-        self.uses_embeddings = bool(config.get("net", {}).get("use_embeddings"))
+        self.uses_embeddings = network_needs(config).embeddings
 
     def _set_names(self) -> tuple[str, ...]:
         """The sets with folders that this mode reads (`desed_task.sets`; ``strong`` with

@@ -18,7 +18,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from desed_task.config import DEFAULT_RESAMPLER, RESAMPLERS
+from desed_task.config import ConfigError
 from desed_task.data.audio import AudioError, audio_info
 from desed_task.data.kaiser_best import KaiserBestStream, resample_kaiser_best
 from desed_task.threads import available_cores
@@ -29,6 +29,24 @@ AUDIO_SUFFIXES = (".wav", ".flac")
 MARKER = ".resampler"
 """File of a resampled folder naming the resampler its clips were made with."""
 SOXR_QUALITY = "HQ"
+
+
+RESAMPLERS = ("kaiser_best", "soxr_hq")
+"""Values of ``data.resampler`` and ``--resampler``: resampy 0.2.2's kaiser_best, as 2021
+resampled (the default, also for null), or soxr's high-quality filter."""
+DEFAULT_RESAMPLER = "kaiser_best"
+
+
+def check_config_resampler(config: dict, source: str) -> None:
+    """Refuse a config whose ``data.resampler`` is none of `RESAMPLERS` (null: the default).
+    Every command that reads the key calls this before any work.
+
+    Raises:
+        ConfigError: naming the file and the key.
+    """
+    name = (config.get("data") or {}).get("resampler")
+    if name not in (None, *RESAMPLERS):
+        raise ConfigError(f"{source}: 'data.resampler' must be kaiser_best (2021) or soxr_hq, got {name!r}")
 
 
 def check_resampler(name: str | None) -> str:

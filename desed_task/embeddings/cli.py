@@ -22,6 +22,7 @@ import torch
 from desed_task.checkpoints import CheckpointError
 from desed_task.config import ConfigError, load_config
 from desed_task.data.embeddings_store import EmbeddingsError
+from desed_task.data.resample import check_config_resampler
 from desed_task.devices import DeviceError, torch_device
 from desed_task.embeddings.extract import extract_config, extract_folder, file_sha256
 from desed_task.nnet.beats import load_beats
@@ -60,6 +61,8 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.conf_file) if args.conf_file else None
+    if config is not None:
+        check_config_resampler(config, args.conf_file)
     beats = args.beats or ((config or {}).get("pretrained") or {}).get("checkpoint")
     if not beats:
         raise ConfigError("give --beats BEATS.pt (or pretrained.checkpoint in the config)")

@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         detector = SoundEventDetector.from_checkpoint(args.checkpoint, model=args.model, separate=False, beats=args.beats)
+        if args.onnx and not detector.pipeline.needs.onnx:
+            raise ValueError(f"{args.checkpoint}: its network (net.type {detector.pipeline.needs.type}) does not "
+                             "export to ONNX: export it with --torchscript FILE only")
         separator = None
         if detector.pipeline.takes_sources:  # the separation goes inside the graph: PyTorch whatever the backend
             config = copy.deepcopy(detector.config)

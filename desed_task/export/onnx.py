@@ -146,8 +146,9 @@ class ExportPipeline(nn.Module):
     """Audio -> (strong, weak) of a :class:`desed_task.inference.SEDPipeline`, exportable: the
     same network input (`desed_task.features.network_input`) with the mel spectrogram written
     as :class:`ExportMelSpectrogram`; for a pipeline that `takes_embeddings`, its BEATs on the
-    same audio, and a copy of its CRNN mapping the tokens of ``clip_samples`` samples to its
-    frames by a fixed matrix (`CRNN.fix_token_pooling`).
+    same audio, and the copy of its network that its contract exports for clips of
+    ``clip_samples`` samples (`NetworkContract.for_export`: the CRNN maps the tokens to its
+    frames by a fixed matrix, `CRNN.fix_token_pooling`).
 
     Args:
         pipeline: the detector's :class:`SEDPipeline`.
@@ -173,7 +174,7 @@ class ExportPipeline(nn.Module):
                 raise ValueError("exporting the 2023 CRNN needs its BEATs model and the clip length")
             self.beats, self.embedding_type = pipeline.beats, pipeline.embedding_type
             n_frames = (1 + clip_samples // self.mel.hop_length) // self.network.time_pooling
-            self.network = copy.deepcopy(self.network).fix_token_pooling(self.beats.n_tokens(clip_samples), n_frames)
+            self.network = pipeline.needs.for_export(copy.deepcopy(self.network), self.beats.n_tokens(clip_samples), n_frames)
 
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.separator is not None:  # (batch, samples) -> (batch, 1 + sources, samples)

@@ -19,6 +19,8 @@ import torch
 from desed_task.features.mel import log_mel
 
 SUM_OF_SOURCES = "sum_of_sources"
+MIXTURE_INPUTS = (SUM_OF_SOURCES, "mixture")
+"""Values of ``training.ensemble_mixture_input`` (unset: sum_of_sources, the 2021 input)."""
 
 
 def mel_magnitudes(

@@ -29,8 +29,8 @@ import torch
 from tqdm import tqdm
 
 from desed_task.checkpoints import MODELS, CheckpointError
-from desed_task.config import RESAMPLERS
 from desed_task.data.audio import AudioError
+from desed_task.data.resample import RESAMPLERS
 from desed_task.decoding.class_values import ClassValuesError, read_class_values
 from desed_task.decoding.postprocessing_file import PostProcessing, load_postprocessing
 from desed_task.decoding.score_files import write_score_table

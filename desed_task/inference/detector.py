@@ -19,7 +19,6 @@ the checkpoint's ``pretrained.checkpoint``): each window, zero-padded to the tra
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,18 +28,21 @@ import pandas as pd
 import torch
 from torch import nn
 
-from desed_task.checkpoints import MODELS
-from desed_task.data.resample import check_resampler, resample_stream, upsampling_note
+from desed_task.checkpoints import MODELS, lay_out_modules, network_name
+from desed_task.data.resample import (
+    check_config_resampler,
+    check_resampler,
+    resample_stream,
+    upsampling_note,
+)
 from desed_task.decoding.decode import decode_at_class_thresholds
 from desed_task.features.mel import MelSpectrogram
 from desed_task.features.network_input import mel_magnitudes, normalise
-from desed_task.features.scaler import TorchScaler
 from desed_task.inference.reading import AudioFile, to_mono
 from desed_task.inference.stream import DetectionStream
 from desed_task.inference.windows import LongFormScorer
-from desed_task.nnet import network_from_config, run_network
+from desed_task.nnet import NetworkNeeds, network_from_config, network_needs, run_network
 from desed_task.nnet.beats import BEATs, load_beats
-from desed_task.nnet.ensemble import SeparatedEnsemble
 from desed_task.separation.folder import Separator
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,8 @@ class SEDPipeline(nn.Module):
         beats: for a network fed embeddings: the BEATs model they were extracted with (None:
             the pipeline cannot score, e.g. when ONNX Runtime runs an export instead).
         embedding_type: which embeddings the network takes, "frame" or "global".
+        needs: what the network is fed and how it exports, read from its contract
+            (`desed_task.nnet.network_needs` of the config); None: features only, exported as is.
 
     Shapes:
         audio: (batch, samples) at the model's rate, or with `takes_sources` (batch, 1 + sources,
@@ -76,14 +80,16 @@ class SEDPipeline(nn.Module):
         mixture_input: str | None = None,
         beats: BEATs | None = None,
         embedding_type: str = "frame",
+        needs: NetworkNeeds | None = None,
     ) -> None:
         super().__init__()
         self.mel = mel
         self.scaler = scaler
         self.network = network
         self.mixture_input = mixture_input
-        self.takes_sources = isinstance(network, SeparatedEnsemble)
-        self.takes_embeddings = bool(getattr(network, "use_embeddings", False))
+        self.needs = needs
+        self.takes_sources = bool(needs and needs.sources)
+        self.takes_embeddings = bool(needs and needs.embeddings)
         self.beats = beats
         self.embedding_type = embedding_type
 
@@ -378,8 +384,10 @@ class SoundEventDetector:
 
         if model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+        check_config_resampler(config, source)
         beats_model = None
-        if config["net"].get("use_embeddings"):
+        needs = network_needs(config)
+        if needs.embeddings:
             # every window is scored as the training clips were read: padded to their length
             clip_seconds = float(config["data"]["audio_max_len"])
             window = kwargs.get("window", 10.0)
@@ -393,17 +401,14 @@ class SoundEventDetector:
             if beats is not False:
                 beats_model = beats_model_of(config, beats, source)
         encoder = ManyHotEncoder.from_config(config)
-        module = nn.Module()  # the training module's names, so that its checkpoints load here
-        module.mel = MelSpectrogram.from_config(config["feats"])
-        module.scaler = TorchScaler.from_config(config["scaler"])
-        module.sed_student = network_from_config(config)
-        module.sed_teacher = copy.deepcopy(module.sed_student)
+        module = nn.Module()  # the training module's layout, so that its checkpoints load here
+        lay_out_modules(module, config, network_from_config(config))
         if load is not None:
             load(module)
         pipeline = SEDPipeline(
-            module.mel, module.scaler, getattr(module, f"sed_{model}"),
+            module.mel, module.scaler, getattr(module, network_name(model)),
             mixture_input=config["training"].get("ensemble_mixture_input"),
-            beats=beats_model, embedding_type=config["net"].get("embedding_type", "frame"),
+            beats=beats_model, embedding_type=config["net"].get("embedding_type", "frame"), needs=needs,
         )
         separator = None
         if pipeline.takes_sources and separate:

@@ -134,7 +134,7 @@ class CNN(nn.Module):
             )
         self.nb_filters = list(nb_filters)
         # frames in per frame out: the time factors of the pooling and of the conv strides
-        self.time_pooling = math.prod(_time_factor(p) for p in pooling) * math.prod(_time_factor(s) for s in stride)
+        self.time_pooling = cnn_time_pooling(pooling, stride)
 
         cnn = nn.Sequential()
         for i in range(n_blocks):
@@ -166,6 +166,12 @@ def _pair(value) -> int | tuple[int, ...]:
 def _time_factor(value) -> int:
     """The time (first) factor of a pooling or stride entry: ``[t, f]`` or one int for both."""
     return int(value[0]) if isinstance(value, (list, tuple)) else int(value)
+
+
+def cnn_time_pooling(pooling: Sequence, stride: Sequence) -> int:
+    """Input frames per output frame of the blocks of `pooling` and `stride` (4 for the 2021
+    CNN): the product of their time factors."""
+    return math.prod(_time_factor(p) for p in pooling) * math.prod(_time_factor(s) for s in stride)
 
 
 def _activation(name: str, index: int, n_channels: int) -> tuple[str, nn.Module]:

@@ -1,8 +1,8 @@
 """The 2021 baseline CRNN: CNN front end, bidirectional GRU, frame and attention-pooled clip heads;
 with ``use_embeddings`` the 2023 one, pretrained embeddings fused before the GRU.
 
-Build it from a config's ``net:`` section with ``desed_task.nnet.build_network`` (the one
-place that turns a config into its network; ``CRNN(**config["net"])`` is what it does here).
+Its contract (`CRNN_CONTRACT`, ``net.type: crnn``, the default) lists the ``net:`` keys a config
+may give it; build it from a config's ``net:`` section with ``desed_task.nnet.build_network``.
 Parameter names follow the official layout, so official checkpoints (the ``sed_student.`` /
 ``sed_teacher.`` sub-dicts) load with ``strict=True``.
 """
@@ -16,9 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from desed_task.config import AGGREGATION_TYPES, EMBEDDING_TYPES
-
-from .CNN import CNN
+from .CNN import CNN, cnn_time_pooling
+from .registry import NetKey, NetworkContract
 from .RNN import BidirectionalGRU
 
 # the 2021 sed.yaml ``net:`` section, used as defaults so that ``CRNN()`` is the baseline
@@ -30,6 +29,10 @@ DEFAULT_POOLING = ((2, 2), (2, 2), (1, 2), (1, 2), (1, 2), (1, 2), (1, 2))
 DEFAULT_RNN_LAYERS = 2
 
 SUPPORTED_RNN_TYPES = ("BGRU",)
+EMBEDDING_TYPES = ("global", "frame")
+"""Values of ``net.embedding_type`` (2023): which extracted embeddings the CRNN reads."""
+AGGREGATION_TYPES = ("pool1d", "interpolate", "frame", "global")
+"""Values of ``net.aggregation_type`` (2023): how embeddings meet the CNN frames."""
 
 
 class CRNN(nn.Module):
@@ -77,7 +80,7 @@ class CRNN(nn.Module):
 
     Attributes:
         time_pooling: input frames per output frame (4 for the 2021 CRNN), which the config's
-            ``data.net_subsample`` must equal (checked by `desed_task.nnet.build_network`).
+            ``data.net_subsample`` must equal (checked by the config check, `CRNN_CONTRACT`).
 
     Shapes:
         x: (batch, n_mels, frames) or (batch, n_in_channel, n_mels, frames), scaled log-mels.
@@ -347,3 +350,57 @@ def _resolve_rnn_layers(n_layers_RNN: int | None, rnn_layers: int | None) -> int
     if not isinstance(n_layers, int) or n_layers < 1:
         raise ValueError(f"CRNN: the number of GRU layers must be a positive int, got {n_layers!r}")
     return n_layers
+
+
+def crnn_time_pooling(net: dict) -> int:
+    """Input frames per output frame of the CRNN of a ``net:`` section, unbuilt (4 in 2021)."""
+    return cnn_time_pooling(net.get("pooling", DEFAULT_POOLING), net.get("stride", DEFAULT_STRIDE))
+
+
+def crnn_takes_embeddings(net: dict) -> bool:
+    """``net.use_embeddings``: the 2023 CRNN, fed BEATs embeddings too."""
+    return bool(net.get("use_embeddings"))
+
+
+def crnn_for_export(network: CRNN, n_tokens: int, n_frames: int) -> CRNN:
+    """The CRNN with its token pooling fixed to a matrix (`CRNN.fix_token_pooling`)."""
+    return network.fix_token_pooling(n_tokens, n_frames)
+
+
+_NUM, _INT_LIST = (int, float), ("list", int)
+CRNN_CONTRACT = NetworkContract(
+    name="crnn",
+    build=CRNN,
+    keys={
+        "dropout": NetKey(_NUM),
+        "rnn_layers": NetKey(int),
+        "n_in_channel": NetKey(int),
+        "nclass": NetKey(int),
+        "attention": NetKey(bool),
+        "n_RNN_cell": NetKey(int),
+        "activation": NetKey(str),
+        "rnn_type": NetKey(str),
+        "kernel_size": NetKey(_INT_LIST),
+        "padding": NetKey(_INT_LIST),
+        "stride": NetKey(_INT_LIST),
+        "nb_filters": NetKey(_INT_LIST),
+        "pooling": NetKey(("list", ("list", int))),
+        "dropout_recurrent": NetKey(_NUM),
+        "uniform_dropout": NetKey(bool),  # false (2021): nn.Dropout's bernoulli masks
+        # the DCASE 2023 pretrained-embedding CRNN (confs/pretrained.yaml of 2023)
+        "use_embeddings": NetKey(bool),
+        "embedding_size": NetKey(int, bounds=(1, None)),
+        "embedding_type": NetKey(str, allowed=EMBEDDING_TYPES),
+        "aggregation_type": NetKey(str, allowed=AGGREGATION_TYPES),
+        "frame_emb_enc_dim": NetKey(int, bounds=(1, None)),
+    },
+    time_pooling=crnn_time_pooling,
+    time_pooling_keys=("pooling", "stride"),
+    takes_embeddings=crnn_takes_embeddings,
+    separable=True,
+    onnx=True,
+    for_export=crnn_for_export,
+    input_shape="(batch, n_mels, frames) or (batch, n_in_channel, n_mels, frames) scaled log-mels; "
+    "with use_embeddings also embeddings=(batch, embedding_size, tokens) or (batch, embedding_size)",
+)
+"""``net.type: crnn`` (the default): the 2021 CRNN, or with ``use_embeddings`` the 2023 one."""

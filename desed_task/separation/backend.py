@@ -109,9 +109,15 @@ class TorchSeparator:
         self.close()
 
 
-def separation_settings(config: dict) -> tuple[str, int | None]:
-    """(backend, batch size or None) of a config's ``separation:`` section (absent: pytorch, None)."""
+def separation_settings(config: dict, source: str = "config") -> tuple[str, int | None]:
+    """(backend, batch size or None) of a config's ``separation:`` section (absent: pytorch, None).
+
+    Raises:
+        ConfigError: ``separation.backend`` is none of `BACKENDS` (`source` names the file).
+    """
     section = config.get("separation") or {}
+    if section.get("backend") not in (None, *BACKENDS):
+        raise ConfigError(f"{source}: 'separation.backend' must be pytorch or tensorflow, got {section['backend']!r}")
     return section.get("backend") or DEFAULT_BACKEND, section.get("batch_size")
 
 
@@ -232,5 +238,5 @@ def open_config_separator(
 ) -> Separator:
     """`open_separator` with the backend and batch size of the config's ``separation:``
     section (`batch_size` given here wins)."""
-    backend, configured = separation_settings(config)
+    backend, configured = separation_settings(config, source)
     return open_separator(config.get("training") or {}, backend, device, batch_size or configured, given, source)

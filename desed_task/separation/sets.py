@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from desed_task.data.resample import check_config_resampler
 from desed_task.separation.backend import (
     check_separation_keys,
     open_config_separator,
@@ -82,8 +83,10 @@ def separate_sets(
     """
     def check_keys() -> None:  # before any work: a config without a model is refused first
         if separator is None:
-            check_separation_keys(config.get("training") or {}, separation_settings(config)[0], source)
+            check_separation_keys(config.get("training") or {}, separation_settings(config, source)[0], source)
 
+    check_config_resampler(config, source)
+    separation_settings(config, source)  # a wrong backend is refused before any work
     if not only_missing:
         check_keys()
     data = config["data"]

@@ -16,6 +16,7 @@ import lightning as L
 from torch import nn
 
 from desed_task.checkpoints import (
+    OPTIMIZER_STATES,
     CheckpointError,
     config_from_checkpoint,
     load_checkpoint,
@@ -27,10 +28,11 @@ from desed_task.data.datamodule import DataMissingError, DESEDDataModule
 from desed_task.data.datasets import EmptySetError
 from desed_task.data.embeddings_store import EmbeddingsError
 from desed_task.data.label_encoder import ManyHotEncoder
+from desed_task.data.resample import check_config_resampler
 from desed_task.data.tables import MetadataError
 from desed_task.decoding.errors import ClassValuesError
 from desed_task.devices import DeviceError, parse_gpus, torch_device
-from desed_task.nnet import build_network
+from desed_task.nnet import build_network, network_needs
 from desed_task.sets import MODES, sets_read_in
 from desed_task.training.mean_teacher import MeanTeacher
 from desed_task.training.scaler_fit import DatasetScalerFit
@@ -81,11 +83,12 @@ def ensure_demo_data(config: dict) -> None:
 
 
 def ensure_demo_embeddings(config: dict, source: str, gpus: str | None) -> None:
-    """For a demo config of the 2023 CRNN (a `demo:` section, ``net.use_embeddings``): write the
+    """For a demo config of a network fed embeddings (a `demo:` section; the 2023 CRNN,
+    ``net.use_embeddings``, see `desed_task.nnet.network_needs`): write the
     stand-in BEATs at ``pretrained.checkpoint`` when ``demo.beats_standin`` asks for it and it
     is absent, then extract the embeddings files that are missing with that checkpoint (as
     ``python -m desed_task.embeddings --conf_file``). Other configs extract with that command."""
-    if "demo" not in config or not config["net"].get("use_embeddings") or not _is_main_process():
+    if "demo" not in config or not network_needs(config).embeddings or not _is_main_process():
         return
     from desed_task.embeddings.extract import config_sets, extract_config, file_sha256
     from desed_task.nnet.beats import load_beats
@@ -142,9 +145,19 @@ def ensure_separated_sets(config: dict, source: str, mode: str, gpus: str | None
                           f"fix or remove them, then run again (python run_separation.py --conf_file {source})")
 
 
+def check_package_keys(config: dict, source: str) -> None:
+    """The keys whose allowed values live in their floor-2 package (config.py cannot import
+    them): ``data.resampler`` (`desed_task.data.resample`) and ``separation.backend``
+    (`desed_task.separation.backend`), refused before any work."""
+    from desed_task.separation.backend import separation_settings
+
+    check_config_resampler(config, source)
+    separation_settings(config, source)
+
+
 def sed_student(config: dict, checkpoint: dict | None) -> nn.Module:
-    """The CRNN of the config's `net:` section (`desed_task.nnet.build_network`)."""
-    return build_network(config["net"], net_subsample=config["data"]["net_subsample"])
+    """The network of the config's `net:` section (``net.type``, `desed_task.nnet.build_network`)."""
+    return build_network(config["net"])
 
 
 def run(
@@ -162,6 +175,7 @@ def run(
     if from_checkpoint:
         checkpoint = load_checkpoint(from_checkpoint)
         config = merge_for_test(config_from_checkpoint(checkpoint, from_checkpoint), config)
+    check_package_keys(config, args.conf_file)
     log_dir = Path(args.log_dir or config.get("demo", {}).get("log_dir") or default_log_dir)
     mode = "eval" if args.eval_from_checkpoint else "test" if args.test_from_checkpoint else "fit"
     resume = load_checkpoint(args.resume_from_checkpoint) if mode == "fit" and args.resume_from_checkpoint else None
@@ -292,7 +306,7 @@ def how_to_go_on(args: argparse.Namespace, trainer: L.Trainer, stage: str, signu
 def check_resumable(module: nn.Module, checkpoint: dict, path: str) -> None:
     """Refuse, before any training, a --resume_from_checkpoint file that is not of a training
     run or of another network (an unreadable one was refused by `load_checkpoint`)."""
-    if "optimizer_states" not in checkpoint:
+    if OPTIMIZER_STATES not in checkpoint:
         raise CheckpointError(
             f"{path}: not a checkpoint of a training run (no optimizer state) - resume from "
             f"LOG_DIR/version_N/checkpoints/last.ckpt, or test it with --test_from_checkpoint"

@@ -23,7 +23,14 @@ from pathlib import Path
 import yaml
 from torch import nn
 
-from desed_task.checkpoints import MODELS, CheckpointError, load_checkpoint
+from desed_task.checkpoints import (
+    HYPER_PARAMETERS,
+    MODELS,
+    STATE_DICT,
+    CheckpointError,
+    load_checkpoint,
+    network_name,
+)
 from desed_task.config import ConfigError, validate_config
 from desed_task.nnet import build_network
 from desed_task.nnet.ensemble import SeparatedEnsemble
@@ -86,7 +93,7 @@ def _ensemble(config: dict) -> SeparatedEnsemble:
     norm, q uniform in [0, 1) as in 2021 (drawn from the seeded torch generator: after two
     networks' initialisations when fine-tuning, the same value as 2021's for the same seed).
     Options: ``training.ensemble_mixture_dropout`` and ``training.ensemble_q_clamp``."""
-    ensemble = build_network(config["net"], ensemble=config["training"], net_subsample=config["data"]["net_subsample"])
+    ensemble = build_network(config["net"], ensemble=config["training"])
     log.info("ensemble weight q starts at %.9f", float(ensemble.q.detach()))
     return ensemble
 
@@ -98,7 +105,7 @@ def pretrained_net_config(config: dict, sed_checkpoint: dict, path: str | Path) 
     if sed_yaml:
         net, source = _net_from_yaml(Path(sed_yaml)), f"{sed_yaml} (training.sed_yaml)"
     else:
-        hparams = sed_checkpoint.get("hyper_parameters")
+        hparams = sed_checkpoint.get(HYPER_PARAMETERS)
         net = hparams.get("net") if isinstance(hparams, dict) else None
         source = f"{path} (hyper_parameters)"
         if not isinstance(net, dict):
@@ -127,13 +134,13 @@ def _net_from_yaml(path: Path) -> dict:
 
 
 def load_pretrained_sed(net: dict, sed_checkpoint: dict, path: str | Path, which: str) -> nn.Module:
-    """The CRNN built from `net` holding the checkpoint's ``sed_<which>.*`` weights."""
+    """The network built from `net` holding the checkpoint's ``sed_<which>.*`` weights."""
     if which not in MODELS:
         raise ConfigError(f"training.sed_model must be one of {MODELS}, got {which!r}")
-    state = sed_checkpoint.get("state_dict")
+    state = sed_checkpoint.get(STATE_DICT)
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: no state_dict in the pre-trained SED checkpoint")
-    prefix = f"sed_{which}."
+    prefix = f"{network_name(which)}."
     weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     if not weights:
         raise CheckpointError(f"{path}: no {prefix}* weights (training.sed_model: {which})")

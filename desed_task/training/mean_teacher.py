@@ -13,7 +13,6 @@ reports (`desed_task.training.scoring`, over `desed_task.evaluation`).
 
 from __future__ import annotations
 
-import copy
 import random
 
 import lightning as L
@@ -21,10 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from desed_task.checkpoints import MODELS
-from desed_task.features.mel import MelSpectrogram
+from desed_task.checkpoints import MODELS, lay_out_modules
 from desed_task.features.network_input import mel_magnitudes, normalise
-from desed_task.features.scaler import TorchScaler
 from desed_task.nnet import run_network
 from desed_task.sets import LabelType
 from desed_task.training.ema import update_ema
@@ -76,12 +73,9 @@ class MeanTeacher(L.LightningModule):
         self.class_names = list(class_names)
         self.frame_step = float(frame_step)
         self.evaluation = evaluation
-        self.sed_student = student
-        self.sed_teacher = copy.deepcopy(student)
+        lay_out_modules(self, config, student)  # sed_student, sed_teacher, mel, scaler: the checkpoint's layout
         for param in self.sed_teacher.parameters():
             param.requires_grad_(False)
-        self.mel = MelSpectrogram.from_config(config["feats"])
-        self.scaler = TorchScaler.from_config(config["scaler"])
         training = config["training"]
         self._mixture_input = training.get("ensemble_mixture_input") or "sum_of_sources"
         self.supervised_loss = Float32BCELoss()
