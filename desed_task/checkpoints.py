@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from desed_task.config import SCHEMA, ConfigError, validate_config
+from desed_task.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ NETWORK_PREFIXES = tuple(f"sed_{model}." for model in MODELS)
 ENSEMBLE_PREFIX = "sed_student.multisrc_model."  # only SSEP + SED (fine-tuned) checkpoints
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError):
     """A checkpoint cannot be used with this config; the message names the file and the fix."""
 
 

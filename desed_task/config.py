@@ -12,8 +12,10 @@ from typing import Any
 
 import yaml
 
+from desed_task.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError):
     """The configuration is not usable; the message names the file and the key."""
 
 

@@ -16,3 +16,13 @@ class UserError(Exception):
     def error_line(self) -> str:
         """The line a command prints on standard error before it exits with ``exit_code``."""
         return f"error: {self}"
+
+
+class OptionError(UserError):
+    """A command-line option whose value cannot work (a range, a pair of options that exclude
+    each other); the message names the option and the value to give."""
+
+
+class MissingPackage(UserError):
+    """An optional package the asked-for work needs is not installed; the message says what to
+    install (e.g. ``pip install -e '.[export]'``)."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "desed_task"
 FLOORS = {
-    1: {"errors", "config", "threads", "devices", "warnings_filters", "checkpoints", "features", "nnet"},
+    1: {"errors", "command_line", "config", "threads", "devices", "warnings_filters", "checkpoints", "features", "nnet"},
     2: {"data", "data_generation", "separation", "evaluation", "postprocessing", "inference", "export",
         "embeddings"},
     3: {"training"},

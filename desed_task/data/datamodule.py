@@ -29,6 +29,7 @@ from desed_task.data.tables import (
     read_weak_table,
     shortest_audio_seconds,
 )
+from desed_task.errors import UserError
 from desed_task.threads import available_cores, one_thread_worker
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ DURATION_KEYS = {"synth_val": "synth_val_dur", "test": "test_dur"}
 EXTRACT_COMMAND = "python -m desed_task.embeddings --beats BEATs_iter3_plus_AS2M.pt --conf_file CONF.yaml"
 
 
-class DataMissingError(RuntimeError):
+class DataMissingError(UserError):
     """The config points at data that is not on disk; the message says how to get it."""
 
 

@@ -31,6 +31,7 @@ from torch import nn
 
 from desed_task.checkpoints import MODELS
 from desed_task.data.resample import check_resampler, resample_stream, upsampling_note
+from desed_task.errors import UserError
 from desed_task.evaluation.decode import decode_at_class_thresholds
 from desed_task.features.mel import MelSpectrogram
 from desed_task.features.network_input import mel_magnitudes, normalise
@@ -106,11 +107,11 @@ class SEDPipeline(nn.Module):
         return run_network(self.network, features, self.embeddings(audio) if self.takes_embeddings else None)
 
 
-class SeparationModelMissing(ValueError):
+class SeparationModelMissing(UserError):
     """An SSEP + SED checkpoint without its separation model; the message says what to pass."""
 
 
-class BeatsMissing(ValueError):
+class BeatsMissing(UserError):
     """A checkpoint of the 2023 CRNN without its BEATs file; the message says what to pass."""
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from desed_task.errors import UserError
 from desed_task.nnet.tdcnpp import TDCNpp
 from desed_task.separation.tf_checkpoint import (
     checkpoint_prefix_in,
@@ -39,7 +40,7 @@ IGNORED = re.compile(
 KERAS_AUTO_DENSE = re.compile(r"^(conv_encoder|conv_decoder)/dense(_\d+)?/kernel$")
 
 
-class ConversionError(ValueError):
+class ConversionError(UserError):
     """The checkpoint does not fit the model; the message names the variables."""
 
 

@@ -26,6 +26,7 @@ from types import TracebackType
 
 import numpy as np
 
+from desed_task.errors import MissingPackage
 from desed_task.threads import available_cores
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ DOWNLOAD_HINT = (
 )
 
 
-class TensorFlowMissing(ImportError):
+class TensorFlowMissing(MissingPackage):
     """TensorFlow (the `separation` extra) is not installed; the message says how to get it."""
 
 

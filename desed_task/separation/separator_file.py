@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from desed_task.errors import UserError
 from desed_task.nnet.factory import build_separation_network
 from desed_task.nnet.tdcnpp import TDCNpp
 
@@ -29,7 +30,7 @@ CONVERT_HINT = (
 )
 
 
-class SeparatorFileError(ValueError):
+class SeparatorFileError(UserError):
     """The file is not a converted separation model; the message names it and the fix."""
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from desed_task.errors import UserError
+
 TABLE_MAGIC = 0xDB4775248B80FB57
 FOOTER_BYTES = 48
 BLOCK_TRAILER_BYTES = 5  # compression type (1 byte) + crc32c (4 bytes)
@@ -34,7 +36,7 @@ DTYPE_NAMES = {1: "float32", 2: "float64", 3: "int32", 7: "string", 9: "int64", 
                14: "bfloat16", 19: "float16"}
 
 
-class CheckpointFormatError(ValueError):
+class CheckpointFormatError(UserError):
     """The files are not a readable TensorFlow V2 checkpoint; the message names the file."""
 
 

@@ -25,12 +25,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from desed_task.errors import UserError
+
 logger = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 20
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError):
     """A download or an unpacking failed; names the URL and the file concerned."""
 
     def __init__(self, url: str, path: Path, reason: str):
