@@ -16,7 +16,7 @@ import torch
 from desed_task.nnet import build_separation_network
 from desed_task.nnet.tdcnpp import TDCNpp, num_frames
 from desed_task.separation import load_separator, save_separator
-from desed_task.separation.__main__ import main as separation_cli
+from desed_task.separation.cli import main as separation_cli
 from desed_task.separation.separator_file import FORMAT_TAG, SeparatorFileError
 from desed_task.separation.tf_checkpoint import read_index, read_tensor
 

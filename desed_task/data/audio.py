@@ -24,6 +24,10 @@ class AudioError(UserError):
     """A clip cannot be used as it is; the message names the file and the fix."""
 
 
+class AudioFolderMissing(UserError):
+    """A folder of clips to read (resample, separate) does not exist; the message names it."""
+
+
 @dataclass(frozen=True)
 class AudioInfo:
     """Header facts of one file: sample rate (Hz), length (samples), channels."""

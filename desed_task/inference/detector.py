@@ -31,7 +31,7 @@ from torch import nn
 
 from desed_task.checkpoints import MODELS
 from desed_task.data.resample import check_resampler, resample_stream, upsampling_note
-from desed_task.errors import UserError
+from desed_task.errors import OptionError, UserError
 from desed_task.evaluation.decode import decode_at_class_thresholds
 from desed_task.features.mel import MelSpectrogram
 from desed_task.features.network_input import mel_magnitudes, normalise
@@ -40,7 +40,7 @@ from desed_task.inference.reading import AudioFile, to_mono
 from desed_task.inference.stream import DetectionStream
 from desed_task.inference.windows import LongFormScorer
 from desed_task.nnet import network_from_config, run_network
-from desed_task.nnet.beats import BEATs, load_beats
+from desed_task.nnet.beats import BEATs, BEATsCheckpointError, load_beats
 from desed_task.nnet.ensemble import SeparatedEnsemble
 from desed_task.separation.folder import Separator
 
@@ -127,7 +127,7 @@ def beats_model_of(config: dict, given: str | Path | BEATs | None, source: str) 
     Raises:
         BeatsMissing: none given and the config's file is absent.
         BEATsCheckpointError (a CheckpointError): the file is not a BEATs checkpoint.
-        ValueError: its embeddings are not as wide as the network's input.
+        BEATsCheckpointError: its embeddings are not as wide as the network's input.
     """
     if given is None:
         named = (config.get("pretrained") or {}).get("checkpoint")
@@ -144,7 +144,7 @@ def beats_model_of(config: dict, given: str | Path | BEATs | None, source: str) 
     model = given if isinstance(given, BEATs) else load_beats(given)
     width = int(config["net"].get("embedding_size", 768))
     if model.embedding_dim != width:
-        raise ValueError(
+        raise BEATsCheckpointError(
             f"{source}: BEATs {'' if isinstance(given, BEATs) else str(given) + ' '}gives embeddings of "
             f"{model.embedding_dim} channels, the network takes net.embedding_size {width}: give the "
             "BEATs checkpoint the embeddings were extracted with"
@@ -341,7 +341,8 @@ class SoundEventDetector:
             CheckpointError: the file is not a usable checkpoint (the message says why).
             SeparationModelMissing: an SSEP + SED checkpoint without its separation model.
             BeatsMissing: a checkpoint of the 2023 CRNN without its BEATs file.
-            ValueError: a window longer than a 2023 CRNN's clips, or a BEATs of another width.
+            OptionError: a window longer than a 2023 CRNN's clips.
+            BEATsCheckpointError: a BEATs of another width.
         """
         from desed_task.checkpoints import (
             config_from_checkpoint,
@@ -385,7 +386,7 @@ class SoundEventDetector:
             clip_seconds = float(config["data"]["audio_max_len"])
             window = kwargs.get("window", 10.0)
             if window is None or window > clip_seconds:
-                raise ValueError(
+                raise OptionError(
                     f"{source}: the 2023 CRNN reads BEATs embeddings of {clip_seconds:g} s clips: score "
                     f"with windows of at most {clip_seconds:g} s (--window, Python window=), not "
                     f"{'one pass' if window is None else f'{window:g} s'}"

@@ -39,6 +39,11 @@ class DownloadError(UserError):
         super().__init__(f"{reason} (url: {url}, file: {path})")
         self.url, self.path, self.reason = url, path, reason
 
+    def error_line(self) -> str:
+        """The error line, with what to do: a download is worth trying again."""
+        return (f"{super().error_line()}; check the network (or --mirror), then run the same command "
+                "again: finished steps are kept")
+
 
 def md5sum(path: Path) -> str:
     """Hex MD5 of a file."""

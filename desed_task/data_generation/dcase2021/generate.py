@@ -48,6 +48,7 @@ from desed_task.data_generation.scaper.soundscapes import (
     plan_soundscapes,
     render_soundscapes,
 )
+from desed_task.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,11 @@ REAL_SETS = {  # set name -> (metadata tsv, audio folder), relative to the DESED
     "unlabel_in_domain": ("metadata/train/unlabel_in_domain.tsv", "audio/train/unlabel_in_domain"),
     "validation": ("metadata/validation/validation.tsv", "audio/validation/validation"),
 }
+
+
+class InputMissing(UserError):
+    """An input of the generator (a meta-infos table, a file of the soundbank) is absent or a
+    broken link; the message names it and the option or deletion that fixes it."""
 
 
 @dataclass
@@ -174,7 +180,7 @@ def existing_soundbank(out_soundbank: Path) -> dict[str, SoundbankSplit] | None:
         for folder in (split.fg_tgt_ntgt, split.background):
             broken = [p for p in folder.iterdir() if p.is_symlink() and not p.exists()]
             if broken:  # earlier versions linked non-target classes into soundbank.partial
-                raise FileNotFoundError(
+                raise InputMissing(
                     f"{broken[0]}: broken link in the 2021 soundbank; delete {split.root} "
                     "to have it assembled again"
                 )
@@ -229,7 +235,7 @@ def _read_meta_infos(meta: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     tables = []
     for name in ("target_nb.tsv", "event_cooc.tsv"):
         if not (meta / name).is_file():
-            raise FileNotFoundError(
+            raise InputMissing(
                 f"{meta / name}: missing; give the 2021 meta infos folder with --meta_infos "
                 "(or leave it out to download it)"
             )
