@@ -34,13 +34,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """The command line; exits with the status of `run_command` (2 on a user error)."""
+    """The command line; returns when the files are written, else exits with the status of
+    `run_command` (2 on a user error)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not (args.onnx or args.torchscript):
         parser.error("give --onnx FILE and/or --torchscript FILE")
-    raise SystemExit(run_command(lambda: export(args)))
+    status = run_command(lambda: export(args))
+    if status:
+        raise SystemExit(status)
 
 
 def export(args: argparse.Namespace) -> None:

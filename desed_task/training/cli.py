@@ -295,14 +295,17 @@ def main(
     separated_sources: bool = False,
     argv: list[str] | None = None,
 ) -> None:
-    """Entry point: exits with the status of `run_command` (2 on a user error, 128 + the signal
-    number when SIGTERM or Ctrl-C stopped the run; the message says how to go on)."""
+    """Entry point: returns when the run succeeded, else exits with the status of `run_command`
+    (2 on a user error, 128 + the signal number when SIGTERM or Ctrl-C stopped the run; the
+    message says how to go on)."""
     args = build_parser(description, default_conf, default_log_dir).parse_args(argv)
 
     def train_and_test() -> None:  # the test results stay with `run`'s callers
         run(args, default_log_dir, build_student, separated_sources)
 
-    raise SystemExit(run_command(
+    status = run_command(
         train_and_test,
         ctrl_c_message="interrupted by Ctrl-C (SIGINT) before training started: nothing was written",
-    ))
+    )
+    if status:
+        raise SystemExit(status)
