@@ -181,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             scores, audio = detector.score_file(path, on_window=collector)
         except AudioError as err:
-            tqdm.write(f"error: {err}", file=sys.stderr)
+            tqdm.write(err.error_line(), file=sys.stderr)  # the file is skipped, the run goes on
             failed.append(str(path))
             continue
         audio_seconds += audio.duration
