@@ -186,3 +186,14 @@ def test_a_bug_ends_the_process_with_status_1_and_its_traceback(tmp_path):
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" in proc.stderr and "off by one" in proc.stderr
     assert not any(line.startswith("error:") for line in proc.stderr.splitlines()), proc.stderr
+
+
+def test_an_absent_onnx_file_is_a_user_error(tmp_path, capsys):
+    """Before the runner, ONNX Runtime's own exception ended the command with a traceback."""
+    from desed_task.inference import cli
+
+    (tmp_path / "a.wav").write_bytes(b"")
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["--checkpoint", str(tmp_path / "x.ckpt"), "--onnx", str(tmp_path / "absent.onnx"), str(tmp_path / "a.wav")])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"error: --onnx {tmp_path / 'absent.onnx'}: no such file")

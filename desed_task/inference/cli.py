@@ -33,7 +33,7 @@ from desed_task.command_line import run_command
 from desed_task.config import RESAMPLERS
 from desed_task.data.audio import AudioError
 from desed_task.devices import torch_device
-from desed_task.errors import OptionError
+from desed_task.errors import MissingPackage, OptionError
 from desed_task.evaluation.class_values import read_class_values
 from desed_task.evaluation.postprocessed import detect_events
 from desed_task.evaluation.postprocessing_file import PostProcessing, load_postprocessing
@@ -87,6 +87,13 @@ def build_detector(args: argparse.Namespace) -> tuple[SoundEventDetector, torch.
     if args.onnx:
         from desed_task.inference.onnx_runtime import OnnxPipeline
 
+        if not Path(args.onnx).is_file():
+            raise OptionError(f"--onnx {args.onnx}: no such file; write it with python -m desed_task.export "
+                              "--checkpoint CKPT --onnx FILE")
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            raise MissingPackage("--onnx needs the onnxruntime package; in the clone: pip install -e '.[export]'") from None
         onnx = OnnxPipeline(args.onnx)
     detector = SoundEventDetector.from_checkpoint(
         args.checkpoint, model=args.model, window=args.window, hop=args.hop, batch_size=args.batch_size, device=device,
