@@ -197,3 +197,15 @@ def test_an_absent_onnx_file_is_a_user_error(tmp_path, capsys):
         cli.main(["--checkpoint", str(tmp_path / "x.ckpt"), "--onnx", str(tmp_path / "absent.onnx"), str(tmp_path / "a.wav")])
     assert stop.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"error: --onnx {tmp_path / 'absent.onnx'}: no such file")
+
+
+def test_an_absent_input_folder_of_the_generator_is_a_user_error(tmp_path, capsys):
+    """Before the runner, the generator caught every FileNotFoundError; now the folder is checked."""
+    from desed_task.data_generation.dcase2021.cli import main
+
+    argv = ["--basedir", str(tmp_path), "--only_synth", "--fsd50k", str(tmp_path / "absent"), "--mirror", "http://127.0.0.1:9"]
+    assert main("generate", argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: --fsd50k {tmp_path / 'absent'}: no such folder; give the folder of the dataset on disk, "
+                   "or leave the option out to have it downloaded"), err
+    assert not (tmp_path / "raw_datasets").exists()

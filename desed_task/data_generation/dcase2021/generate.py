@@ -324,12 +324,26 @@ def resample_all(config: Dcase2021Config, report: Dcase2021Report) -> None:
             report.resampled[str(src)] = dst
 
 
+GIVEN_INPUTS = ("desed_soundbank", "fsd50k", "fuss", "desed_real", "meta_infos")
+"""The options that point at a dataset already on disk (not downloaded)."""
+
+
+def check_given_inputs(config: Dcase2021Config) -> None:
+    """Refuse, before any work, an input folder given on the command line that does not exist."""
+    for name in GIVEN_INPUTS:
+        folder = Path(getattr(config, name))
+        if name in config.given and not folder.is_dir():
+            raise InputMissing(f"--{name} {folder}: no such folder; give the folder of the dataset on disk, "
+                               "or leave the option out to have it downloaded")
+
+
 def generate_dcase2021(
     config: Dcase2021Config,
     sources: ZenodoSources | None = None,
     fetcher: ClipFetcher | None = None,
 ) -> Dcase2021Report:
     """Run the steps (``only_real`` / ``only_synth`` select a part); return what was done."""
+    check_given_inputs(config)
     sources = sources or ZenodoSources()
     fetcher = fetcher or YtDlpFetcher()
     report = Dcase2021Report()
