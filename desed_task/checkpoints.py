@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from desed_task.config import SCHEMA, ConfigError, validate_config
+from desed_task.errors import UserError
 from desed_task.features.mel import MelSpectrogram
 from desed_task.features.scaler import TorchScaler
 
@@ -61,7 +62,7 @@ def lay_out_modules(module: nn.Module, config: dict, student: nn.Module) -> None
     module.scaler = TorchScaler.from_config(config["scaler"])
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError):
     """A checkpoint cannot be used with this config; the message names the file and the fix."""
 
 

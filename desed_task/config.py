@@ -12,12 +12,13 @@ from typing import Any
 
 import yaml
 
+from desed_task.errors import UserError
 from desed_task.features.network_input import MIXTURE_INPUTS
 from desed_task.nnet.registry import DEFAULT_NETWORK, network_contract, network_types
 from desed_task.sets import BATCH_PARTS, FOLDER_SETS, FOLDER_SUFFIXES, SETS
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """The configuration is not usable; the message names the file and the key."""
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import torch
 
+from desed_task.errors import UserError
 
-class DeviceError(ValueError):
+
+class DeviceError(UserError):
     """`--gpus` asks for what is not there, or is not a documented form; one line with the fix."""
 
 

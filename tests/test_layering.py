@@ -8,7 +8,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "desed_task"
 FLOORS = {
-    1: {"errors", "sets", "config", "threads", "devices", "warnings_filters", "checkpoints", "features", "nnet"},
+    1: {"errors", "command_line", "sets", "config", "threads", "devices", "warnings_filters", "checkpoints", "features",
+        "nnet"},
     2: {"data", "data_generation", "decoding", "separation", "evaluation", "postprocessing", "inference",
         "export", "embeddings"},
     3: {"training"},

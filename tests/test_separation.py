@@ -23,6 +23,7 @@ pytest.importorskip("tensorflow", reason="the TensorFlow backend needs TensorFlo
 
 from desed_task.data.resample import MARKER, resample_audio  # noqa: E402
 from desed_task.separation import folder, separate_folder  # noqa: E402
+from desed_task.separation.errors import ModelNotFound
 from desed_task.separation.model import TFSeparationModel  # noqa: E402
 from desed_task.separation.standin import build_standin_model  # noqa: E402
 
@@ -70,7 +71,7 @@ def test_standin_is_deterministic(tmp_path: Path, standin, model) -> None:
 
 
 def test_missing_checkpoint_says_where_to_get_the_model(tmp_path: Path, standin) -> None:
-    with pytest.raises(FileNotFoundError, match="yfcc100m_mixit_model_checkpoint"):
+    with pytest.raises(ModelNotFound, match="yfcc100m_mixit_model_checkpoint"):
         TFSeparationModel(standin[0], tmp_path / "model.ckpt-3547330")
 
 

@@ -324,7 +324,7 @@ def test_ssep_sed_export_with_the_golden_tdcnpp_inside_gives_the_pytorch_scores(
     from desed_task.config import load_config
     from desed_task.export.cli import main as export_main
     from desed_task.inference import SoundEventDetector
-    from desed_task.separation.__main__ import main as convert_main
+    from desed_task.separation.cli import main as convert_main
 
     golden = REPO.parent / "shared" / "reference" / "tdcnpp2021"
     if not (golden / "io.npz").is_file():

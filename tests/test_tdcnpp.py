@@ -16,7 +16,8 @@ import torch
 from desed_task.nnet import build_separation_network
 from desed_task.nnet.tdcnpp import TDCNpp, num_frames
 from desed_task.separation import load_separator, save_separator
-from desed_task.separation.__main__ import main as separation_cli
+from desed_task.separation.cli import main as separation_cli
+from desed_task.separation.errors import ModelNotFound
 from desed_task.separation.separator_file import FORMAT_TAG, SeparatorFileError
 from desed_task.separation.tf_checkpoint import read_index, read_tensor
 
@@ -161,7 +162,7 @@ def test_a_wrong_file_is_refused_in_one_line(tmp_path: Path, content: str) -> No
         load_separator(path)
     assert str(path) in str(err.value) and "\n" not in str(err.value)
     assert "python -m desed_task.separation convert" in str(err.value)
-    with pytest.raises(FileNotFoundError, match="convert"):
+    with pytest.raises(ModelNotFound, match="convert"):
         load_separator(tmp_path / "absent.pt")
 
 

@@ -15,11 +15,17 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from desed_task.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
-class AudioError(RuntimeError):
+class AudioError(UserError):
     """A clip cannot be used as it is; the message names the file and the fix."""
+
+
+class AudioFolderMissing(UserError):
+    """A folder of clips to read (resample, separate) does not exist; the message names it."""
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from desed_task.data.tables import (
     read_weak_table,
     shortest_audio_seconds,
 )
+from desed_task.errors import UserError
 from desed_task.nnet import network_needs
 from desed_task.sets import SETS_BY_NAME, sets_read_in
 from desed_task.threads import available_cores, one_thread_worker
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 EXTRACT_COMMAND = "python -m desed_task.embeddings --beats BEATs_iter3_plus_AS2M.pt --conf_file CONF.yaml"
 
 
-class DataMissingError(RuntimeError):
+class DataMissingError(UserError):
     """The config points at data that is not on disk; the message says how to get it."""
 
 

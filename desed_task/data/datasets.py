@@ -27,12 +27,13 @@ from torch.utils.data import Dataset
 
 from desed_task.data.audio import AudioError, audio_info, list_wav_clips, read_audio
 from desed_task.data.embeddings_reader import EmbeddingsReader
+from desed_task.errors import UserError
 from desed_task.sets import LabelType
 
 log = logging.getLogger(__name__)
 
 
-class EmptySetError(RuntimeError):
+class EmptySetError(UserError):
     """A set has no usable clip left; the message names the folder and the fix."""
 
 

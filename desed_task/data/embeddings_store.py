@@ -25,6 +25,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from desed_task.errors import UserError
+
 log = logging.getLogger(__name__)
 
 FILENAMES, GLOBAL, FRAME, EXTRACTED = "filenames", "global_embeddings", "frame_embeddings", "extracted"
@@ -32,7 +34,7 @@ PENDING, DONE, UNREADABLE = 0, 1, 2
 FLOAT = np.dtype("<f4")
 
 
-class EmbeddingsError(RuntimeError):
+class EmbeddingsError(UserError):
     """An embeddings file or folder cannot be used as asked; the message names it and the fix."""
 
 

@@ -19,7 +19,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from desed_task.config import ConfigError
-from desed_task.data.audio import AudioError, audio_info
+from desed_task.data.audio import AudioError, AudioFolderMissing, audio_info
 from desed_task.data.kaiser_best import KaiserBestStream, resample_kaiser_best
 from desed_task.threads import available_cores
 
@@ -230,7 +230,7 @@ def resample_folder(
     src, dst = Path(src), Path(dst)
     resampler = check_resampler(resampler)
     if not src.is_dir():
-        raise FileNotFoundError(f"{src}: folder to resample does not exist")
+        raise AudioFolderMissing(f"{src}: folder to resample does not exist")
     files = sorted(p for p in src.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
     made_with = _made_with(dst)
     has_clips = dst.is_dir() and any(

@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from desed_task.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
-class MetadataError(ValueError):
+class MetadataError(UserError):
     """A metadata table is malformed; the message names the file, the row and the fix."""
 
 

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 import torch
 
-from desed_task.checkpoints import CheckpointError
+from desed_task.command_line import run_command
 from desed_task.config import ConfigError, load_config
 from desed_task.data.embeddings_store import EmbeddingsError
 from desed_task.data.resample import check_config_resampler
-from desed_task.devices import DeviceError, torch_device
+from desed_task.devices import torch_device
 from desed_task.embeddings.extract import extract_config, extract_folder, file_sha256
 from desed_task.nnet.beats import load_beats
 from desed_task.threads import set_cpu_threads
@@ -69,27 +68,23 @@ def run(args: argparse.Namespace) -> int:
     device = torch_device(args.gpus)
     if device.type == "cpu":
         set_cpu_threads(loader_workers=args.num_workers)
-    model = load_beats(beats).to(device)
-    options = dict(checkpoint_sha256=file_sha256(beats), device=device, batch_size=args.batch_size,
-                   num_workers=args.num_workers, progress=not args.no_progress)
-    if config is None:
-        extract_folder(model, args.folder, Path(args.out), **options)
-    else:
-        extract_config(model, config, args.conf_file, **options)
+    try:  # the one GPU error a user fixes: a smaller batch
+        model = load_beats(beats).to(device)
+        options = dict(checkpoint_sha256=file_sha256(beats), device=device, batch_size=args.batch_size,
+                       num_workers=args.num_workers, progress=not args.no_progress)
+        if config is None:
+            extract_folder(model, args.folder, Path(args.out), **options)
+        else:
+            extract_config(model, config, args.conf_file, **options)
+    except torch.cuda.OutOfMemoryError:
+        raise EmbeddingsError(f"the GPU ran out of memory; lower --batch_size (now {args.batch_size})") from None
     return 0
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The command line; exits with the status of `run_command` (2 on a user error)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_args(parser, args)
-    try:
-        status = run(args)
-    except (ConfigError, CheckpointError, DeviceError, EmbeddingsError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    except torch.cuda.OutOfMemoryError:
-        print(f"error: the GPU ran out of memory; lower --batch_size (now {args.batch_size})", file=sys.stderr)
-        raise SystemExit(2) from None
-    raise SystemExit(status)
+    raise SystemExit(run_command(lambda: run(args)))

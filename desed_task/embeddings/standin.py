@@ -14,10 +14,12 @@ scores obtained with it show the plumbing, not what BEATs gives. Its ``cfg`` hol
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
 
+from desed_task.command_line import run_command
 from desed_task.nnet.beats import BEATs, BEATsConfig
 
 # the iter3 structure (deep norm, gated relative position bias) at a small width
@@ -64,14 +66,15 @@ def write_standin_beats(path: str | Path, seed: int = 0, notice: bool = True, **
     return path
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry: write the stand-in BEATs and print its path; the exit status."""
     parser = argparse.ArgumentParser(prog="python -m desed_task.embeddings.standin", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="the .pt file to write")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    print(write_standin_beats(args.out, args.seed))
+    return run_command(lambda: print(write_standin_beats(args.out, args.seed)))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

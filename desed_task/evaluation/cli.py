@@ -12,7 +12,6 @@ import argparse
 import json
 import logging
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from desed_task.command_line import run_command
 from desed_task.decoding.errors import EvaluationInputError
 from desed_task.decoding.postprocessing_file import load_postprocessing
 from desed_task.decoding.score_files import read_score_folder
@@ -227,16 +227,18 @@ def run(args: argparse.Namespace, save_dir: Path | None = None) -> tuple[dict[st
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; its exit status (`run_command`: 2 on a user error)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
-    try:
-        if args.save_dir and Path(args.save_dir).exists() and not Path(args.save_dir).is_dir():
-            raise EvaluationInputError(f"--save_dir {args.save_dir} is a file: give a folder")
-        with staged_folder(args.save_dir) as save_dir:
-            metrics, left_out = run(args, save_dir)
-    except EvaluationInputError as error:  # post-processing file errors included
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return run_command(lambda: evaluate(args))
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """Evaluate into the staged ``--save_dir``, then print the metrics and the JSON line."""
+    if args.save_dir and Path(args.save_dir).exists() and not Path(args.save_dir).is_dir():
+        raise EvaluationInputError(f"--save_dir {args.save_dir} is a file: give a folder")
+    with staged_folder(args.save_dir) as save_dir:
+        metrics, left_out = run(args, save_dir)
     for name, value in metrics.items():
         print(f"{name:>24s}: {value:.4f}")
     for name, classes in left_out.items():

@@ -7,10 +7,11 @@ import argparse
 import copy
 import json
 import logging
-import sys
 from pathlib import Path
 
-from desed_task.checkpoints import MODELS, CheckpointError
+from desed_task.checkpoints import MODELS
+from desed_task.command_line import run_command
+from desed_task.errors import MissingPackage, OptionError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,17 +34,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The command line; returns when the files are written, else exits with the status of
+    `run_command` (2 on a user error)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not (args.onnx or args.torchscript):
         parser.error("give --onnx FILE and/or --torchscript FILE")
+    status = run_command(lambda: export(args))
+    if status:
+        raise SystemExit(status)
+
+
+def export(args: argparse.Namespace) -> None:
+    """Write the files the options ask for; print them as one JSON line."""
     try:
         if args.onnx:
             import onnx  # noqa: F401
     except ImportError:
-        print("error: the onnx package is missing; in the clone: pip install -e '.[export]' (onnx, onnxruntime, onnxscript)", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise MissingPackage("the onnx package is missing; in the clone: pip install -e '.[export]' (onnx, onnxruntime, onnxscript)") from None
     from desed_task.export.onnx import (
         CLIP_INPUT,
         SEPARATING_INPUT,
@@ -52,21 +61,16 @@ def main(argv: list[str] | None = None) -> None:
         model_metadata,
     )
     from desed_task.inference.detector import SoundEventDetector, separation_model_of
-    from desed_task.separation.model import TensorFlowMissing  # plain Python: no TensorFlow yet
 
-    try:
-        detector = SoundEventDetector.from_checkpoint(args.checkpoint, model=args.model, separate=False, beats=args.beats)
-        if args.onnx and not detector.pipeline.needs.onnx:
-            raise ValueError(f"{args.checkpoint}: its network (net.type {detector.pipeline.needs.type}) does not "
-                             "export to ONNX: export it with --torchscript FILE only")
-        separator = None
-        if detector.pipeline.takes_sources:  # the separation goes inside the graph: PyTorch whatever the backend
-            config = copy.deepcopy(detector.config)
-            config["separation"] = {**(config.get("separation") or {}), "backend": "pytorch"}
-            separator = separation_model_of(config, args.separation_model, args.checkpoint).model
-    except (CheckpointError, ValueError, FileNotFoundError, TensorFlowMissing) as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    detector = SoundEventDetector.from_checkpoint(args.checkpoint, model=args.model, separate=False, beats=args.beats)
+    if args.onnx and not detector.pipeline.needs.onnx:
+        raise OptionError(f"{args.checkpoint}: its network (net.type {detector.pipeline.needs.type}) does not "
+                          "export to ONNX: export it with --torchscript FILE only")
+    separator = None
+    if detector.pipeline.takes_sources:  # the separation goes inside the graph: PyTorch whatever the backend
+        config = copy.deepcopy(detector.config)
+        config["separation"] = {**(config.get("separation") or {}), "backend": "pytorch"}
+        separator = separation_model_of(config, args.separation_model, args.checkpoint).model
     # the file's own name, not a link's (exp/demo/best.ckpt -> best-epoch=...-step=....ckpt)
     extra = {"checkpoint": Path(args.checkpoint).resolve().name, "model": args.model}
     if separator is not None:

@@ -28,19 +28,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from desed_task.checkpoints import MODELS, CheckpointError
+from desed_task.checkpoints import MODELS
+from desed_task.command_line import run_command
 from desed_task.data.audio import AudioError
 from desed_task.data.resample import RESAMPLERS
-from desed_task.decoding.class_values import ClassValuesError, read_class_values
+from desed_task.decoding.class_values import read_class_values
 from desed_task.decoding.postprocessing_file import PostProcessing, load_postprocessing
 from desed_task.decoding.score_files import write_score_table
 from desed_task.devices import torch_device
+from desed_task.errors import MissingPackage, OptionError
 from desed_task.features.mel import log_mel
 from desed_task.inference.detector import SoundEventDetector
 from desed_task.inference.outputs import DurationsFile, EventsFile, input_names
-from desed_task.inference.reading import NoAudioFilesError
-from desed_task.inference.stream_cli import StreamInputError, add_stream_arguments, run_stream
-from desed_task.separation.model import TensorFlowMissing  # plain Python: no TensorFlow yet
+from desed_task.inference.stream_cli import add_stream_arguments, run_stream
 
 log = logging.getLogger("desed_task.inference")
 
@@ -78,14 +78,21 @@ def build_detector(args: argparse.Namespace) -> tuple[SoundEventDetector, torch.
     """The detector of the command's options, and its PyTorch mel spectrogram (for plots)."""
     check_thresholds(args.threshold, "--threshold")
     if not 0 < args.hop <= args.window:
-        raise ValueError(f"--hop {args.hop:g} must be in (0, --window {args.window:g}] seconds, or some frames get no score")
+        raise OptionError(f"--hop {args.hop:g} must be in (0, --window {args.window:g}] seconds, or some frames get no score")
     if args.postprocessing and (args.thresholds or args.median_windows or args.median_window is not None):
-        raise ValueError("--postprocessing replaces --thresholds and --median_window(s): give one or the other")
+        raise OptionError("--postprocessing replaces --thresholds and --median_window(s): give one or the other")
     device = torch.device("cpu") if args.onnx else torch_device(args.gpus)
     onnx = None
     if args.onnx:
         from desed_task.inference.onnx_runtime import OnnxPipeline
 
+        if not Path(args.onnx).is_file():
+            raise OptionError(f"--onnx {args.onnx}: no such file; write it with python -m desed_task.export "
+                              "--checkpoint CKPT --onnx FILE")
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            raise MissingPackage("--onnx needs the onnxruntime package; in the clone: pip install -e '.[export]'") from None
         onnx = OnnxPipeline(args.onnx)
     detector = SoundEventDetector.from_checkpoint(
         args.checkpoint, model=args.model, window=args.window, hop=args.hop, batch_size=args.batch_size, device=device,
@@ -152,17 +159,17 @@ class LogMelCollector:
 
 def check_thresholds(values: float | list[float], source: str) -> None:
     """Decision thresholds must lie in (0, 1): scores are probabilities, so 0 would detect
-    everything and 1 nothing. Raises ValueError naming `source` and the value."""
+    everything and 1 nothing. Raises OptionError naming `source` and the value."""
     for value in np.atleast_1d(values):
         if not 0 < value < 1:
-            raise ValueError(f"{source}: threshold {value:g} is outside (0, 1); scores are probabilities: give e.g. 0.5")
+            raise OptionError(f"{source}: threshold {value:g} is outside (0, 1); scores are probabilities: give e.g. 0.5")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.stream or args.microphone:
         return run_stream(args, build_detector, decoding_values)
     if not args.paths:
-        raise ValueError("give audio files or folders (PATH ...), or --stream to read raw PCM from standard input")
+        raise OptionError("give audio files or folders (PATH ...), or --stream to read raw PCM from standard input")
     inputs = input_names(args.paths)
     detector, mel = build_detector(args)
     band_edges = (float(mel.f_min), float(mel.f_max))  # the plot's frequency axis
@@ -181,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             scores, audio = detector.score_file(path, on_window=collector)
         except AudioError as err:
-            tqdm.write(f"error: {err}", file=sys.stderr)
+            tqdm.write(err.error_line(), file=sys.stderr)  # the file is skipped, the run goes on
             failed.append(str(path))
             continue
         audio_seconds += audio.duration
@@ -219,12 +226,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The command line; exits with the status of `run_command` (2 on a user error or when a
+    file could not be scored)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    try:
-        status = run(args)
-    except (CheckpointError, ClassValuesError, NoAudioFilesError, ValueError, FileNotFoundError, TensorFlowMissing,
-            StreamInputError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    raise SystemExit(status)
+    raise SystemExit(run_command(lambda: run(args)))

@@ -36,13 +36,14 @@ from desed_task.data.resample import (
     upsampling_note,
 )
 from desed_task.decoding.decode import decode_at_class_thresholds
+from desed_task.errors import OptionError, UserError
 from desed_task.features.mel import MelSpectrogram
 from desed_task.features.network_input import mel_magnitudes, normalise
 from desed_task.inference.reading import AudioFile, to_mono
 from desed_task.inference.stream import DetectionStream
 from desed_task.inference.windows import LongFormScorer
 from desed_task.nnet import NetworkNeeds, network_from_config, network_needs, run_network
-from desed_task.nnet.beats import BEATs, load_beats
+from desed_task.nnet.beats import BEATs, BEATsCheckpointError, load_beats
 from desed_task.separation.folder import Separator
 
 log = logging.getLogger(__name__)
@@ -112,11 +113,11 @@ class SEDPipeline(nn.Module):
         return run_network(self.network, features, self.embeddings(audio) if self.takes_embeddings else None)
 
 
-class SeparationModelMissing(ValueError):
+class SeparationModelMissing(UserError):
     """An SSEP + SED checkpoint without its separation model; the message says what to pass."""
 
 
-class BeatsMissing(ValueError):
+class BeatsMissing(UserError):
     """A checkpoint of the 2023 CRNN without its BEATs file; the message says what to pass."""
 
 
@@ -132,7 +133,7 @@ def beats_model_of(config: dict, given: str | Path | BEATs | None, source: str) 
     Raises:
         BeatsMissing: none given and the config's file is absent.
         BEATsCheckpointError (a CheckpointError): the file is not a BEATs checkpoint.
-        ValueError: its embeddings are not as wide as the network's input.
+        BEATsCheckpointError: its embeddings are not as wide as the network's input.
     """
     if given is None:
         named = (config.get("pretrained") or {}).get("checkpoint")
@@ -149,7 +150,7 @@ def beats_model_of(config: dict, given: str | Path | BEATs | None, source: str) 
     model = given if isinstance(given, BEATs) else load_beats(given)
     width = int(config["net"].get("embedding_size", 768))
     if model.embedding_dim != width:
-        raise ValueError(
+        raise BEATsCheckpointError(
             f"{source}: BEATs {'' if isinstance(given, BEATs) else str(given) + ' '}gives embeddings of "
             f"{model.embedding_dim} channels, the network takes net.embedding_size {width}: give the "
             "BEATs checkpoint the embeddings were extracted with"
@@ -346,7 +347,8 @@ class SoundEventDetector:
             CheckpointError: the file is not a usable checkpoint (the message says why).
             SeparationModelMissing: an SSEP + SED checkpoint without its separation model.
             BeatsMissing: a checkpoint of the 2023 CRNN without its BEATs file.
-            ValueError: a window longer than a 2023 CRNN's clips, or a BEATs of another width.
+            OptionError: a window longer than a 2023 CRNN's clips.
+            BEATsCheckpointError: a BEATs of another width.
         """
         from desed_task.checkpoints import (
             config_from_checkpoint,
@@ -392,7 +394,7 @@ class SoundEventDetector:
             clip_seconds = float(config["data"]["audio_max_len"])
             window = kwargs.get("window", 10.0)
             if window is None or window > clip_seconds:
-                raise ValueError(
+                raise OptionError(
                     f"{source}: the 2023 CRNN reads BEATs embeddings of {clip_seconds:g} s clips: score "
                     f"with windows of at most {clip_seconds:g} s (--window, Python window=), not "
                     f"{'one pass' if window is None else f'{window:g} s'}"

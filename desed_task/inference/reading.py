@@ -16,11 +16,12 @@ import soundfile as sf
 
 from desed_task.data.audio import AudioError
 from desed_task.data.resample import check_resampler, resample_stream
+from desed_task.errors import UserError
 
 BLOCK_SECONDS = 30.0  # seconds of source audio read at once
 
 
-class NoAudioFilesError(ValueError):
+class NoAudioFilesError(UserError):
     """No audio file under the given paths; the message names them."""
 
 

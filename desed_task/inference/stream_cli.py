@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from desed_task.errors import UserError
 from desed_task.inference.stream import DetectionStream
 
 log = logging.getLogger("desed_task.inference")
@@ -32,7 +33,7 @@ PCM_FORMATS = {"s16le": "<i2", "s32le": "<i4", "f32le": "<f4", "f64le": "<f8"}
 """``--format``: raw sample formats read from standard input (ffmpeg's names), little-endian."""
 
 
-class StreamInputError(ValueError):
+class StreamInputError(UserError):
     """A stream source that cannot be read as asked; the message says what to change."""
 
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from desed_task.command_line import run_command
 from desed_task.decoding.errors import EvaluationInputError
 from desed_task.decoding.median_per_class import MEDIAN_WINDOW
 from desed_task.decoding.methods import METHODS
@@ -197,13 +197,15 @@ def _before_2021(scores, class_names, ground_truth, durations, objective, frame_
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; its exit status (`run_command`: 2 on a user error)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        postprocessing = tune(args)
-    except EvaluationInputError as error:  # PostProcessingError included
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return run_command(lambda: tune_and_write(args))
+
+
+def tune_and_write(args: argparse.Namespace) -> int:
+    """Tune, write the post-processing file and print the objective before and after."""
+    postprocessing = tune(args)
     path = write_postprocessing(postprocessing, args.out)
     validation = postprocessing.validation
     print(f"{args.objective} on validation ({validation['clips']} clips): {validation['before']:.4f} with the 2021 "

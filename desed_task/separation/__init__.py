@@ -14,6 +14,8 @@ import it, and only when a model is loaded or built; the other modules are plain
 PyTorch) so that the SED code never pulls TensorFlow in.
 
 Modules:
+    cli: the command lines: run_separation.py (`separate_main`) and ``python -m
+        desed_task.separation convert`` (`main`).
     backend: which model a command runs (``separation.backend``: the converted PyTorch file by
         default, the TensorFlow session as reference), `TorchSeparator` (batches on a device).
     sets: `separate_sets`, resample and separate a config's sets (run_separation.py, fine-tuning).
@@ -26,6 +28,7 @@ Modules:
     folder: `separate_folder`, resumable separation of a folder tree.
     jobs: which folders of a config to separate (`separation_jobs`).
     report: `SeparationReport`, what a folder run did, and the final table.
+    errors: `ModelNotFound`, a separation model's file or folder that is absent.
 """
 
 from desed_task.separation.folder import Separator, separate_folder

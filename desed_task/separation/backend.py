@@ -28,6 +28,7 @@ from torch import nn
 
 from desed_task.config import ConfigError
 from desed_task.separation.convert import ConversionError
+from desed_task.separation.errors import ModelNotFound
 from desed_task.separation.folder import Separator
 from desed_task.separation.model import TensorFlowMissing  # plain Python: no TensorFlow yet
 from desed_task.separation.separator_file import SeparatorFileError
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("pytorch", "tensorflow")
 DEFAULT_BACKEND = "pytorch"
-MODEL_ERRORS = (FileNotFoundError, TensorFlowMissing, SeparatorFileError, ConversionError, CheckpointFormatError)
+MODEL_ERRORS = (ModelNotFound, TensorFlowMissing, SeparatorFileError, ConversionError, CheckpointFormatError)
 """What opening a separation model raises for a user's mistake (absent or wrong files, no
 TensorFlow for its backend): each message names the file and the fix."""
 GPU_BATCH_SIZE = 16
@@ -132,14 +133,14 @@ def open_torch_file(path: str | Path, device: str | torch.device = "cpu", batch_
     """A converted separation file (``separation.pt``) on `device`.
 
     Raises:
-        FileNotFoundError: the file is absent (the message says how to make it).
+        ModelNotFound: the file is absent (the message says how to make it).
         SeparatorFileError: not a converted separation model.
     """
     from desed_task.separation import load_separator
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: converted separation model not found; {CONVERT_HINT}")
+        raise ModelNotFound(f"{path}: converted separation model not found; {CONVERT_HINT}")
     model = load_separator(path)
     standin = bool(getattr(model, "source", {}).get("standin"))
     if standin:
@@ -153,7 +154,7 @@ def convert_in_memory(prefix: Path) -> nn.Module:
 
     Raises:
         ConversionError: the checkpoint is not the TDCN++ (the variables are named).
-        FileNotFoundError: the checkpoint is absent.
+        ModelNotFound: the checkpoint is absent.
     """
     from desed_task.separation.convert import convert_checkpoint
 
@@ -205,7 +206,7 @@ def open_separator(
 
     Raises:
         ConfigError: unknown backend, or no model named (the message names the keys).
-        FileNotFoundError: the files named are absent.
+        ModelNotFound: the files named are absent.
         SeparatorFileError, ConversionError (ValueErrors): a file that is not the model.
         TensorFlowMissing: the tensorflow backend without TensorFlow.
     """

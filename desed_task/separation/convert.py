@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from desed_task.errors import UserError
 from desed_task.nnet.tdcnpp import TDCNpp
+from desed_task.separation.errors import ModelNotFound
 from desed_task.separation.tf_checkpoint import (
     checkpoint_prefix_in,
     data_files,
@@ -39,7 +41,7 @@ IGNORED = re.compile(
 KERAS_AUTO_DENSE = re.compile(r"^(conv_encoder|conv_decoder)/dense(_\d+)?/kernel$")
 
 
-class ConversionError(ValueError):
+class ConversionError(UserError):
     """The checkpoint does not fit the model; the message names the variables."""
 
 
@@ -120,7 +122,7 @@ def convert_checkpoint(prefix: str | Path, model: TDCNpp | None = None) -> TDCNp
     Raises:
         ConversionError: unknown, missing or mis-shaped variables (all named), or a dtype
             other than float32.
-        CheckpointFormatError, FileNotFoundError: unreadable files.
+        CheckpointFormatError, ModelNotFound: unreadable or absent files.
     """
     model = TDCNpp() if model is None else model
     expected = tf_to_torch_names(model)
@@ -174,13 +176,13 @@ def resolve_prefix(tf_model: Path | None, tf_checkpoint: Path | None) -> Path:
     else the folder's only ``*.index``.
 
     Raises:
-        FileNotFoundError: no checkpoint found (the message says what to give).
+        ModelNotFound: no checkpoint found (the message says what to give).
     """
     if tf_checkpoint is not None:
         prefix = tf_checkpoint
     else:
         if tf_model is None or not tf_model.is_dir():
-            raise FileNotFoundError(f"{tf_model}: not a folder; give the model's folder "
+            raise ModelNotFound(f"{tf_model}: not a folder; give the model's folder "
                                     "(inference.meta, checkpoint, model.ckpt-*)")
         indexes = sorted(tf_model.glob("*.index"))
         if (tf_model / "checkpoint").is_file() or len(indexes) != 1:
@@ -188,6 +190,6 @@ def resolve_prefix(tf_model: Path | None, tf_checkpoint: Path | None) -> Path:
         else:
             prefix = indexes[0].with_suffix("")
     if not Path(f"{prefix}.index").is_file():
-        raise FileNotFoundError(f"{prefix}.index: checkpoint not found; give its prefix with "
+        raise ModelNotFound(f"{prefix}.index: checkpoint not found; give its prefix with "
                                 "--tf_checkpoint (e.g. DIR/model.ckpt-3547330)")
     return prefix

@@ -22,6 +22,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from desed_task.data.audio import AudioFolderMissing
 from desed_task.separation.report import SeparationReport
 
 log = logging.getLogger(__name__)
@@ -156,7 +157,7 @@ def separate_folder(
     """
     src_dir, dst_dir = Path(src_dir), Path(dst_dir)
     if not src_dir.is_dir():
-        raise FileNotFoundError(f"{src_dir}: folder to separate does not exist")
+        raise AudioFolderMissing(f"{src_dir}: folder to separate does not exist")
     remove_stale_temporaries(dst_dir)
     n_sources = getattr(separator, "n_sources", None)
     batch_size = max(1, int(batch_size or getattr(separator, "batch_size", 1) or 1))

@@ -26,6 +26,8 @@ from types import TracebackType
 
 import numpy as np
 
+from desed_task.errors import MissingPackage
+from desed_task.separation.errors import ModelNotFound
 from desed_task.threads import available_cores
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,7 @@ DOWNLOAD_HINT = (
 )
 
 
-class TensorFlowMissing(ImportError):
+class TensorFlowMissing(MissingPackage):
     """TensorFlow (the `separation` extra) is not installed; the message says how to get it."""
 
 
@@ -126,14 +128,14 @@ def enable_gpu_memory_growth() -> None:
 
 
 def check_model_files(graph_path: Path, checkpoint_prefix: Path) -> None:
-    """Raise FileNotFoundError naming the missing file and how to get the model."""
+    """Raise ModelNotFound naming the missing file and how to get the model."""
     if not graph_path.is_file():
-        raise FileNotFoundError(
+        raise ModelNotFound(
             f"{graph_path}: separation graph (.meta) not found; {DOWNLOAD_HINT}"
         )
     index = checkpoint_prefix.with_name(checkpoint_prefix.name + ".index")
     if not index.is_file():
-        raise FileNotFoundError(
+        raise ModelNotFound(
             f"{checkpoint_prefix}: separation checkpoint not found (no {index.name}); "
             f"give the prefix, e.g. .../model.ckpt-3547330; {DOWNLOAD_HINT}"
         )
@@ -150,15 +152,15 @@ def model_files_in(folder: str | Path) -> tuple[Path, Path]:
         (graph path, checkpoint prefix), as ``training.sep_graph`` / ``sep_checkpoint`` name them.
 
     Raises:
-        FileNotFoundError: not a folder, no graph, no checkpoint or several (the message says
+        ModelNotFound: not a folder, no graph, no checkpoint or several (the message says
             which and how to get the model).
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: not a folder; give the separation model's folder ({GRAPH_NAME} and model.ckpt-*); {DOWNLOAD_HINT}")
+        raise ModelNotFound(f"{folder}: not a folder; give the separation model's folder ({GRAPH_NAME} and model.ckpt-*); {DOWNLOAD_HINT}")
     indexes = sorted(folder.glob("*.index"))
     if len(indexes) > 1:
-        raise FileNotFoundError(
+        raise ModelNotFound(
             f"{folder}: several separation checkpoints ({', '.join(p.name for p in indexes)}): keep one"
         )
     graph = folder / GRAPH_NAME

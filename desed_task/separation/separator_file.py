@@ -19,8 +19,10 @@ from pathlib import Path
 
 import torch
 
+from desed_task.errors import UserError
 from desed_task.nnet.factory import build_separation_network
 from desed_task.nnet.tdcnpp import TDCNpp
+from desed_task.separation.errors import ModelNotFound
 
 FORMAT_TAG = "desed_task.tdcnpp/1"
 CONVERT_HINT = (
@@ -29,7 +31,7 @@ CONVERT_HINT = (
 )
 
 
-class SeparatorFileError(ValueError):
+class SeparatorFileError(UserError):
     """The file is not a converted separation model; the message names it and the fix."""
 
 
@@ -63,12 +65,12 @@ def read_separator_file(path: str | Path) -> dict:
     """The checked dict of a separator file (format tag, hparams, state_dict, source).
 
     Raises:
-        FileNotFoundError: no such file.
+        ModelNotFound: no such file.
         SeparatorFileError: unreadable, pickled code, or not a converted separation model.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: separation model not found; {CONVERT_HINT}")
+        raise ModelNotFound(f"{path}: separation model not found; {CONVERT_HINT}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch fails on foreign bytes with any error
@@ -91,7 +93,7 @@ def load_separator(path: str | Path) -> TDCNpp:
     """The `TDCNpp` of a file written by `save_separator`, on the CPU, in eval mode.
 
     Raises:
-        FileNotFoundError: no such file.
+        ModelNotFound: no such file.
         SeparatorFileError: not such a file, or weights that do not fit its hyper-parameters.
     """
     payload = read_separator_file(path)

@@ -78,7 +78,7 @@ def separate_sets(
         progress: tqdm bars.
 
     Raises:
-        ConfigError, FileNotFoundError, TensorFlowMissing: as `separation_jobs` and
+        ConfigError, ModelNotFound, TensorFlowMissing: as `separation_jobs` and
             `open_separator`.
     """
     def check_keys() -> None:  # before any work: a config without a model is refused first

@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
 
+from desed_task.command_line import run_command
 from desed_task.separation.model import GRAPH_NAME, STANDIN_MARKER_OP, import_tensorflow
 
 log = logging.getLogger(__name__)
@@ -99,8 +101,9 @@ def build_standin_model(
     return graph_path, Path(prefix)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Command line entry: build the stand-in and print the two config values."""
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry: build the stand-in and print the two config values; the exit
+    status (`run_command`)."""
     parser = argparse.ArgumentParser(
         description="Build the STAND-IN separation model (same tensors and file names as the "
         "real YFCC100M MixIT checkpoint; separates nothing meaningful)."
@@ -110,9 +113,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    graph_path, prefix = build_standin_model(args.out_dir, args.n_sources, seed=args.seed)
-    print(f"sep_graph: {graph_path}\nsep_checkpoint: {prefix}")
+
+    def build() -> None:
+        graph_path, prefix = build_standin_model(args.out_dir, args.n_sources, seed=args.seed)
+        print(f"sep_graph: {graph_path}\nsep_checkpoint: {prefix}")
+
+    return run_command(build)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

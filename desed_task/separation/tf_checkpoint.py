@@ -20,6 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from desed_task.errors import UserError
+from desed_task.separation.errors import ModelNotFound
+
 TABLE_MAGIC = 0xDB4775248B80FB57
 FOOTER_BYTES = 48
 BLOCK_TRAILER_BYTES = 5  # compression type (1 byte) + crc32c (4 bytes)
@@ -34,7 +37,7 @@ DTYPE_NAMES = {1: "float32", 2: "float64", 3: "int32", 7: "string", 9: "int64", 
                14: "bfloat16", 19: "float16"}
 
 
-class CheckpointFormatError(ValueError):
+class CheckpointFormatError(UserError):
     """The files are not a readable TensorFlow V2 checkpoint; the message names the file."""
 
 
@@ -160,7 +163,7 @@ def read_index(prefix: str | Path) -> tuple[dict[str, TensorEntry], int]:
         ({variable name: its entry}, number of data shards).
 
     Raises:
-        FileNotFoundError: no ``PREFIX.index``.
+        ModelNotFound: no ``PREFIX.index``.
         CheckpointFormatError: the index is not a TensorFlow V2 checkpoint index.
     """
     path = Path(f"{prefix}.index")
@@ -199,7 +202,7 @@ def read_tensor(prefix: str | Path, entry: TensorEntry, num_shards: int) -> np.n
     Raises:
         CheckpointFormatError: a dtype that cannot be read (strings), or a data file shorter
             than the index says.
-        FileNotFoundError: its data file is missing.
+        ModelNotFound: its data file is missing.
     """
     path = Path(f"{prefix}.data-{entry.shard:05d}-of-{num_shards:05d}")
     if entry.dtype not in DTYPES:
@@ -227,18 +230,18 @@ def checkpoint_prefix_in(folder: str | Path) -> Path:
     """The prefix named by a folder's ``checkpoint`` state file (``model_checkpoint_path``).
 
     Raises:
-        FileNotFoundError: no ``checkpoint`` file, or it names no checkpoint.
+        ModelNotFound: no ``checkpoint`` file, or it names no checkpoint.
     """
     folder = Path(folder)
     state = folder / "checkpoint"
     if not state.is_file():
-        raise FileNotFoundError(
+        raise ModelNotFound(
             f"{state}: no checkpoint state file; give the checkpoint with --tf_checkpoint PREFIX "
             "(e.g. DIR/model.ckpt-3547330)"
         )
     match = re.search(r'^model_checkpoint_path:\s*"([^"]+)"', state.read_text(), re.MULTILINE)
     if not match:
-        raise FileNotFoundError(
+        raise ModelNotFound(
             f"{state}: names no model_checkpoint_path; give the checkpoint with --tf_checkpoint PREFIX"
         )
     prefix = Path(match.group(1))

@@ -22,16 +22,13 @@ from desed_task.checkpoints import (
     load_checkpoint,
     load_network_weights,
 )
+from desed_task.command_line import Interrupted, run_command
 from desed_task.config import ConfigError, load_config, merge_for_test
-from desed_task.data.audio import AudioError
-from desed_task.data.datamodule import DataMissingError, DESEDDataModule
-from desed_task.data.datasets import EmptySetError
-from desed_task.data.embeddings_store import EmbeddingsError
+from desed_task.data.datamodule import DESEDDataModule
 from desed_task.data.label_encoder import ManyHotEncoder
 from desed_task.data.resample import check_config_resampler
-from desed_task.data.tables import MetadataError
-from desed_task.decoding.errors import ClassValuesError
-from desed_task.devices import DeviceError, parse_gpus, torch_device
+from desed_task.devices import parse_gpus, torch_device
+from desed_task.errors import UserError
 from desed_task.nnet import build_network, network_needs
 from desed_task.sets import MODES, sets_read_in
 from desed_task.training.mean_teacher import MeanTeacher
@@ -40,20 +37,6 @@ from desed_task.training.scoring import TestScoring, ValidationScoring
 from desed_task.training.trainer import LAST_CHECKPOINT, build_trainer, preserved_random_states
 
 log = logging.getLogger("desed_task")
-
-class Interrupted(Exception):
-    """The run was stopped by SIGTERM or Ctrl-C; the message says how to go on."""
-
-    def __init__(self, signum: int, message: str) -> None:
-        super().__init__(message)
-        self.signum = signum
-
-
-USER_ERRORS = (
-    ConfigError, DataMissingError, EmptySetError, MetadataError, CheckpointError, AudioError, ClassValuesError,
-    DeviceError, EmbeddingsError,
-)
-
 
 def build_parser(description: str, default_conf: str, default_log_dir: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
@@ -223,7 +206,8 @@ def run(
         if mode == "fit":
             trainer.fit(module, datamodule, ckpt_path=args.resume_from_checkpoint)
             if trainer.received_sigterm:  # came after Lightning's last look at it
-                raise Interrupted(signal.SIGTERM, how_to_go_on(args, trainer, stage, signal.SIGTERM))
+                raise Interrupted(signal.SIGTERM, how_to_go_on(args, trainer, stage, signal.SIGTERM)
+                                  if _is_main_process() else "")
             stage = "test"
             best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
             if best and not args.fast_dev_run:
@@ -235,7 +219,7 @@ def run(
                     # relative: the link survives moving or copying the experiment folder
                     link.symlink_to(os.path.relpath(Path(best).resolve(), link.parent.resolve()))
         trainer.test(module, datamodule, verbose=False)  # our table is printed; not Lightning's
-    except USER_ERRORS:
+    except UserError:
         remove_unused_version_dir(trainer)
         raise
     except (KeyboardInterrupt, SystemExit) as err:
@@ -244,7 +228,7 @@ def run(
         if not trainer.interrupted and not isinstance(err, KeyboardInterrupt):
             raise
         signum = signal.SIGTERM if trainer.received_sigterm else signal.SIGINT
-        raise Interrupted(signum, how_to_go_on(args, trainer, stage, signum)) from None
+        raise Interrupted(signum, how_to_go_on(args, trainer, stage, signum) if _is_main_process() else "") from None
     output_dir = test_scoring.output_dir(trainer, module.evaluation)  # a collective under DDP: every process asks
     if trainer.is_global_zero:
         if not args.fast_dev_run:
@@ -332,17 +316,17 @@ def main(
     separated_sources: bool = False,
     argv: list[str] | None = None,
 ) -> None:
-    """Entry point: user errors (config, data, checkpoint) end with their message, no traceback."""
+    """Entry point: returns when the run succeeded, else exits with the status of `run_command`
+    (2 on a user error, 128 + the signal number when SIGTERM or Ctrl-C stopped the run; the
+    message says how to go on)."""
     args = build_parser(description, default_conf, default_log_dir).parse_args(argv)
-    try:
+
+    def train_and_test() -> None:  # the test results stay with `run`'s callers
         run(args, default_log_dir, build_student, separated_sources)
-    except USER_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    except Interrupted as stop:
-        if _is_main_process():
-            print(stop, file=sys.stderr, flush=True)
-        raise SystemExit(128 + stop.signum) from None  # the shell's status of a killed command
-    except KeyboardInterrupt:
-        print("interrupted by Ctrl-C (SIGINT) before training started: nothing was written", file=sys.stderr)
-        raise SystemExit(128 + signal.SIGINT) from None
+
+    status = run_command(
+        train_and_test,
+        ctrl_c_message="interrupted by Ctrl-C (SIGINT) before training started: nothing was written",
+    )
+    if status:
+        raise SystemExit(status)

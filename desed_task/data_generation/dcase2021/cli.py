@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
-from desed_task.data_generation.dcase2021.downloads import DownloadError
+from desed_task.command_line import run_command
 from desed_task.data_generation.dcase2021.generate import (
     Dcase2021Config,
     format_report,
     generate_dcase2021,
 )
 from desed_task.data_generation.dcase2021.raw_datasets import ZenodoSources
-from desed_task.data_generation.dcase2021.soundbank import SoundbankMismatch
 from desed_task.data_generation.dcase2021.soundscapes import Draw2021Error
-from desed_task.data_generation.scaper.rendering import DrawMismatch
 
 
 def _count(text: str) -> int:
@@ -132,23 +129,23 @@ def build_parser(description: str) -> argparse.ArgumentParser:
 
 
 def main(description: str, argv: list[str] | None = None) -> int:
-    """Parse options, run every step, print the summary; 2 and one error line on bad input."""
+    """Parse options, run every step, print the summary; the exit status (`run_command`)."""
     args = vars(build_parser(description).parse_args(argv))
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    return run_command(lambda: generate(args))
+
+
+def generate(args: dict) -> int:
+    """Every step of the options ``args`` (parsed, as a dict); prints the summary."""
     from scaper.scaper_exceptions import ScaperError  # after the NumPy alias shim
 
     sources = ZenodoSources(base_url=args.pop("mirror"))
     config = Dcase2021Config(**args)
     try:
         report = generate_dcase2021(config, sources=sources)
-    except DownloadError as err:  # names the URL and the reason
-        print(f"error: {err}; check the network (or --mirror), then run the same command again: "
-              "finished steps are kept", file=sys.stderr)
-        return 2
-    except (FileNotFoundError, Draw2021Error, DrawMismatch, SoundbankMismatch, ScaperError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except ScaperError as err:  # scaper refuses a soundbank file or a draw: the message names it
+        raise Draw2021Error(str(err)) from err
     print(format_report(config, report))
     return 0

@@ -25,17 +25,24 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from desed_task.errors import UserError
+
 logger = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 20
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError):
     """A download or an unpacking failed; names the URL and the file concerned."""
 
     def __init__(self, url: str, path: Path, reason: str):
         super().__init__(f"{reason} (url: {url}, file: {path})")
         self.url, self.path, self.reason = url, path, reason
+
+    def error_line(self) -> str:
+        """The error line, with what to do: a download is worth trying again."""
+        return (f"{super().error_line()}; check the network (or --mirror), then run the same command "
+                "again: finished steps are kept")
 
 
 def md5sum(path: Path) -> str:

@@ -48,6 +48,7 @@ from desed_task.data_generation.scaper.soundscapes import (
     plan_soundscapes,
     render_soundscapes,
 )
+from desed_task.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,11 @@ REAL_SETS = {  # set name -> (metadata tsv, audio folder), relative to the DESED
     "unlabel_in_domain": ("metadata/train/unlabel_in_domain.tsv", "audio/train/unlabel_in_domain"),
     "validation": ("metadata/validation/validation.tsv", "audio/validation/validation"),
 }
+
+
+class InputMissing(UserError):
+    """An input of the generator (a meta-infos table, a file of the soundbank) is absent or a
+    broken link; the message names it and the option or deletion that fixes it."""
 
 
 @dataclass
@@ -174,7 +180,7 @@ def existing_soundbank(out_soundbank: Path) -> dict[str, SoundbankSplit] | None:
         for folder in (split.fg_tgt_ntgt, split.background):
             broken = [p for p in folder.iterdir() if p.is_symlink() and not p.exists()]
             if broken:  # earlier versions linked non-target classes into soundbank.partial
-                raise FileNotFoundError(
+                raise InputMissing(
                     f"{broken[0]}: broken link in the 2021 soundbank; delete {split.root} "
                     "to have it assembled again"
                 )
@@ -229,7 +235,7 @@ def _read_meta_infos(meta: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     tables = []
     for name in ("target_nb.tsv", "event_cooc.tsv"):
         if not (meta / name).is_file():
-            raise FileNotFoundError(
+            raise InputMissing(
                 f"{meta / name}: missing; give the 2021 meta infos folder with --meta_infos "
                 "(or leave it out to download it)"
             )
@@ -318,12 +324,26 @@ def resample_all(config: Dcase2021Config, report: Dcase2021Report) -> None:
             report.resampled[str(src)] = dst
 
 
+GIVEN_INPUTS = ("desed_soundbank", "fsd50k", "fuss", "desed_real", "meta_infos")
+"""The options that point at a dataset already on disk (not downloaded)."""
+
+
+def check_given_inputs(config: Dcase2021Config) -> None:
+    """Refuse, before any work, an input folder given on the command line that does not exist."""
+    for name in GIVEN_INPUTS:
+        folder = Path(getattr(config, name))
+        if name in config.given and not folder.is_dir():
+            raise InputMissing(f"--{name} {folder}: no such folder; give the folder of the dataset on disk, "
+                               "or leave the option out to have it downloaded")
+
+
 def generate_dcase2021(
     config: Dcase2021Config,
     sources: ZenodoSources | None = None,
     fetcher: ClipFetcher | None = None,
 ) -> Dcase2021Report:
     """Run the steps (``only_real`` / ``only_synth`` select a part); return what was done."""
+    check_given_inputs(config)
     sources = sources or ZenodoSources()
     fetcher = fetcher or YtDlpFetcher()
     report = Dcase2021Report()

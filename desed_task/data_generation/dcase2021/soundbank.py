@@ -35,6 +35,7 @@ from pathlib import Path
 import pandas as pd
 
 from desed_task.data_generation.scaper.soundbank import AUDIO_SUFFIXES, class_of_label
+from desed_task.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class SoundbankSplit:
 BUILDER_FILE = "builder.txt"
 
 
-class SoundbankMismatch(RuntimeError):
+class SoundbankMismatch(UserError):
     """A soundbank split assembled by the other builder (2021 or ``fix_2021_quirks``)."""
 
 

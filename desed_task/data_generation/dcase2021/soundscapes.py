@@ -41,6 +41,7 @@ import soundfile as sf
 from desed_task.data_generation.scaper.annotations import events_from_jams
 from desed_task.data_generation.scaper.compat import import_scaper
 from desed_task.data_generation.scaper.rendering import ClipJob, DrawMismatch, render_resumable
+from desed_task.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ EVENT_PARAMETERS = {  # the 2021 template of sc.add_event (label set per draw)
 }
 
 
-class Draw2021Error(RuntimeError):
+class Draw2021Error(UserError):
     """A draw the 2021 generator could not have completed (it would hang or crash)."""
 
 

@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from desed_task.command_line import run_command
 from desed_task.config import ConfigError
 from desed_task.data.classes import DESED_CLASSES
 from desed_task.data_generation.demo.soundbank import synthesize_soundbank
@@ -308,8 +309,9 @@ def _same_partial_build(partial: Path, info: dict) -> bool:
         return False
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Command line entry: ``python -m desed_task.data_generation.demo --root data/demo``."""
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry: ``python -m desed_task.data_generation.demo --root data/demo``; the
+    exit status (`run_command`)."""
     parser = argparse.ArgumentParser(
         prog="python -m desed_task.data_generation.demo", description=__doc__.split("\n")[0]
     )
@@ -325,6 +327,10 @@ def main(argv: list[str] | None = None) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     sizes = DemoSizes(**{name: getattr(args, f"n_{name}") for name in names})
-    layout = build_demo_dataset(args.root, seed=args.seed, sizes=sizes, jobs=args.jobs)
-    for name, path in layout.as_dict().items():
-        print(f"{name:32s} {path}")
+
+    def build() -> None:
+        layout = build_demo_dataset(args.root, seed=args.seed, sizes=sizes, jobs=args.jobs)
+        for name, path in layout.as_dict().items():
+            print(f"{name:32s} {path}")
+
+    return run_command(build)

@@ -23,13 +23,14 @@ from typing import Any
 from tqdm import tqdm
 
 from desed_task.data_generation.scaper.annotations import clean_clip_events
+from desed_task.errors import UserError
 
 logger = logging.getLogger(__name__)
 
 Event = tuple[float, float, str]  # (onset_s, offset_s, class)
 
 
-class DrawMismatch(RuntimeError):
+class DrawMismatch(UserError):
     """A clip on disk was drawn with other options than the run that resumes it."""
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import soundfile as sf
 
+from desed_task.errors import UserError
+
 AUDIO_SUFFIXES = (".wav", ".flac")
 
 
@@ -59,6 +61,10 @@ def class_of_label(label: str) -> str:
     return label[: -len(variant.value)] if variant else label
 
 
+class SoundbankNotFound(UserError):
+    """A soundbank folder, or its background audio, is absent; the message names the folder."""
+
+
 @functools.lru_cache(maxsize=65536)
 def audio_duration_s(path: Path) -> float:
     """Duration of an audio file in seconds (cached per process)."""
@@ -67,7 +73,7 @@ def audio_duration_s(path: Path) -> float:
 
 def _list_label_folders(folder: Path) -> dict[str, tuple[Path, ...]]:
     if not folder.is_dir():
-        raise FileNotFoundError(f"soundbank folder not found: {folder}")
+        raise SoundbankNotFound(f"soundbank folder not found: {folder}")
     files: dict[str, tuple[Path, ...]] = {}
     for label_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
         audio = tuple(sorted(p for p in label_dir.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES))
@@ -99,7 +105,7 @@ class SoundbankIndex:
             background=_list_label_folders(background_dir),
         )
         if not index.background:
-            raise FileNotFoundError(f"no background audio under {background_dir}")
+            raise SoundbankNotFound(f"no background audio under {background_dir}")
         return index
 
     @functools.cached_property
