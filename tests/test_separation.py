@@ -10,7 +10,6 @@ import random
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -21,8 +20,10 @@ import yaml
 
 pytest.importorskip("tensorflow", reason="the TensorFlow backend needs TensorFlow (the separation extra)")
 
+from separation_resume import check_resume_after_sigkill  # noqa: E402
+
 from desed_task.data.resample import MARKER, resample_audio  # noqa: E402
-from desed_task.separation import folder, separate_folder  # noqa: E402
+from desed_task.separation import separate_folder  # noqa: E402
 from desed_task.separation.errors import ModelNotFound
 from desed_task.separation.model import TFSeparationModel  # noqa: E402
 from desed_task.separation.standin import build_standin_model  # noqa: E402
@@ -85,75 +86,18 @@ def test_folder_separation_mirrors_layout(tmp_path: Path, model) -> None:
         assert (info.channels, info.frames, info.samplerate) == (N_SOURCES, 2000, FS)
 
 
-KILLED_RUN = textwrap.dedent(
-    """
-    import os, signal, sys
-    from desed_task.separation import separate_folder
-    from desed_task.separation.model import TFSeparationModel
-
-    graph, prefix, src, dst, renames_log, kill_at = sys.argv[1:7]
-    model = TFSeparationModel(graph, prefix)
-    real_replace, done = os.replace, []
-
-    def replace_or_die(tmp, final):
-        # the temporary output of clip number kill_at is written: SIGKILL before its rename
-        if len(done) + 1 == int(kill_at):
-            os.kill(os.getpid(), signal.SIGKILL)
-        real_replace(tmp, final)
-        done.append(final)
-        with open(renames_log, "a") as log:
-            log.write(f"{final}\\n")
-
-    os.replace = replace_or_die
-    separate_folder(model, src, dst, progress=False)
-    """
-)
-
-
 def test_resume_after_sigkill_separates_every_clip_once(
     tmp_path: Path, standin, model, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     src, dst, renames_log = tmp_path / "16k", tmp_path / "sep", tmp_path / "renames.txt"
     names = [f"clip{i}.wav" for i in range(4)] + ["sub/clip4.wav", "sub/clip5.wav"]
     write_clips(src, names)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    killed = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            KILLED_RUN,
-            *map(str, standin),
-            str(src),
-            str(dst),
-            str(renames_log),
-            "4",
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    first_run = renames_log.read_text().split()
-    assert len(first_run) == 3
-    assert len(list(dst.rglob(f"*{folder.TEMP_MARKER}*"))) == 1  # clip 4 was being written
-    mtimes = {p: Path(p).stat().st_mtime_ns for p in first_run}
-
-    second_run: list[str] = []
-    real_replace = os.replace
-
-    def logging_replace(tmp, final):
-        real_replace(tmp, final)
-        second_run.append(str(final))
-
-    monkeypatch.setattr(folder.os, "replace", logging_replace)
-    report = separate_folder(model, src, dst, progress=False)
-
-    assert (report.separated, report.already_done, len(report.failed)) == (3, 3, 0)
-    assert sorted(first_run + second_run) == sorted(str(dst / n) for n in names)  # once each
-    assert all(Path(p).stat().st_mtime_ns == t for p, t in mtimes.items())  # not rewritten
-    assert not list(dst.rglob(f"*{folder.TEMP_MARKER}*"))
+    open_model = """
+        from desed_task.separation.model import TFSeparationModel
+        model = TFSeparationModel(*args)
+    """
+    check_resume_after_sigkill(open_model, [str(p) for p in standin], model, src, dst, renames_log, names,
+                               monkeypatch, env={"TF_CPP_MIN_LOG_LEVEL": "2"})
     for name in names:
         assert sf.info(str(dst / name)).channels == N_SOURCES
 

@@ -8,10 +8,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +18,9 @@ import soundfile as sf
 import torch
 import yaml
 from pipeline import REPO, TINY_SIZES
+from separation_resume import check_resume_after_sigkill
 
-from desed_task.separation import folder, load_separator, separate_folder
+from desed_task.separation import load_separator
 from desed_task.separation.backend import TorchSeparator
 from desed_task.separation.demo import write_standin_separator
 
@@ -94,59 +93,16 @@ def test_bad_batch_size_and_gpus_are_one_error_line(tmp_path, standin, capsys):
         assert len(err) == 1 and err[0].startswith(expected), err
 
 
-KILLED_RUN = textwrap.dedent(
-    """
-    import os, signal, sys
-    from desed_task.separation import separate_folder
-    from desed_task.separation.backend import open_torch_file
-
-    model_file, src, dst, renames_log, kill_at = sys.argv[1:6]
-    separator = open_torch_file(model_file, "cpu", batch_size=2)
-    real_replace, done = os.replace, []
-
-    def replace_or_die(tmp, final):
-        # the temporary output of clip number kill_at is written: SIGKILL before its rename
-        if len(done) + 1 == int(kill_at):
-            os.kill(os.getpid(), signal.SIGKILL)
-        real_replace(tmp, final)
-        done.append(final)
-        with open(renames_log, "a") as log:
-            log.write(f"{final}\\n")
-
-    os.replace = replace_or_die
-    separate_folder(separator, src, dst, progress=False)
-    """
-)
-
-
 def test_batched_separation_resumes_after_sigkill_and_separates_every_clip_once(tmp_path, standin, monkeypatch):
     src, dst, renames_log = tmp_path / "16k", tmp_path / "sep", tmp_path / "renames.txt"
     names = [f"clip{i}.wav" for i in range(4)] + ["sub/clip4.wav", "sub/clip5.wav"]
     write_clips(src, dict.fromkeys(names, 2000))
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    killed = subprocess.run(
-        [sys.executable, "-c", KILLED_RUN, str(standin), str(src), str(dst), str(renames_log), "4"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
-    )
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    first_run = renames_log.read_text().split()
-    assert len(first_run) == 3  # clip 4 was being written, in the second batch of two
-    assert len(list(dst.rglob(f"*{folder.TEMP_MARKER}*"))) == 1
-    mtimes = {p: Path(p).stat().st_mtime_ns for p in first_run}
-
-    second_run: list[str] = []
-    real_replace = os.replace
-
-    def logging_replace(tmp, final):
-        real_replace(tmp, final)
-        second_run.append(str(final))
-
-    monkeypatch.setattr(folder.os, "replace", logging_replace)
-    report = separate_folder(TorchSeparator(load_separator(standin), batch_size=2), src, dst, progress=False)
-    assert (report.separated, report.already_done, len(report.failed)) == (3, 3, 0)
-    assert sorted(first_run + second_run) == sorted(str(dst / n) for n in names)  # once each
-    assert all(Path(p).stat().st_mtime_ns == t for p, t in mtimes.items())  # not rewritten
-    assert not list(dst.rglob(f"*{folder.TEMP_MARKER}*"))
+    open_model = """
+        from desed_task.separation.backend import open_torch_file
+        model = open_torch_file(args[0], "cpu", batch_size=2)  # clip 4 is in the second batch of two
+    """
+    check_resume_after_sigkill(open_model, [str(standin)], TorchSeparator(load_separator(standin), batch_size=2),
+                               src, dst, renames_log, names, monkeypatch)
 
 
 # `import tensorflow` fails in the subprocess: a package of that name that raises ImportError

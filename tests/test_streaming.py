@@ -81,6 +81,16 @@ def assert_same(stream_scores, stream_events, offline_scores, offline_events) ->
     pd.testing.assert_frame_equal(stream_events, offline_events, check_dtype=False)
 
 
+def assert_streams_as_offline(detector: SoundEventDetector, audio: np.ndarray, sizes: list[int]) -> None:
+    """16 kHz ``audio`` streamed in chunks of ``sizes``, at thresholds that give events in every
+    class, gives the offline path's scores and events."""
+    scores = detector.scores(audio, 16000)
+    thresholds = class_thresholds(scores)
+    stream = detector.stream(16000, threshold=thresholds, filename="rec")
+    offline_events = detector.events(scores, "rec", duration=len(audio) / 16000, threshold=thresholds)
+    assert_same(*streamed(stream, audio, sizes)[:2], scores, offline_events)
+
+
 # ---------------------------------------------------------------------- the CRNN of train_sed.py
 @pytest.mark.parametrize("window, hop, seconds", [(10.0, 5.0, 23.3), (2.0, 1.0, 17.77), (1.0, 0.5, 9.1)])
 def test_random_chunks_give_the_offline_scores_and_events(tiny_checkpoint, window, hop, seconds):
@@ -219,10 +229,7 @@ def test_onnx_runtime_streams_as_its_offline_path(tiny_checkpoint, tmp_path, cap
     detector.pipeline = OnnxPipeline(tmp_path / "m.onnx", detector.pipeline)
     rng = np.random.default_rng(7)
     audio = (0.1 * rng.standard_normal(16000 * 9 + 11)).astype(np.float32)
-    scores = detector.scores(audio, 16000)
-    stream = detector.stream(16000, threshold=class_thresholds(scores), filename="rec")
-    assert_same(*streamed(stream, audio, chunk_sizes(rng, len(audio), 50000))[:2],
-                *offline(detector, audio, 16000, threshold=class_thresholds(scores)))
+    assert_streams_as_offline(detector, audio, chunk_sizes(rng, len(audio), 50000))
 
 
 def test_the_2023_crnn_streams_with_beats_and_refuses_longer_windows(tmp_path):
@@ -238,10 +245,7 @@ def test_the_2023_crnn_streams_with_beats_and_refuses_longer_windows(tmp_path):
         detector.stream(16000, window=12)
     rng = np.random.default_rng(8)
     audio = (0.1 * rng.standard_normal(16000 * 13)).astype(np.float32)
-    scores = detector.scores(audio, 16000)
-    stream = detector.stream(16000, threshold=class_thresholds(scores), filename="rec")
-    assert_same(*streamed(stream, audio, chunk_sizes(rng, len(audio), 60000, singles=2))[:2],
-                *offline(detector, audio, 16000, threshold=class_thresholds(scores)))
+    assert_streams_as_offline(detector, audio, chunk_sizes(rng, len(audio), 60000, singles=2))
 
 
 def test_ssep_sed_streams_each_window_separated_and_refuses_without_its_model(tmp_path):
@@ -259,10 +263,7 @@ def test_ssep_sed_streams_each_window_separated_and_refuses_without_its_model(tm
     detector = SoundEventDetector.from_checkpoint(path, window=4, hop=2)
     rng = np.random.default_rng(9)
     audio = (0.1 * rng.standard_normal(16000 * 9)).astype(np.float32)
-    scores = detector.scores(audio, 16000)
-    stream = detector.stream(16000, threshold=class_thresholds(scores), filename="rec")
-    assert_same(*streamed(stream, audio, chunk_sizes(rng, len(audio), 40000, singles=2))[:2],
-                *offline(detector, audio, 16000, threshold=class_thresholds(scores)))
+    assert_streams_as_offline(detector, audio, chunk_sizes(rng, len(audio), 40000, singles=2))
 
 
 def test_a_detector_scoring_in_one_pass_needs_a_window_to_stream(tiny_checkpoint):
